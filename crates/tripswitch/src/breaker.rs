@@ -1,0 +1,350 @@
+//! The breaker itself: the handle users hold and the calls they make through it.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::builder::Builder;
+use crate::core::{Core, TicketKind, Verdict};
+use crate::error::{Error, Rejected};
+use crate::events::TransitionReason;
+use crate::metrics::Metrics;
+use crate::outcome::{ClassifiedOk, Outcome};
+use crate::permit::{self, Acquire, AcquireOwned, Permit, Run};
+use crate::state::State;
+use crate::wait::Wait;
+use crate::waiters::WaitFor;
+
+/// An async circuit breaker guarding one resource.
+///
+/// It has no type parameters: one breaker guards a resource whatever error
+/// types the calls to it return. It is `Send + Sync`, cheap to clone (clones
+/// share one state), and can live in a `static`:
+///
+/// ```
+/// use std::sync::LazyLock;
+/// use tripswitch::CircuitBreaker;
+///
+/// static DATABASE: LazyLock<CircuitBreaker> = LazyLock::new(CircuitBreaker::new);
+/// ```
+///
+/// [`CircuitBreaker::new`] is the seed's breaker: after a failure it freezes
+/// for five seconds, and calls made meanwhile wait for the freeze to end. The
+/// [`builder`](CircuitBreaker::builder) adds everything else (see
+/// [`Builder`] and the [guide](crate::guide)).
+///
+/// # Guarantees
+///
+/// - A call through a closed breaker touches atomics only; no lock is ever
+///   held across an `.await`, and no task or thread is spawned for you.
+/// - Waiting calls are released in arrival order, by a wake-up queue, not by
+///   polling or per-call timers.
+/// - A panic in the operation, the freeze function, `on_error` or a listener
+///   never leaves the breaker stuck.
+/// - Dropping any future it returns, at any point, leaves it consistent.
+#[derive(Clone)]
+pub struct CircuitBreaker {
+    core: Arc<Core>,
+}
+
+impl Default for CircuitBreaker {
+    /// The seed's breaker; see [`CircuitBreaker::new`].
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+impl CircuitBreaker {
+    /// The seed's breaker: freezes for 5 seconds after a failure; calls wait
+    /// while it is frozen; `on_error` logs through `tracing`.
+    pub fn new() -> Self {
+        Builder::new().build()
+    }
+
+    /// A builder, starting from the seed's settings.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn from_core(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
+    /// The breaker's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.core.name()
+    }
+
+    /// Runs `operation` through the breaker.
+    ///
+    /// With the seed's settings:
+    /// - if the breaker is frozen, the call waits until the freeze ends, then
+    ///   runs (calls are never rejected in wait mode without limits);
+    /// - if the operation fails, `on_error` is called with its error and the
+    ///   breaker freezes (unless a freeze is already running); the call waits
+    ///   out the freeze, runs `operation` once more and returns that second
+    ///   result, whatever it is.
+    ///
+    /// An error of the operation comes back as [`Error::Inner`], unchanged;
+    /// [`Error::Rejected`] only comes from fail-fast mode or wait limits.
+    ///
+    /// `operation` may borrow local data: it needs neither `'static` nor `Send`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future at any await point (while waiting, while
+    /// the operation runs, while a freeze it started runs) records nothing for
+    /// the call, frees any half-open slot it held, and leaves the other
+    /// waiting calls to be released when the freeze ends.
+    ///
+    /// # Panics
+    ///
+    /// A panic in `operation` reaches the caller unchanged; the breaker counts
+    /// it as a failure and stays usable.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tripswitch::{CircuitBreaker, Error};
+    ///
+    /// let breaker = CircuitBreaker::new();
+    /// let value = breaker.execute(|| async { Ok::<_, std::io::Error>(42) }).await;
+    /// assert_eq!(value.unwrap(), 42);
+    /// # }
+    /// ```
+    pub async fn execute<F, Fut, T, E>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: fmt::Debug + 'static,
+    {
+        self.run(operation, None::<fn(&Result<T, E>) -> Outcome>)
+            .await
+    }
+
+    /// Like [`execute`](Self::execute), with `classify` deciding how each
+    /// result counts, e.g. an HTTP 503 returned as `Ok` as a failure. The
+    /// breaker's own [`ignore_errors`](Builder::ignore_errors) rules do not
+    /// apply: `classify` has the last word.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`execute`](Self::execute).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tripswitch::{CircuitBreaker, Outcome};
+    ///
+    /// let breaker = CircuitBreaker::builder().fail_fast().build();
+    /// let status = breaker
+    ///     .execute_classified(
+    ///         |r: &Result<u16, std::io::Error>| match r {
+    ///             Ok(status) if *status >= 500 => Outcome::Failure,
+    ///             Ok(_) => Outcome::Success,
+    ///             Err(_) => Outcome::Failure,
+    ///         },
+    ///         || async { Ok(503) },
+    ///     )
+    ///     .await;
+    /// assert_eq!(status.unwrap(), 503); // the caller still gets its value...
+    /// assert!(breaker.is_frozen());     // ...and the breaker counted a failure
+    /// # }
+    /// ```
+    pub async fn execute_classified<C, F, Fut, T, E>(
+        &self,
+        classify: C,
+        operation: F,
+    ) -> Result<T, Error<E>>
+    where
+        C: Fn(&Result<T, E>) -> Outcome,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: fmt::Debug + 'static,
+    {
+        self.run(operation, Some(classify)).await
+    }
+
+    async fn run<C, F, Fut, T, E>(
+        &self,
+        mut operation: F,
+        classify: Option<C>,
+    ) -> Result<T, Error<E>>
+    where
+        C: Fn(&Result<T, E>) -> Outcome,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: fmt::Debug + 'static,
+    {
+        let core = &*self.core;
+        let ticket = match core.admit_fast() {
+            Some(ticket) => ticket,
+            None => core.ticket_for(Wait::new(core, WaitFor::Call).await?),
+        };
+        let run = Run::new(core, ticket);
+        let result = operation().await;
+        let verdict = verdict_of(core, &result, classify.as_ref());
+        let retry = matches!(verdict, Verdict::Failure(_))
+            && matches!(ticket.kind, TicketKind::Counted | TicketKind::Probe)
+            && core.settings.retry_after_freeze;
+        let open_after = run.finish(verdict);
+        let error = match result {
+            Ok(value) => return Ok(value),
+            Err(error) if !(retry && open_after) => return Err(Error::Inner(error)),
+            Err(error) => error,
+        };
+
+        // The seed's retry: wait out the freeze, then run once more.
+        let Ok(grant) = Wait::new(core, WaitFor::Call).await else {
+            return Err(Error::Inner(error));
+        };
+        drop(error);
+        let mut ticket = core.ticket_for(grant);
+        if core.settings.seed_accounting && ticket.kind == TicketKind::Counted {
+            ticket.kind = TicketKind::Released;
+        }
+        let run = Run::new(core, ticket);
+        let result = operation().await;
+        run.finish(verdict_of(core, &result, classify.as_ref()));
+        result.map_err(Error::Inner)
+    }
+
+    /// Whether the breaker is frozen (open) now: true from the failure that
+    /// tripped it until its freeze ends, whether or not any call is waiting.
+    /// Also true while it is forced open.
+    pub fn is_frozen(&self) -> bool {
+        self.core.refresh();
+        self.core.load().state().is_open()
+    }
+
+    /// Waits until the breaker is no longer frozen; returns at once if it is not.
+    ///
+    /// It does not take a half-open probe slot: a call made right after may
+    /// still wait for one.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it only leaves the queue.
+    pub async fn wait_unfrozen(&self) {
+        // An unfrozen wait is never rejected: it has no limits.
+        let _ = Wait::new(&*self.core, WaitFor::Unfrozen).await;
+    }
+
+    /// The breaker's state, read without a lock. A period that has run out
+    /// is ended first, so an open breaker whose freeze is over reads as
+    /// half-open (or closed).
+    pub fn state(&self) -> State {
+        self.core.refresh();
+        self.core.load().state()
+    }
+
+    /// A snapshot of the breaker's state and counts.
+    pub fn metrics(&self) -> Metrics {
+        self.core.metrics()
+    }
+
+    /// Waits for leave to run one call, for code that cannot be wrapped in a
+    /// closure. See [`Permit`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the queue; a probe slot it was handed is given back.
+    pub fn acquire(&self) -> Acquire<'_> {
+        permit::acquire(&self.core)
+    }
+
+    /// Like [`acquire`](Self::acquire), with a permit that owns a handle to
+    /// the breaker (`'static`), for middleware that stores it.
+    pub fn acquire_owned(&self) -> AcquireOwned {
+        permit::acquire_owned(Arc::clone(&self.core))
+    }
+
+    /// Leave to run one call now, or the reason there is none; never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] when the breaker is open, forced open, or has no free
+    /// half-open slot.
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
+        match self.core.try_admit() {
+            Ok(ticket) => Ok(permit::permit(&self.core, ticket)),
+            Err(block) => Err(self.core.reject(block)),
+        }
+    }
+
+    /// Opens the breaker by hand. It stays open (calls wait, or are rejected
+    /// when failing fast, without a retry time) until [`release`](Self::release)
+    /// or [`reset`](Self::reset).
+    pub fn force_open(&self) {
+        self.core
+            .force(State::ForcedOpen, TransitionReason::ForcedOpen, |_| true);
+    }
+
+    /// Leaves a manual state (forced open, disabled, metrics-only) for closed.
+    /// Does nothing in the other states.
+    pub fn release(&self) {
+        self.core
+            .force(State::Closed, TransitionReason::Released, |state| {
+                matches!(
+                    state,
+                    State::ForcedOpen | State::Disabled | State::MetricsOnly
+                )
+            });
+    }
+
+    /// Turns the breaker off: every call goes through and nothing is recorded,
+    /// until [`release`](Self::release) or [`reset`](Self::reset).
+    pub fn disable(&self) {
+        self.core
+            .force(State::Disabled, TransitionReason::Disabled, |_| true);
+    }
+
+    /// Keeps recording outcomes (metrics, events) but never trips, until
+    /// [`release`](Self::release) or [`reset`](Self::reset).
+    pub fn metrics_only(&self) {
+        self.core
+            .force(State::MetricsOnly, TransitionReason::MetricsOnly, |_| true);
+    }
+
+    /// Back to closed, whatever the state, with the trip policies' counts and
+    /// the backoff cleared. Waiting calls are let through.
+    pub fn reset(&self) {
+        self.core
+            .force(State::Closed, TransitionReason::Reset, |_| true);
+        self.core.clear_counts();
+    }
+}
+
+fn verdict_of<'r, C, T, E>(
+    core: &Core,
+    result: &'r Result<T, E>,
+    classify: Option<&C>,
+) -> Verdict<'r>
+where
+    C: Fn(&Result<T, E>) -> Outcome,
+    E: fmt::Debug + 'static,
+{
+    let outcome = match classify {
+        Some(classify) => classify(result),
+        None => match result {
+            Ok(_) => Outcome::Success,
+            Err(error) if core.is_ignored(error) => Outcome::Ignored,
+            Err(_) => Outcome::Failure,
+        },
+    };
+    match (outcome, result) {
+        (Outcome::Success, _) => Verdict::Success,
+        (Outcome::Failure, Err(error)) => Verdict::Failure(error),
+        (Outcome::Failure, Ok(_)) => Verdict::Failure(&ClassifiedOk),
+        (Outcome::Ignored, Err(error)) => Verdict::Ignored(error),
+        (Outcome::Ignored, Ok(_)) => Verdict::Ignored(&ClassifiedOk),
+    }
+}

@@ -1,0 +1,1084 @@
+//! The state machine: admission, recording, transitions and the freeze.
+//!
+//! This is the one seam behind which the breaker's state lives. `execute`,
+//! permits and (later) other front ends only call [`Core::admit_fast`],
+//! [`Core::try_admit`], the [`Wait`](crate::wait::Wait) future and
+//! [`Core::record`].
+//!
+//! All hot state is in atomics: one packed [`Word`] (state, probes in
+//! flight, generation), the deadlines, and the policies' counters. Locks
+//! (the waiter queue, the freeze slot) are short, never held across an
+//! `.await` nor while user code runs.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use crate::clock::{Clock, StdClock, nanos};
+use crate::error::{RejectReason, Rejected};
+use crate::events::{ErrorCallback, Event, EventKind, Listener, TransitionReason, call_guarded};
+use crate::half_open::HalfOpen;
+use crate::metrics::{Counts, Metrics, Tally, Totals};
+use crate::open_period::{AnyDebug, FreezeFuture, OpenPeriod, PeriodEnd, TripContext};
+use crate::policy::{CallRecord, Policy};
+use crate::state::{State, Word};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, Weak, lock};
+use crate::waiters::{Grant, Locked, WaitFor, Waiters};
+
+/// "No deadline": the open period ends with a future, or no period is running.
+const NO_DEADLINE: u64 = u64::MAX;
+
+/// A predicate over a type-erased error.
+pub(crate) type ErasedPredicate = Arc<dyn Fn(&dyn Any) -> bool + Send + Sync>;
+
+/// An error-type rule from [`Builder::ignore_errors`](crate::Builder::ignore_errors).
+#[derive(Clone)]
+pub(crate) struct ErrorRule {
+    pub(crate) type_id: TypeId,
+    pub(crate) ignore: ErasedPredicate,
+}
+
+/// Everything the builder decided.
+pub(crate) struct Settings {
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) fail_fast: bool,
+    pub(crate) max_wait: Option<Duration>,
+    pub(crate) max_waiters: Option<usize>,
+    pub(crate) open_period: OpenPeriod,
+    pub(crate) half_open: HalfOpen,
+    pub(crate) retry_after_freeze: bool,
+    pub(crate) seed_accounting: bool,
+    pub(crate) slow_after: Option<Duration>,
+    pub(crate) error_rules: Box<[ErrorRule]>,
+    pub(crate) on_error: ErrorCallback,
+    pub(crate) listeners: Box<[Listener]>,
+}
+
+/// How a call's run is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TicketKind {
+    /// Counted by the policies of its generation.
+    Counted,
+    /// A half-open probe holding a slot.
+    Probe,
+    /// Released from a freeze (or a retry) under the seed's accounting: only totals.
+    Released,
+    /// Let through by a disabled breaker: nothing is recorded.
+    PassThrough,
+}
+
+/// A call's admission: which generation let it in, and how it counts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    pub(crate) generation: u64,
+    pub(crate) kind: TicketKind,
+    /// When the run started, when the breaker measures runs.
+    started: Option<Duration>,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy)]
+pub(crate) enum Verdict<'a> {
+    Success,
+    Failure(&'a dyn AnyDebug),
+    Ignored(&'a dyn AnyDebug),
+    Cancelled,
+}
+
+/// Why a call could not be let through now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Block {
+    /// Open; `None` when the end is not known in advance.
+    Open(Option<Duration>),
+    HalfOpenFull,
+    Forced,
+}
+
+/// The answer of one admission check.
+enum Check {
+    Admit(Ticket),
+    Block(Block),
+    /// The current period (open, or half-open with a maximum) has run out:
+    /// perform the transition, then check again.
+    Expired(State, u64),
+}
+
+/// What [`Core::admit_or_enqueue`] did.
+pub(crate) enum Enqueued {
+    Granted(Grant),
+    Rejected(Rejected),
+    Queued(crate::waiters::Key),
+}
+
+/// The freeze of the current open (or bounded half-open) period.
+struct FreezeSlot {
+    generation: u64,
+    /// When the period ends on the clock, if known in advance.
+    deadline: Option<u64>,
+    /// The future that ends the period (a freeze function's, or a sleep to the deadline).
+    future: Option<FreezeFuture>,
+    /// Some task is polling `future` right now (it is out of the slot).
+    polling: bool,
+}
+
+pub(crate) struct Core {
+    pub(crate) settings: Settings,
+    policies: Box<[Policy]>,
+    word: AtomicU64,
+    open_until: AtomicU64,
+    half_open_until: AtomicU64,
+    half_open_successes: AtomicU32,
+    /// Openings since the breaker was last closed (drives backoff).
+    openings: AtomicU32,
+    /// Read the clock when a run starts (slow-call detection).
+    times_calls: bool,
+    /// Read the clock when a run ends (time windows, events).
+    needs_time: bool,
+    /// A slow probe counts as a failed probe.
+    slow_probe_fails: bool,
+    pub(crate) waiters: Waiters,
+    freeze: Mutex<Option<FreezeSlot>>,
+    freeze_woken: AtomicBool,
+    freeze_waker: Waker,
+    pub(crate) totals: Totals,
+    state_since: Mutex<Counts>,
+}
+
+/// The waker handed to freeze futures: it wakes every waiting call, and any
+/// of them polls the freeze on.
+struct FreezeWake {
+    core: Weak<Core>,
+}
+
+impl Wake for FreezeWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(core) = self.core.upgrade() {
+            core.freeze_woken.store(true, Ordering::SeqCst);
+            core.waiters.wake_all();
+        }
+    }
+}
+
+impl Core {
+    pub(crate) fn new(settings: Settings, policies: Vec<Policy>) -> Arc<Core> {
+        let times_calls = settings.slow_after.is_some();
+        let needs_time = times_calls
+            || !settings.listeners.is_empty()
+            || policies.iter().any(Policy::needs_time);
+        let slow_probe_fails = policies
+            .iter()
+            .any(|p| matches!(p, Policy::Rate(r) if r.measure == crate::policy::RateMeasure::Slow));
+        Arc::new_cyclic(|weak: &Weak<Core>| Core {
+            settings,
+            policies: policies.into(),
+            word: AtomicU64::new(Word::INITIAL.0),
+            open_until: AtomicU64::new(NO_DEADLINE),
+            half_open_until: AtomicU64::new(NO_DEADLINE),
+            half_open_successes: AtomicU32::new(0),
+            openings: AtomicU32::new(0),
+            times_calls,
+            needs_time,
+            slow_probe_fails,
+            waiters: Waiters::default(),
+            freeze: Mutex::new(None),
+            freeze_woken: AtomicBool::new(false),
+            freeze_waker: Waker::from(Arc::new(FreezeWake { core: weak.clone() })),
+            totals: Totals::default(),
+            state_since: Mutex::new(Counts::default()),
+        })
+    }
+
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.settings.name.as_deref()
+    }
+
+    #[inline]
+    pub(crate) fn load(&self) -> Word {
+        Word(self.word.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn now(&self) -> Duration {
+        self.settings.clock.now()
+    }
+
+    #[inline]
+    fn ticket(&self, generation: u64, kind: TicketKind) -> Ticket {
+        Ticket {
+            generation,
+            kind,
+            started: if self.times_calls {
+                Some(self.now())
+            } else {
+                None
+            },
+        }
+    }
+
+    // ----- admission -------------------------------------------------------
+
+    /// The happy path: a closed breaker lets the call in with one atomic load.
+    #[inline]
+    pub(crate) fn admit_fast(&self) -> Option<Ticket> {
+        let word = self.load();
+        if word.state() == State::Closed {
+            Some(self.ticket(word.generation(), TicketKind::Counted))
+        } else {
+            None
+        }
+    }
+
+    fn check(&self) -> Check {
+        loop {
+            let word = self.load();
+            let generation = word.generation();
+            return match word.state() {
+                State::Closed | State::MetricsOnly => {
+                    Check::Admit(self.ticket(generation, TicketKind::Counted))
+                }
+                State::Disabled => Check::Admit(self.ticket(generation, TicketKind::PassThrough)),
+                State::ForcedOpen => Check::Block(Block::Forced),
+                State::Open => {
+                    let until = self.open_until.load(Ordering::Acquire);
+                    if until == NO_DEADLINE {
+                        Check::Block(Block::Open(None))
+                    } else {
+                        let now = nanos(self.now());
+                        if now >= until {
+                            Check::Expired(State::Open, generation)
+                        } else {
+                            Check::Block(Block::Open(Some(Duration::from_nanos(until - now))))
+                        }
+                    }
+                }
+                State::HalfOpen => {
+                    let until = self.half_open_until.load(Ordering::Acquire);
+                    if until != NO_DEADLINE && nanos(self.now()) >= until {
+                        return Check::Expired(State::HalfOpen, generation);
+                    }
+                    let limit = self.settings.half_open.probes.unwrap_or(u32::MAX);
+                    // Calls already queued go first: a newcomer does not take
+                    // a slot from under them.
+                    if word.probes() >= limit || self.waiters.len() > 0 {
+                        return Check::Block(Block::HalfOpenFull);
+                    }
+                    if self
+                        .word
+                        .compare_exchange_weak(
+                            word.0,
+                            word.with_probes(word.probes() + 1).0,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    Check::Admit(self.ticket(generation, TicketKind::Probe))
+                }
+            };
+        }
+    }
+
+    /// Admission without waiting: performs any transition that is due
+    /// (an open period that ran out) and drives an async freeze once.
+    pub(crate) fn try_admit(&self) -> Result<Ticket, Block> {
+        loop {
+            match self.check() {
+                Check::Admit(ticket) => return Ok(ticket),
+                Check::Expired(state, generation) => self.period_elapsed(state, generation),
+                Check::Block(Block::Open(None)) => {
+                    if !self.drive_freeze(false) {
+                        return Err(Block::Open(None));
+                    }
+                }
+                Check::Block(block) => return Err(block),
+            }
+        }
+    }
+
+    /// Admission for a call that is willing to wait: admitted now, rejected
+    /// now, or queued. The queue lock is held while the state is checked, so
+    /// a transition that releases waiters cannot slip between the check and
+    /// the queueing.
+    pub(crate) fn admit_or_enqueue(&self, wait_for: WaitFor, waker: &Waker) -> Enqueued {
+        loop {
+            match wait_for {
+                WaitFor::Call => match self.try_admit() {
+                    Ok(ticket) => return Enqueued::Granted(grant_of(ticket)),
+                    Err(block) if self.settings.fail_fast => {
+                        return Enqueued::Rejected(self.reject(block));
+                    }
+                    Err(_) => {}
+                },
+                WaitFor::Unfrozen => {
+                    self.refresh();
+                    if !self.load().state().is_open() {
+                        return Enqueued::Granted(Grant::Unfrozen);
+                    }
+                }
+            }
+            let mut queue = self.waiters.lock();
+            let check = match wait_for {
+                WaitFor::Call => self.check(),
+                WaitFor::Unfrozen => match self.load() {
+                    w if !w.state().is_open() => return Enqueued::Granted(Grant::Unfrozen),
+                    _ => Check::Block(Block::Forced),
+                },
+            };
+            match check {
+                Check::Admit(ticket) => return Enqueued::Granted(grant_of(ticket)),
+                Check::Expired(..) => continue,
+                Check::Block(block) => {
+                    if wait_for == WaitFor::Call
+                        && self
+                            .settings
+                            .max_waiters
+                            .is_some_and(|max| queue.len() >= max)
+                    {
+                        drop(queue);
+                        let _ = block;
+                        return Enqueued::Rejected(self.reject_with(RejectReason::TooManyWaiters));
+                    }
+                    return Enqueued::Queued(queue.push(wait_for, waker));
+                }
+            }
+        }
+    }
+
+    /// The ticket a waiter holds once granted.
+    pub(crate) fn ticket_for(&self, grant: Grant) -> Ticket {
+        match grant {
+            Grant::Admit { generation, kind } => self.ticket(generation, kind),
+            Grant::Probe { generation } => self.ticket(generation, TicketKind::Probe),
+            Grant::Unfrozen => self.ticket(self.load().generation(), TicketKind::Released),
+        }
+    }
+
+    /// Gives back what a waiter was granted but will not use.
+    pub(crate) fn give_back(&self, grant: Grant) {
+        if let Grant::Probe { generation } = grant {
+            self.release_probe(generation);
+        }
+    }
+
+    /// Refuses a call: counts it, tells listeners, and says why.
+    pub(crate) fn reject(&self, block: Block) -> Rejected {
+        let (state, reason, retry_after) = match block {
+            Block::Open(after) => (State::Open, RejectReason::Open, after),
+            Block::HalfOpenFull => (State::HalfOpen, RejectReason::HalfOpenFull, None),
+            Block::Forced => (State::ForcedOpen, RejectReason::ForcedOpen, None),
+        };
+        self.rejected(state, reason, retry_after)
+    }
+
+    /// Refuses a call for a reason of its own (a wait that ran out, a full queue).
+    pub(crate) fn reject_with(&self, reason: RejectReason) -> Rejected {
+        let state = self.load().state();
+        self.rejected(state, reason, self.retry_after())
+    }
+
+    fn rejected(
+        &self,
+        state: State,
+        reason: RejectReason,
+        retry_after: Option<Duration>,
+    ) -> Rejected {
+        self.totals.add(Tally::Rejected);
+        tracing::debug!(breaker = self.name().unwrap_or(""), %state, %reason, "tripswitch: call rejected");
+        self.emit(EventKind::Rejected { reason }, None);
+        Rejected {
+            name: self.settings.name.clone(),
+            state,
+            reason,
+            retry_after,
+        }
+    }
+
+    // ----- recording -------------------------------------------------------
+
+    /// Records how a run ended. Returns whether the breaker is open after it
+    /// (because this run tripped it, or because it already was).
+    pub(crate) fn record(&self, ticket: Ticket, verdict: Verdict<'_>) -> bool {
+        if ticket.kind == TicketKind::PassThrough {
+            return false;
+        }
+        let (elapsed, at) = match ticket.started {
+            Some(started) => {
+                let now = self.now();
+                (Some(now.saturating_sub(started)), Some(now))
+            }
+            None if self.needs_time => (None, Some(self.now())),
+            None => (None, None),
+        };
+        let measured = !matches!(verdict, Verdict::Cancelled | Verdict::Ignored(_));
+        let slow =
+            measured && matches!((elapsed, self.settings.slow_after), (Some(e), Some(t)) if e > t);
+
+        self.totals.add(match verdict {
+            Verdict::Success => Tally::Success,
+            Verdict::Failure(_) => Tally::Failure,
+            Verdict::Ignored(_) => Tally::Ignored,
+            Verdict::Cancelled => Tally::Cancelled,
+        });
+        if slow {
+            self.totals.add(Tally::Slow);
+        }
+
+        if ticket.kind == TicketKind::Released {
+            return self.load().state().is_open();
+        }
+        self.report(verdict, elapsed, slow, at);
+
+        let word = self.load();
+        if word.generation() != ticket.generation {
+            // A transition happened while the call ran: it counts in the
+            // totals, not in the new state.
+            return word.state().is_open();
+        }
+        let error = match verdict {
+            Verdict::Failure(error) => Some(error),
+            _ => None,
+        };
+        match (ticket.kind, word.state()) {
+            (TicketKind::Counted, State::Closed | State::MetricsOnly) => {
+                let failed = match verdict {
+                    Verdict::Success => false,
+                    Verdict::Failure(_) => true,
+                    Verdict::Ignored(_) | Verdict::Cancelled => return false,
+                };
+                let call = CallRecord {
+                    failed,
+                    slow,
+                    elapsed,
+                    at,
+                };
+                let mut trip = false;
+                for policy in self.policies.iter() {
+                    // Every policy sees every call, even once one has tripped.
+                    trip |= policy.record(&call);
+                }
+                if trip && word.state() == State::Closed {
+                    let tripped = self.transition(
+                        word.generation(),
+                        State::Closed,
+                        State::Open,
+                        TransitionReason::Tripped,
+                        error,
+                    );
+                    return tripped || self.load().state().is_open();
+                }
+                false
+            }
+            (TicketKind::Probe, State::HalfOpen) => {
+                match verdict {
+                    Verdict::Success if !(slow && self.slow_probe_fails) => {
+                        self.probe_succeeded(ticket.generation);
+                    }
+                    Verdict::Success | Verdict::Failure(_) => {
+                        self.transition(
+                            ticket.generation,
+                            State::HalfOpen,
+                            State::Open,
+                            TransitionReason::ProbeFailed,
+                            error,
+                        );
+                    }
+                    Verdict::Ignored(_) | Verdict::Cancelled => {
+                        self.release_probe(ticket.generation)
+                    }
+                }
+                self.load().state().is_open()
+            }
+            _ => word.state().is_open(),
+        }
+    }
+
+    /// Tells `on_error` and the listeners about a counted run.
+    fn report(
+        &self,
+        verdict: Verdict<'_>,
+        elapsed: Option<Duration>,
+        slow: bool,
+        at: Option<Duration>,
+    ) {
+        if let Verdict::Failure(error) = verdict {
+            let on_error = &self.settings.on_error;
+            call_guarded("the on_error callback", self.name(), || {
+                on_error(error as &dyn fmt::Debug)
+            });
+        }
+        if self.settings.listeners.is_empty() {
+            return;
+        }
+        let kind = match verdict {
+            Verdict::Success => EventKind::Success { elapsed },
+            Verdict::Failure(error) => EventKind::Failure {
+                error: error as &dyn fmt::Debug,
+                elapsed,
+            },
+            Verdict::Ignored(error) => EventKind::Ignored {
+                error: error as &dyn fmt::Debug,
+            },
+            Verdict::Cancelled => return,
+        };
+        self.emit(kind, at);
+        if slow && let (Some(elapsed), Some(threshold)) = (elapsed, self.settings.slow_after) {
+            self.emit(EventKind::Slow { elapsed, threshold }, at);
+        }
+    }
+
+    /// Whether an error of type `E` is one the breaker was told to ignore.
+    pub(crate) fn is_ignored<E: 'static>(&self, error: &E) -> bool {
+        let rules = &self.settings.error_rules;
+        !rules.is_empty()
+            && rules
+                .iter()
+                .any(|rule| rule.type_id == TypeId::of::<E>() && (rule.ignore)(error))
+    }
+
+    fn emit(&self, kind: EventKind<'_>, at: Option<Duration>) {
+        let listeners = &self.settings.listeners;
+        if listeners.is_empty() {
+            return;
+        }
+        let event = Event {
+            breaker: self.name(),
+            at: at.unwrap_or_else(|| self.now()),
+            kind,
+        };
+        for listener in listeners.iter() {
+            call_guarded("an event listener", self.name(), || listener(&event));
+        }
+    }
+
+    // ----- transitions -----------------------------------------------------
+
+    /// Moves from `from` (in `generation`) to `to`. Returns false, doing
+    /// nothing, if the breaker is no longer in that state and generation.
+    fn transition(
+        &self,
+        generation: u64,
+        from: State,
+        to: State,
+        reason: TransitionReason,
+        error: Option<&dyn AnyDebug>,
+    ) -> bool {
+        let mut current = self.load();
+        let next = loop {
+            if current.generation() != generation || current.state() != from {
+                return false;
+            }
+            let next = current.next(to);
+            match self.word.compare_exchange_weak(
+                current.0,
+                next.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break next,
+                Err(actual) => current = Word(actual),
+            }
+        };
+        self.entered(from, next, reason, error);
+        true
+    }
+
+    /// Moves to `to` from whatever state the breaker is in (manual control).
+    /// Returns false if it already was in `to`.
+    pub(crate) fn force(
+        &self,
+        to: State,
+        reason: TransitionReason,
+        only_from: impl Fn(State) -> bool,
+    ) -> bool {
+        let mut current = self.load();
+        let (from, next) = loop {
+            if current.state() == to || !only_from(current.state()) {
+                return false;
+            }
+            let next = current.next(to);
+            match self.word.compare_exchange_weak(
+                current.0,
+                next.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break (current.state(), next),
+                Err(actual) => current = Word(actual),
+            }
+        };
+        self.entered(from, next, reason, None);
+        true
+    }
+
+    /// Clears the counts of the trip policies and the backoff.
+    pub(crate) fn clear_counts(&self) {
+        for policy in self.policies.iter() {
+            policy.reset();
+        }
+        self.openings.store(0, Ordering::Relaxed);
+        *lock(&self.state_since) = self.totals.snapshot();
+    }
+
+    /// Everything that follows a transition that this thread won.
+    fn entered(
+        &self,
+        from: State,
+        word: Word,
+        reason: TransitionReason,
+        error: Option<&dyn AnyDebug>,
+    ) {
+        let to = word.state();
+        let generation = word.generation();
+        let now = self.now();
+        if from == State::Open {
+            self.open_until.store(NO_DEADLINE, Ordering::Release);
+        }
+        if from == State::HalfOpen {
+            self.half_open_until.store(NO_DEADLINE, Ordering::Release);
+        }
+        self.clear_freeze(|slot| slot < generation);
+        *lock(&self.state_since) = self.totals.snapshot();
+        tracing::info!(
+            breaker = self.name().unwrap_or(""),
+            %from,
+            %to,
+            %reason,
+            "tripswitch: state changed"
+        );
+
+        match to {
+            State::Open => self.opened(from, word, reason, error, now),
+            State::HalfOpen => {
+                self.half_open_successes.store(0, Ordering::Release);
+                if let Some(max) = self.settings.half_open.max_duration {
+                    let until = nanos(now.saturating_add(max));
+                    self.half_open_until.store(until, Ordering::Release);
+                    if !self.settings.fail_fast {
+                        self.install_freeze(generation, Some(until), None);
+                    }
+                }
+                self.emit_transition(from, to, reason, now);
+                let observers = self.waiters.lock().release_observers();
+                observers.into_iter().for_each(Waker::wake);
+                self.grant_probes(generation);
+            }
+            State::Closed | State::MetricsOnly | State::Disabled => {
+                if to != State::Disabled {
+                    for policy in self.policies.iter() {
+                        policy.reset();
+                    }
+                }
+                if to == State::Closed {
+                    self.openings.store(0, Ordering::Relaxed);
+                }
+                self.emit_transition(from, to, reason, now);
+                let kind = match to {
+                    State::Disabled => TicketKind::PassThrough,
+                    State::Closed if self.settings.seed_accounting => TicketKind::Released,
+                    _ => TicketKind::Counted,
+                };
+                let wakers = self
+                    .waiters
+                    .lock()
+                    .grant_all(Grant::Admit { generation, kind });
+                wakers.into_iter().for_each(Waker::wake);
+            }
+            State::ForcedOpen => self.emit_transition(from, to, reason, now),
+        }
+    }
+
+    fn opened(
+        &self,
+        from: State,
+        word: Word,
+        reason: TransitionReason,
+        error: Option<&dyn AnyDebug>,
+        now: Duration,
+    ) {
+        let generation = word.generation();
+        let openings = if from == State::HalfOpen {
+            self.openings.fetch_add(1, Ordering::Relaxed)
+        } else {
+            self.openings.store(1, Ordering::Relaxed);
+            0
+        };
+        let context = TripContext {
+            error,
+            reason,
+            consecutive_openings: openings,
+            consecutive_failures: self.policies.iter().find_map(Policy::consecutive_failures),
+            failure_rate: self.rate(crate::policy::RateMeasure::Failures, now),
+            slow_call_rate: self.rate(crate::policy::RateMeasure::Slow, now),
+        };
+        let period = &self.settings.open_period;
+        match catch_unwind(AssertUnwindSafe(|| period.start(&context))) {
+            Ok(PeriodEnd::After(duration)) => {
+                let until = nanos(now.saturating_add(duration));
+                self.open_until.store(until, Ordering::Release);
+                if !self.settings.fail_fast {
+                    self.install_freeze(generation, Some(until), None);
+                }
+                self.emit_transition(from, State::Open, reason, now);
+            }
+            Ok(PeriodEnd::Future(future)) => {
+                self.install_freeze(generation, None, Some(future));
+                self.emit_transition(from, State::Open, reason, now);
+                // Start the freeze at once, so that a freeze function's side
+                // effects happen when the breaker trips, as in the seed.
+                self.drive_freeze(false);
+            }
+            Err(_) => {
+                tracing::error!(
+                    breaker = self.name().unwrap_or(""),
+                    "tripswitch: the freeze function panicked; the open period ends at once"
+                );
+                self.emit_transition(from, State::Open, reason, now);
+                self.end_open(generation);
+                return;
+            }
+        }
+        if !self.settings.fail_fast {
+            // Waiters that were already queued now have a freeze to drive.
+            self.waiters.wake_all();
+        }
+    }
+
+    fn emit_transition(&self, from: State, to: State, reason: TransitionReason, now: Duration) {
+        self.emit(EventKind::Transition { from, to, reason }, Some(now));
+    }
+
+    fn rate(&self, measure: crate::policy::RateMeasure, at: Duration) -> Option<f64> {
+        self.policies.iter().find_map(|p| match p {
+            Policy::Rate(r) if r.measure == measure => r.rate(at),
+            _ => None,
+        })
+    }
+
+    /// The open (or bounded half-open) period of `generation` is over.
+    fn period_elapsed(&self, state: State, generation: u64) {
+        match state {
+            State::Open => self.end_open(generation),
+            State::HalfOpen => {
+                self.transition(
+                    generation,
+                    State::HalfOpen,
+                    State::Open,
+                    TransitionReason::HalfOpenTimedOut,
+                    None,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn end_open(&self, generation: u64) {
+        let to = if self.settings.half_open.probes.is_some() {
+            State::HalfOpen
+        } else {
+            State::Closed
+        };
+        self.transition(
+            generation,
+            State::Open,
+            to,
+            TransitionReason::OpenPeriodEnded,
+            None,
+        );
+    }
+
+    fn probe_succeeded(&self, generation: u64) {
+        let successes = self
+            .half_open_successes
+            .fetch_add(1, Ordering::AcqRel)
+            .saturating_add(1);
+        if successes >= self.settings.half_open.close_after
+            && self.transition(
+                generation,
+                State::HalfOpen,
+                State::Closed,
+                TransitionReason::ProbesSucceeded,
+                None,
+            )
+        {
+            return;
+        }
+        self.release_probe(generation);
+    }
+
+    /// Frees a probe slot of `generation` and hands it to the next waiter.
+    pub(crate) fn release_probe(&self, generation: u64) {
+        self.give_back_slot(generation);
+        self.grant_probes(generation);
+    }
+
+    fn give_back_slot(&self, generation: u64) {
+        let mut current = self.load();
+        while current.generation() == generation
+            && current.state() == State::HalfOpen
+            && current.probes() > 0
+        {
+            match self.word.compare_exchange_weak(
+                current.0,
+                current.with_probes(current.probes() - 1).0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => current = Word(actual),
+            }
+        }
+    }
+
+    fn take_slot(&self, generation: u64) -> bool {
+        let limit = self.settings.half_open.probes.unwrap_or(u32::MAX);
+        let mut current = self.load();
+        while current.generation() == generation
+            && current.state() == State::HalfOpen
+            && current.probes() < limit
+        {
+            match self.word.compare_exchange_weak(
+                current.0,
+                current.with_probes(current.probes() + 1).0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = Word(actual),
+            }
+        }
+        false
+    }
+
+    /// Hands free probe slots of `generation` to waiting calls, oldest first.
+    fn grant_probes(&self, generation: u64) {
+        let mut wakers = Vec::new();
+        {
+            let mut queue: Locked<'_> = self.waiters.lock();
+            while queue.len() > 0 && self.take_slot(generation) {
+                match queue.grant_next(Grant::Probe { generation }) {
+                    Some(waker) => wakers.push(waker),
+                    None => {
+                        self.give_back_slot(generation);
+                        break;
+                    }
+                }
+            }
+        }
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    // ----- the freeze ------------------------------------------------------
+
+    fn install_freeze(&self, generation: u64, deadline: Option<u64>, future: Option<FreezeFuture>) {
+        let previous = lock(&self.freeze).replace(FreezeSlot {
+            generation,
+            deadline,
+            future,
+            polling: false,
+        });
+        // Dropped outside the lock: a future's destructor is user code.
+        drop(previous);
+    }
+
+    fn clear_freeze(&self, stale: impl Fn(u64) -> bool) {
+        let previous = {
+            let mut slot = lock(&self.freeze);
+            if slot.as_ref().is_some_and(|s| stale(s.generation)) {
+                slot.take()
+            } else {
+                None
+            }
+        };
+        drop(previous);
+    }
+
+    /// Polls the current period's freeze once, from whichever task gets here
+    /// first; ends the period if it is over. `wake_me` asks for a wake-up at a
+    /// known deadline (a waiter needs one; a rejection or a state read does
+    /// not). Returns whether a period ended.
+    pub(crate) fn drive_freeze(&self, wake_me: bool) -> bool {
+        let word = self.load();
+        let state = word.state();
+        if !matches!(state, State::Open | State::HalfOpen) {
+            return false;
+        }
+        let generation = word.generation();
+        let (deadline, future) = {
+            let mut slot = lock(&self.freeze);
+            let Some(freeze) = slot.as_mut() else {
+                return false;
+            };
+            if freeze.generation != generation || freeze.polling {
+                return false;
+            }
+            if freeze.future.is_none() && !wake_me {
+                // A deadline without a sleep yet: the clock alone tells.
+                let ended = freeze.deadline.is_some_and(|d| nanos(self.now()) >= d);
+                drop(slot);
+                if ended {
+                    self.period_elapsed(state, generation);
+                }
+                return ended;
+            }
+            freeze.polling = true;
+            (freeze.deadline, freeze.future.take())
+        };
+
+        let now = nanos(self.now());
+        if deadline.is_some_and(|d| now >= d) {
+            self.clear_freeze(|g| g == generation);
+            drop(future);
+            self.period_elapsed(state, generation);
+            return true;
+        }
+        let mut future = match future {
+            Some(future) => future,
+            None => self.sleep(Duration::from_nanos(deadline.unwrap_or(now) - now)),
+        };
+        self.freeze_woken.store(false, Ordering::SeqCst);
+        let mut cx = Context::from_waker(&self.freeze_waker);
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+            Ok(Poll::Pending) => {
+                let stale = {
+                    let mut slot = lock(&self.freeze);
+                    match slot.as_mut() {
+                        Some(freeze) if freeze.generation == generation => {
+                            freeze.future = Some(future);
+                            freeze.polling = false;
+                            None
+                        }
+                        _ => Some(future),
+                    }
+                };
+                drop(stale);
+                if self.freeze_woken.load(Ordering::SeqCst) {
+                    // It woke while out of the slot, when nobody could poll it.
+                    self.waiters.wake_all();
+                }
+                false
+            }
+            Ok(Poll::Ready(())) => {
+                self.clear_freeze(|g| g == generation);
+                drop(future);
+                self.period_elapsed(state, generation);
+                true
+            }
+            Err(_) => {
+                tracing::error!(
+                    breaker = self.name().unwrap_or(""),
+                    "tripswitch: the freeze future panicked; the open period ends here"
+                );
+                self.clear_freeze(|g| g == generation);
+                self.period_elapsed(state, generation);
+                true
+            }
+        }
+    }
+
+    /// A sleep on the breaker's clock; if the clock cannot sleep here (tokio's
+    /// timer outside a runtime), the process-wide timer thread stands in.
+    pub(crate) fn sleep(&self, duration: Duration) -> FreezeFuture {
+        let clock = &self.settings.clock;
+        match catch_unwind(AssertUnwindSafe(|| clock.sleep(duration))) {
+            Ok(sleep) => sleep,
+            Err(_) => StdClock::new().sleep(duration),
+        }
+    }
+
+    /// Performs a transition that is due (an open period that has run out)
+    /// without waiting for a call to notice it.
+    pub(crate) fn refresh(&self) {
+        loop {
+            let word = self.load();
+            match word.state() {
+                State::Open => {
+                    let until = self.open_until.load(Ordering::Acquire);
+                    if until == NO_DEADLINE {
+                        if !self.drive_freeze(false) {
+                            return;
+                        }
+                    } else if nanos(self.now()) >= until {
+                        self.end_open(word.generation());
+                    } else {
+                        return;
+                    }
+                }
+                State::HalfOpen => {
+                    let until = self.half_open_until.load(Ordering::Acquire);
+                    if until != NO_DEADLINE && nanos(self.now()) >= until {
+                        self.period_elapsed(State::HalfOpen, word.generation());
+                    } else {
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// How long until calls are let through (see [`Metrics::retry_after`]).
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        match self.load().state() {
+            State::Closed | State::Disabled | State::MetricsOnly => Some(Duration::ZERO),
+            State::Open => {
+                let until = self.open_until.load(Ordering::Acquire);
+                (until != NO_DEADLINE)
+                    .then(|| Duration::from_nanos(until.saturating_sub(nanos(self.now()))))
+            }
+            State::HalfOpen | State::ForcedOpen => None,
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> Metrics {
+        self.refresh();
+        let word = self.load();
+        let now = self.now();
+        let since = *lock(&self.state_since);
+        Metrics {
+            state: word.state(),
+            failure_rate: self.rate(crate::policy::RateMeasure::Failures, now),
+            slow_call_rate: self.rate(crate::policy::RateMeasure::Slow, now),
+            consecutive_failures: self.policies.iter().find_map(Policy::consecutive_failures),
+            current: self.totals.since(since),
+            totals: self.totals.snapshot(),
+            probes_in_flight: if word.state() == State::HalfOpen {
+                word.probes()
+            } else {
+                0
+            },
+            waiting: self.waiters.len(),
+            retry_after: self.retry_after(),
+        }
+    }
+}
+
+fn grant_of(ticket: Ticket) -> Grant {
+    match ticket.kind {
+        TicketKind::Probe => Grant::Probe {
+            generation: ticket.generation,
+        },
+        kind => Grant::Admit {
+            generation: ticket.generation,
+            kind,
+        },
+    }
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.settings.name)
+            .field("state", &self.load().state())
+            .field("waiting", &self.waiters.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,157 @@
+//! What a breaker tells its listeners, and how listeners are called.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::State;
+use crate::error::RejectReason;
+
+/// Why the breaker changed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransitionReason {
+    /// A trip policy tripped on a closed breaker.
+    Tripped,
+    /// The open period (or the freeze function) ended.
+    OpenPeriodEnded,
+    /// Enough probes succeeded in the half-open state.
+    ProbesSucceeded,
+    /// A probe failed in the half-open state.
+    ProbeFailed,
+    /// The half-open state lasted longer than its maximum.
+    HalfOpenTimedOut,
+    /// [`force_open`](crate::CircuitBreaker::force_open) was called.
+    ForcedOpen,
+    /// [`release`](crate::CircuitBreaker::release) was called.
+    Released,
+    /// [`disable`](crate::CircuitBreaker::disable) was called.
+    Disabled,
+    /// [`metrics_only`](crate::CircuitBreaker::metrics_only) was called.
+    MetricsOnly,
+    /// [`reset`](crate::CircuitBreaker::reset) was called.
+    Reset,
+}
+
+impl fmt::Display for TransitionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransitionReason::Tripped => "a trip policy tripped",
+            TransitionReason::OpenPeriodEnded => "the open period ended",
+            TransitionReason::ProbesSucceeded => "enough probe calls succeeded",
+            TransitionReason::ProbeFailed => "a probe call failed",
+            TransitionReason::HalfOpenTimedOut => "the half-open state timed out",
+            TransitionReason::ForcedOpen => "it was forced open",
+            TransitionReason::Released => "it was released",
+            TransitionReason::Disabled => "it was disabled",
+            TransitionReason::MetricsOnly => "it was set to metrics-only",
+            TransitionReason::Reset => "it was reset",
+        })
+    }
+}
+
+/// Something that happened to a breaker.
+///
+/// Listeners are called after the change they describe has been published
+/// (a listener that reads [`state`](crate::CircuitBreaker::state) sees the new
+/// state), never while the breaker holds a lock. A listener that panics is
+/// logged and otherwise ignored.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    pub(crate) breaker: Option<&'a str>,
+    pub(crate) at: Duration,
+    pub(crate) kind: EventKind<'a>,
+}
+
+impl<'a> Event<'a> {
+    /// The breaker's name, if it has one.
+    pub fn breaker(&self) -> Option<&'a str> {
+        self.breaker
+    }
+
+    /// When it happened, on the breaker's clock.
+    pub fn at(&self) -> Duration {
+        self.at
+    }
+
+    /// What happened.
+    pub fn kind(&self) -> &EventKind<'a> {
+        &self.kind
+    }
+}
+
+/// The kinds of [`Event`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum EventKind<'a> {
+    /// The breaker moved from one state to another.
+    Transition {
+        /// The state it left.
+        from: State,
+        /// The state it entered.
+        to: State,
+        /// Why.
+        reason: TransitionReason,
+    },
+    /// A counted call succeeded.
+    Success {
+        /// How long it took, when the breaker measures calls.
+        elapsed: Option<Duration>,
+    },
+    /// A counted call failed (the seed's `on_error` sees these).
+    Failure {
+        /// The call's error (for a panic, a description of it).
+        error: &'a dyn fmt::Debug,
+        /// How long it took, when the breaker measures calls.
+        elapsed: Option<Duration>,
+    },
+    /// A call failed with an error the breaker was told to ignore.
+    Ignored {
+        /// The call's error.
+        error: &'a dyn fmt::Debug,
+    },
+    /// A counted call took longer than the slow-call threshold.
+    Slow {
+        /// How long it took.
+        elapsed: Duration,
+        /// The threshold it passed.
+        threshold: Duration,
+    },
+    /// A call was refused.
+    Rejected {
+        /// Why.
+        reason: RejectReason,
+    },
+}
+
+/// A listener for every event.
+pub(crate) type Listener = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
+/// The seed's `on_error`: a listener for failures only.
+pub(crate) type ErrorCallback = Arc<dyn Fn(&dyn fmt::Debug) + Send + Sync>;
+
+/// The description handed to `on_error` when an operation panicked.
+#[derive(Debug)]
+pub(crate) struct OperationPanicked;
+
+/// Runs a user callback, containing a panic so that it cannot wedge the breaker.
+pub(crate) fn call_guarded(what: &str, breaker: Option<&str>, callback: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(callback)).is_err() {
+        tracing::error!(
+            breaker = breaker.unwrap_or(""),
+            "tripswitch: {what} panicked; the panic was contained and the breaker keeps working"
+        );
+    }
+}
+
+/// The `on_error` a breaker has unless given another: a `tracing` warning.
+pub(crate) fn log_error(name: Option<&str>) -> impl Fn(&dyn fmt::Debug) + Send + Sync + 'static {
+    let name: Option<Arc<str>> = name.map(Arc::from);
+    move |error| {
+        tracing::warn!(
+            breaker = name.as_deref().unwrap_or(""),
+            error = ?error,
+            "tripswitch: guarded call failed"
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! What happens when an open period ends.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::state::MAX_PROBES;
+
+/// How a breaker tests the service once its open period ends.
+///
+/// - [`HalfOpen::release_all`] is the seed's way: every waiting call goes
+///   through at once and the breaker is closed again straight away. A service
+///   that is still down then takes the whole herd.
+/// - [`HalfOpen::probes`] is the safer way (gobreaker, Resilience4j, Polly):
+///   only `n` probe calls go through at a time; the others keep waiting (or
+///   are rejected when failing fast). The breaker closes after enough probes
+///   succeed, and opens again, with the next backoff step, as soon as one fails.
+///
+/// ```
+/// use std::time::Duration;
+/// use tripswitch::HalfOpen;
+///
+/// let careful = HalfOpen::probes(3)
+///     .close_after(5)
+///     .max_duration(Duration::from_secs(30));
+/// # let _ = careful;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HalfOpen {
+    pub(crate) probes: Option<u32>,
+    pub(crate) close_after: u32,
+    pub(crate) max_duration: Option<Duration>,
+}
+
+impl HalfOpen {
+    /// The seed's behaviour: let everybody through and close at once.
+    pub fn release_all() -> Self {
+        Self {
+            probes: None,
+            close_after: 1,
+            max_duration: None,
+        }
+    }
+
+    /// Let at most `probes` calls through at a time; close once `probes`
+    /// probes have succeeded (change that with [`close_after`](Self::close_after)).
+    pub fn probes(probes: u32) -> Self {
+        Self {
+            probes: Some(probes),
+            close_after: probes,
+            max_duration: None,
+        }
+    }
+
+    /// Close after this many successful probes (a success frees its slot for the next probe).
+    pub fn close_after(mut self, successes: u32) -> Self {
+        self.close_after = successes;
+        self
+    }
+
+    /// Open again if the half-open state has not decided within `max`, so that
+    /// a probe that never finishes cannot hold the breaker half-open forever.
+    pub fn max_duration(mut self, max: Duration) -> Self {
+        self.max_duration = Some(max);
+        self
+    }
+
+    /// The number of probes let through at a time; `None` for [`release_all`](Self::release_all).
+    pub fn probe_limit(&self) -> Option<u32> {
+        self.probes
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(probes) = self.probes
+            && !(1..=MAX_PROBES).contains(&probes)
+        {
+            return Err(ConfigError::new(
+                "half_open.probes",
+                probes,
+                format!("between 1 and {MAX_PROBES}"),
+            ));
+        }
+        if self.close_after == 0 {
+            return Err(ConfigError::new(
+                "half_open.close_after",
+                self.close_after,
+                "at least 1",
+            ));
+        }
+        if let Some(max) = self.max_duration
+            && max.is_zero()
+        {
+            return Err(ConfigError::new(
+                "half_open.max_duration",
+                max,
+                "longer than zero",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for HalfOpen {
+    /// One probe at a time, closing after one success (gobreaker's default).
+    fn default() -> Self {
+        Self::probes(1)
+    }
+}

@@ -1,0 +1,153 @@
+//! # tripswitch
+//!
+//! An async circuit breaker. Out of the box it is the *freeze and wait*
+//! breaker of the Python library it started from: after an operation fails,
+//! the breaker **freezes**, and calls made while it is frozen **wait** until
+//! the freeze ends instead of hammering a broken service. The builder turns
+//! it into a full closed/open/half-open breaker: failure-rate and slow-call
+//! windows, backoff, fail-fast, probes, manual control, events and metrics.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! use std::time::Duration;
+//! use tripswitch::CircuitBreaker;
+//!
+//! let breaker = CircuitBreaker::builder()
+//!     .freeze_for(Duration::from_secs(10))
+//!     .on_error(|e| eprintln!("error occurred: {e:?}"))
+//!     .build();
+//!
+//! let answer = breaker.execute(|| async { Ok::<_, std::io::Error>(42) }).await;
+//! assert_eq!(answer.unwrap(), 42);
+//! assert!(!breaker.is_frozen());
+//! # }
+//! ```
+//!
+//! The decorator form, on any `async fn` returning a `Result`:
+//!
+//! ```
+//! use std::sync::LazyLock;
+//! use tripswitch::CircuitBreaker;
+//!
+//! static BACKEND: LazyLock<CircuitBreaker> = LazyLock::new(CircuitBreaker::new);
+//!
+//! #[tripswitch::circuit_breaker(BACKEND)]
+//! async fn fetch(id: u32) -> Result<String, std::io::Error> {
+//!     Ok(format!("item {id}"))
+//! }
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! // The error type becomes `tripswitch::Error<std::io::Error>`.
+//! assert_eq!(fetch(7).await.unwrap(), "item 7");
+//! # }
+//! ```
+//!
+//! See the [`guide`] for presets and recipes.
+//!
+//! ## Cargo features
+//!
+//! | feature  | default | what it adds |
+//! |----------|---------|--------------|
+//! | `tokio`  | yes     | [`clock::TokioClock`], the default clock: tokio's timer for timed freezes, and paused time in tests. Without it the default clock is [`clock::StdClock`] and the core does not depend on tokio. |
+//! | `macros` | yes     | the [`circuit_breaker`] attribute. |
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod breaker;
+mod builder;
+pub mod clock;
+mod core;
+mod error;
+pub mod events;
+pub mod guide;
+mod half_open;
+mod metrics;
+mod open_period;
+mod outcome;
+mod permit;
+pub mod policy;
+mod state;
+mod sync;
+mod wait;
+mod waiters;
+
+pub use breaker::CircuitBreaker;
+pub use builder::{Builder, Unchecked, Valid};
+pub use error::{ConfigError, Error, RejectReason, Rejected};
+pub use half_open::HalfOpen;
+pub use metrics::{Counts, Metrics};
+pub use open_period::{Backoff, TripContext};
+pub use outcome::Outcome;
+pub use permit::{Acquire, AcquireOwned, OwnedPermit, Permit};
+pub use state::State;
+
+/// Wraps an `async fn` returning `Result<T, E>` in a breaker: the seed's
+/// `with_circuit_breaker` decorator.
+///
+/// `#[circuit_breaker(EXPR)]` takes any expression that gives a
+/// `&CircuitBreaker` or something that dereferences to one (a `static`
+/// `LazyLock<CircuitBreaker>`, an `Arc<CircuitBreaker>`, `self.breaker`).
+/// The expression may use `self` and anything in scope where the function
+/// is defined, but not the function's other arguments.
+/// The function keeps its name, arguments and `T`; its error type becomes
+/// [`Error<E>`](Error), which is `Debug` when `E` is.
+///
+/// Because the seed retries a failed call once after the freeze, the body
+/// may run twice: each run gets its own clone of every argument (so
+/// arguments must be `Clone`; references are). `&self` methods are
+/// supported; `self` by value, `&mut self` and `&mut` arguments are refused
+/// at compile time.
+///
+/// ```
+/// use std::sync::LazyLock;
+/// use tripswitch::CircuitBreaker;
+///
+/// static BREAKER: LazyLock<CircuitBreaker> = LazyLock::new(CircuitBreaker::new);
+///
+/// struct Client { breaker: CircuitBreaker }
+///
+/// impl Client {
+///     #[tripswitch::circuit_breaker(self.breaker)]
+///     async fn get(&self, path: String) -> Result<usize, std::io::Error> {
+///         Ok(path.len())
+///     }
+/// }
+///
+/// #[tripswitch::circuit_breaker(BREAKER)]
+/// async fn ping() -> Result<(), String> {
+///     Ok(())
+/// }
+/// ```
+#[cfg(feature = "macros")]
+pub use tripswitch_macros::circuit_breaker;
+
+/// Not public API: what the attribute macro's expansion refers to.
+#[doc(hidden)]
+pub mod __private {
+    /// The `Ok` and `Err` types of a function's declared return type.
+    #[diagnostic::on_unimplemented(
+        message = "`#[circuit_breaker]` needs a function returning `Result<T, E>`, not `{Self}`",
+        label = "this must be a `Result<T, E>`"
+    )]
+    pub trait IsResult {
+        /// `T`.
+        type Ok;
+        /// `E`.
+        type Err;
+        /// The value as a `Result`.
+        fn into_result(self) -> Result<Self::Ok, Self::Err>;
+    }
+
+    impl<T, E> IsResult for Result<T, E> {
+        type Ok = T;
+        type Err = E;
+        fn into_result(self) -> Self {
+            self
+        }
+    }
+}
+
+/// The README's examples, compiled and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,153 @@
+//! Counts and snapshots: what [`CircuitBreaker::metrics`](crate::CircuitBreaker::metrics) returns.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use crate::State;
+use crate::sync::{AtomicU64, Ordering};
+
+/// Numbers of calls by outcome.
+///
+/// Each run of an operation counts once (a seed-style retry is a second run).
+/// `rejected` counts calls the breaker refused without running them;
+/// `cancelled` counts runs whose future was dropped before they finished.
+/// `slow` overlaps the others: a slow call is also a success or a failure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Counts {
+    /// Runs that succeeded.
+    pub successes: u64,
+    /// Runs that failed, panics included.
+    pub failures: u64,
+    /// Runs that failed with an ignored error.
+    pub ignored: u64,
+    /// Runs slower than the slow-call threshold.
+    pub slow: u64,
+    /// Calls refused without running.
+    pub rejected: u64,
+    /// Runs cancelled before they finished.
+    pub cancelled: u64,
+}
+
+impl Counts {
+    /// Every call accounted for: successes, failures, ignored, rejected and cancelled.
+    pub fn calls(&self) -> u64 {
+        self.successes + self.failures + self.ignored + self.rejected + self.cancelled
+    }
+
+    fn saturating_sub(self, base: Counts) -> Counts {
+        Counts {
+            successes: self.successes.saturating_sub(base.successes),
+            failures: self.failures.saturating_sub(base.failures),
+            ignored: self.ignored.saturating_sub(base.ignored),
+            slow: self.slow.saturating_sub(base.slow),
+            rejected: self.rejected.saturating_sub(base.rejected),
+            cancelled: self.cancelled.saturating_sub(base.cancelled),
+        }
+    }
+}
+
+/// A snapshot of a breaker, cheap to take.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// The state when the snapshot was taken.
+    pub state: State,
+    /// The failure rate over the first failure-rate policy's window, if there is one and it holds calls.
+    pub failure_rate: Option<f64>,
+    /// The slow-call rate over the first slow-call policy's window, if there is one and it holds calls.
+    pub slow_call_rate: Option<f64>,
+    /// Consecutive failures so far, with a consecutive-failures policy.
+    pub consecutive_failures: Option<u32>,
+    /// Counts since the breaker entered its current state.
+    pub current: Counts,
+    /// Counts since the breaker was created.
+    pub totals: Counts,
+    /// Half-open probes running now.
+    pub probes_in_flight: u32,
+    /// Calls waiting for the breaker now.
+    pub waiting: usize,
+    /// How long until calls are let through: zero when they are now, `None`
+    /// when unknown (an async freeze, forced open, half-open).
+    pub retry_after: Option<Duration>,
+}
+
+/// Which counter of [`Counts`] an outcome adds to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Tally {
+    Success = 0,
+    Failure = 1,
+    Ignored = 2,
+    Slow = 3,
+    Rejected = 4,
+    Cancelled = 5,
+}
+
+const COUNTERS: usize = 6;
+const STRIPES: usize = 8;
+
+/// Running totals, striped across cache lines so that threads on different
+/// cores do not fight over one counter.
+#[derive(Debug)]
+pub(crate) struct Totals {
+    stripes: Box<[Stripe]>,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe {
+    counts: [AtomicU64; COUNTERS],
+}
+
+impl Default for Totals {
+    fn default() -> Self {
+        Self {
+            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+        }
+    }
+}
+
+impl Totals {
+    #[inline]
+    pub(crate) fn add(&self, tally: Tally) {
+        self.stripes[stripe_index()].counts[tally as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Counts {
+        let mut sums = [0u64; COUNTERS];
+        for stripe in self.stripes.iter() {
+            for (sum, counter) in sums.iter_mut().zip(stripe.counts.iter()) {
+                *sum += counter.load(Ordering::Relaxed);
+            }
+        }
+        Counts {
+            successes: sums[Tally::Success as usize],
+            failures: sums[Tally::Failure as usize],
+            ignored: sums[Tally::Ignored as usize],
+            slow: sums[Tally::Slow as usize],
+            rejected: sums[Tally::Rejected as usize],
+            cancelled: sums[Tally::Cancelled as usize],
+        }
+    }
+
+    pub(crate) fn since(&self, base: Counts) -> Counts {
+        self.snapshot().saturating_sub(base)
+    }
+}
+
+/// This thread's stripe: threads are dealt stripes in turn on first use.
+#[inline]
+fn stripe_index() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    INDEX.with(|index| {
+        let mut i = index.get();
+        if i == usize::MAX {
+            i = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+            index.set(i);
+        }
+        i
+    })
+}

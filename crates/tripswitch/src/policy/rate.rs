@@ -1,0 +1,240 @@
+use std::time::Duration;
+
+use super::CallRecord;
+use super::window::{Window, WindowCounts, WindowState};
+use crate::error::ConfigError;
+
+/// Default minimum number of calls in the window before a rate is judged.
+const DEFAULT_MIN_CALLS: u32 = 10;
+
+/// Trip when the share of failed calls in a sliding window reaches a threshold.
+///
+/// The rate is judged as soon as the window holds `min_calls` calls; a count
+/// window does not have to fill up first. Ignored errors are not calls here.
+///
+/// ```
+/// use std::time::Duration;
+/// use tripswitch::policy::{FailureRate, Window};
+///
+/// // Resilience4j's shape: 50% of the last 100 calls, judged from 20 calls on.
+/// let by_count = FailureRate::new(0.5, Window::last_calls(100)).min_calls(20);
+/// // Or over the last 500ms, in 5 buckets of 100ms.
+/// let by_time = FailureRate::new(0.5, Window::last_in_buckets(Duration::from_millis(500), 5));
+/// # let _ = (by_count, by_time);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailureRate {
+    pub(crate) threshold: f64,
+    pub(crate) window: Window,
+    pub(crate) min_calls: u32,
+}
+
+impl FailureRate {
+    /// Trip when at least `threshold` (0 to 1) of the calls in `window` failed.
+    ///
+    /// `min_calls` defaults to 10, or to the window's size if that is smaller.
+    /// The values are checked by [`Builder::try_build`](crate::Builder::try_build).
+    pub fn new(threshold: f64, window: Window) -> Self {
+        Self {
+            threshold,
+            window,
+            min_calls: default_min_calls(window),
+        }
+    }
+
+    /// The number of calls the window must hold before the rate is judged.
+    pub fn min_calls(mut self, min_calls: u32) -> Self {
+        self.min_calls = min_calls;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        validate_rate("failure_rate", self.threshold, self.window, self.min_calls)
+    }
+}
+
+/// Trip when the share of slow calls in a sliding window reaches a threshold.
+///
+/// A call is slow when it takes longer than `slow_after`, whether it succeeded
+/// or failed. Configuring this also makes the breaker emit slow-call events.
+///
+/// ```
+/// use std::time::Duration;
+/// use tripswitch::policy::{SlowCallRate, Window};
+///
+/// let policy = SlowCallRate::new(Duration::from_millis(200), 0.8, Window::last_calls(50));
+/// # let _ = policy;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlowCallRate {
+    pub(crate) slow_after: Duration,
+    pub(crate) threshold: f64,
+    pub(crate) window: Window,
+    pub(crate) min_calls: u32,
+}
+
+impl SlowCallRate {
+    /// Trip when at least `threshold` (0 to 1) of the calls in `window` took longer than `slow_after`.
+    ///
+    /// `min_calls` defaults as for [`FailureRate::new`].
+    pub fn new(slow_after: Duration, threshold: f64, window: Window) -> Self {
+        Self {
+            slow_after,
+            threshold,
+            window,
+            min_calls: default_min_calls(window),
+        }
+    }
+
+    /// The number of calls the window must hold before the rate is judged.
+    pub fn min_calls(mut self, min_calls: u32) -> Self {
+        self.min_calls = min_calls;
+        self
+    }
+
+    /// The duration past which a call counts as slow.
+    pub fn slow_after(&self) -> Duration {
+        self.slow_after
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.slow_after.is_zero() {
+            return Err(ConfigError::new(
+                "slow_call_rate.slow_after",
+                self.slow_after,
+                "longer than zero",
+            ));
+        }
+        validate_rate(
+            "slow_call_rate",
+            self.threshold,
+            self.window,
+            self.min_calls,
+        )
+    }
+}
+
+fn default_min_calls(window: Window) -> u32 {
+    match window.max_calls() {
+        Some(size) => DEFAULT_MIN_CALLS.min(size.max(1)),
+        None => DEFAULT_MIN_CALLS,
+    }
+}
+
+fn validate_rate(
+    prefix: &'static str,
+    threshold: f64,
+    window: Window,
+    min_calls: u32,
+) -> Result<(), ConfigError> {
+    let (threshold_name, window_name, min_name) = match prefix {
+        "failure_rate" => (
+            "failure_rate.threshold",
+            "failure_rate.window",
+            "failure_rate.min_calls",
+        ),
+        _ => (
+            "slow_call_rate.threshold",
+            "slow_call_rate.window",
+            "slow_call_rate.min_calls",
+        ),
+    };
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(ConfigError::new(
+            threshold_name,
+            threshold,
+            "between 0 and 1",
+        ));
+    }
+    window.validate(window_name)?;
+    if min_calls == 0 {
+        return Err(ConfigError::new(min_name, min_calls, "at least 1"));
+    }
+    if let Some(size) = window.max_calls()
+        && min_calls > size
+    {
+        return Err(ConfigError::new(
+            min_name,
+            min_calls,
+            format!("at most the window's size of {size} calls"),
+        ));
+    }
+    Ok(())
+}
+
+/// What a rate policy measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Measure {
+    Failures,
+    Slow,
+}
+
+/// The live state of a [`FailureRate`] or [`SlowCallRate`].
+#[derive(Debug)]
+pub(crate) struct RateState {
+    pub(crate) measure: Measure,
+    threshold: f64,
+    min_calls: u64,
+    window: WindowState,
+}
+
+impl RateState {
+    pub(crate) fn failures(config: FailureRate) -> Self {
+        Self {
+            measure: Measure::Failures,
+            threshold: config.threshold,
+            min_calls: u64::from(config.min_calls.max(1)),
+            window: WindowState::new(config.window),
+        }
+    }
+
+    pub(crate) fn slow(config: SlowCallRate) -> Self {
+        Self {
+            measure: Measure::Slow,
+            threshold: config.threshold,
+            min_calls: u64::from(config.min_calls.max(1)),
+            window: WindowState::new(config.window),
+        }
+    }
+
+    pub(crate) fn record(&self, call: &CallRecord) -> bool {
+        let at = call.at.unwrap_or_default();
+        let counts = self.window.record(call.failed, call.slow, at);
+        let relevant = match self.measure {
+            Measure::Failures => call.failed,
+            Measure::Slow => call.slow,
+        };
+        relevant && self.exceeded(counts)
+    }
+
+    fn exceeded(&self, counts: WindowCounts) -> bool {
+        counts.calls >= self.min_calls
+            && self
+                .rate_of(counts)
+                .is_some_and(|rate| rate >= self.threshold)
+    }
+
+    fn rate_of(&self, counts: WindowCounts) -> Option<f64> {
+        if counts.calls == 0 {
+            return None;
+        }
+        let hits = match self.measure {
+            Measure::Failures => counts.failures,
+            Measure::Slow => counts.slow,
+        };
+        Some(hits as f64 / counts.calls as f64)
+    }
+
+    /// The current rate, if the window holds at least one call.
+    pub(crate) fn rate(&self, at: Duration) -> Option<f64> {
+        self.rate_of(self.window.counts(at))
+    }
+
+    pub(crate) fn reset(&self) {
+        self.window.reset();
+    }
+
+    pub(crate) fn needs_time(&self) -> bool {
+        self.window.needs_time()
+    }
+}

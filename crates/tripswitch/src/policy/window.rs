@@ -1,0 +1,329 @@
+use std::time::Duration;
+
+use crate::clock::nanos;
+use crate::error::ConfigError;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
+/// The sliding window a rate policy looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Window {
+    /// The last `n` calls. Costs one bit per call and outcome kind (a window of
+    /// 100 calls is two 128-bit rings), not a byte per call.
+    LastCalls(u32),
+    /// The calls of the last `length`, in `buckets` buckets of equal length;
+    /// the oldest bucket drops out as a whole. Sub-second lengths work.
+    LastDuration {
+        /// How far back the window reaches.
+        length: Duration,
+        /// Into how many buckets the window is split (more buckets: smoother, costlier to read).
+        buckets: u32,
+    },
+}
+
+impl Window {
+    /// The last `calls` calls.
+    pub fn last_calls(calls: u32) -> Self {
+        Window::LastCalls(calls)
+    }
+
+    /// The calls of the last `length`, in ten buckets.
+    pub fn last(length: Duration) -> Self {
+        Window::LastDuration {
+            length,
+            buckets: 10,
+        }
+    }
+
+    /// The calls of the last `length`, in `buckets` buckets.
+    pub fn last_in_buckets(length: Duration, buckets: u32) -> Self {
+        Window::LastDuration { length, buckets }
+    }
+
+    pub(crate) fn validate(&self, setting: &'static str) -> Result<(), ConfigError> {
+        match *self {
+            Window::LastCalls(0) => Err(ConfigError::new(
+                setting,
+                self,
+                "a window of at least 1 call",
+            )),
+            Window::LastCalls(_) => Ok(()),
+            Window::LastDuration { buckets: 0, .. } => {
+                Err(ConfigError::new(setting, self, "at least 1 bucket"))
+            }
+            Window::LastDuration { length, buckets } => {
+                if length.is_zero() {
+                    Err(ConfigError::new(setting, self, "a window longer than zero"))
+                } else if nanos(length) / u64::from(buckets) == 0 {
+                    Err(ConfigError::new(
+                        setting,
+                        self,
+                        "buckets of at least 1ns (fewer buckets or a longer window)",
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    pub(crate) fn max_calls(&self) -> Option<u32> {
+        match *self {
+            Window::LastCalls(n) => Some(n),
+            Window::LastDuration { .. } => None,
+        }
+    }
+}
+
+/// Counts in a window at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct WindowCounts {
+    pub(crate) calls: u64,
+    pub(crate) failures: u64,
+    pub(crate) slow: u64,
+}
+
+/// The live state of a [`Window`].
+#[derive(Debug)]
+pub(crate) enum WindowState {
+    Count(CountRing),
+    Time(TimeBuckets),
+}
+
+impl WindowState {
+    pub(crate) fn new(window: Window) -> Self {
+        match window {
+            Window::LastCalls(n) => WindowState::Count(CountRing::new(n.max(1))),
+            Window::LastDuration { length, buckets } => {
+                WindowState::Time(TimeBuckets::new(length, buckets.max(1)))
+            }
+        }
+    }
+
+    pub(crate) fn record(&self, failed: bool, slow: bool, at: Duration) -> WindowCounts {
+        match self {
+            WindowState::Count(ring) => ring.record(failed, slow),
+            WindowState::Time(buckets) => buckets.record(failed, slow, at),
+        }
+    }
+
+    pub(crate) fn counts(&self, at: Duration) -> WindowCounts {
+        match self {
+            WindowState::Count(ring) => ring.counts(),
+            WindowState::Time(buckets) => buckets.counts(at),
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        match self {
+            WindowState::Count(ring) => ring.reset(),
+            WindowState::Time(buckets) => buckets.reset(),
+        }
+    }
+
+    pub(crate) fn needs_time(&self) -> bool {
+        matches!(self, WindowState::Time(_))
+    }
+}
+
+/// The last `size` outcomes as two bit rings (failed, slow) plus running counts.
+#[derive(Debug)]
+pub(crate) struct CountRing {
+    size: u64,
+    next: AtomicU64,
+    failed_bits: Box<[AtomicU64]>,
+    slow_bits: Box<[AtomicU64]>,
+    failures: AtomicU32,
+    slow: AtomicU32,
+}
+
+impl CountRing {
+    fn new(size: u32) -> Self {
+        let words = (size as usize).div_ceil(64);
+        Self {
+            size: u64::from(size),
+            next: AtomicU64::new(0),
+            failed_bits: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            slow_bits: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            failures: AtomicU32::new(0),
+            slow: AtomicU32::new(0),
+        }
+    }
+
+    fn record(&self, failed: bool, slow: bool) -> WindowCounts {
+        let position = self.next.fetch_add(1, Ordering::Relaxed);
+        let slot = position % self.size;
+        let (word, mask) = ((slot / 64) as usize, 1u64 << (slot % 64));
+        let failures = set_bit(&self.failed_bits[word], mask, failed, &self.failures);
+        let slow_count = set_bit(&self.slow_bits[word], mask, slow, &self.slow);
+        WindowCounts {
+            calls: (position + 1).min(self.size),
+            failures: u64::from(failures),
+            slow: u64::from(slow_count),
+        }
+    }
+
+    fn counts(&self) -> WindowCounts {
+        WindowCounts {
+            calls: self.next.load(Ordering::Relaxed).min(self.size),
+            failures: u64::from(self.failures.load(Ordering::Relaxed)),
+            slow: u64::from(self.slow.load(Ordering::Relaxed)),
+        }
+    }
+
+    fn reset(&self) {
+        for word in self.failed_bits.iter().chain(self.slow_bits.iter()) {
+            word.store(0, Ordering::Relaxed);
+        }
+        self.failures.store(0, Ordering::Relaxed);
+        self.slow.store(0, Ordering::Relaxed);
+        self.next.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Sets or clears `mask` in `word`, keeping `count` equal to the number of set
+/// bits, and returns the count after the change.
+fn set_bit(word: &AtomicU64, mask: u64, value: bool, count: &AtomicU32) -> u32 {
+    // Skip the write when the bit already holds the value: on the happy path
+    // (no failures) this keeps the ring read-only.
+    let current = word.load(Ordering::Relaxed) & mask != 0;
+    if current == value {
+        return count.load(Ordering::Relaxed);
+    }
+    let before = if value {
+        word.fetch_or(mask, Ordering::Relaxed)
+    } else {
+        word.fetch_and(!mask, Ordering::Relaxed)
+    };
+    let was_set = before & mask != 0;
+    match (was_set, value) {
+        (false, true) => count.fetch_add(1, Ordering::Relaxed).saturating_add(1),
+        (true, false) => {
+            let previous = count.fetch_sub(1, Ordering::Relaxed);
+            previous.saturating_sub(1)
+        }
+        _ => count.load(Ordering::Relaxed),
+    }
+}
+
+/// Calls in the last `length`, bucketed; each bucket knows which slice of time it holds.
+#[derive(Debug)]
+pub(crate) struct TimeBuckets {
+    bucket_nanos: u64,
+    buckets: Box<[Bucket]>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    /// Index of the time slice (time / bucket length) this bucket counts, plus one; 0 = empty.
+    slice: AtomicU64,
+    calls: AtomicU32,
+    failures: AtomicU32,
+    slow: AtomicU32,
+}
+
+impl TimeBuckets {
+    fn new(length: Duration, buckets: u32) -> Self {
+        Self {
+            bucket_nanos: (nanos(length) / u64::from(buckets)).max(1),
+            buckets: (0..buckets)
+                .map(|_| Bucket {
+                    slice: AtomicU64::new(0),
+                    calls: AtomicU32::new(0),
+                    failures: AtomicU32::new(0),
+                    slow: AtomicU32::new(0),
+                })
+                .collect(),
+        }
+    }
+
+    fn slice_at(&self, at: Duration) -> u64 {
+        nanos(at) / self.bucket_nanos + 1
+    }
+
+    fn record(&self, failed: bool, slow: bool, at: Duration) -> WindowCounts {
+        let slice = self.slice_at(at);
+        let bucket = &self.buckets[(slice % self.buckets.len() as u64) as usize];
+        let seen = bucket.slice.load(Ordering::Acquire);
+        if seen != slice
+            && seen < slice
+            && bucket
+                .slice
+                .compare_exchange(seen, slice, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            // This call opened the bucket for a new time slice: drop the old counts.
+            bucket.calls.store(0, Ordering::Relaxed);
+            bucket.failures.store(0, Ordering::Relaxed);
+            bucket.slow.store(0, Ordering::Relaxed);
+        }
+        bucket.calls.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            bucket.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        if slow {
+            bucket.slow.fetch_add(1, Ordering::Relaxed);
+        }
+        if failed || slow {
+            self.counts(at)
+        } else {
+            WindowCounts::default()
+        }
+    }
+
+    fn counts(&self, at: Duration) -> WindowCounts {
+        let newest = self.slice_at(at);
+        let oldest = newest.saturating_sub(self.buckets.len() as u64 - 1).max(1);
+        let mut counts = WindowCounts::default();
+        for bucket in self.buckets.iter() {
+            let slice = bucket.slice.load(Ordering::Acquire);
+            if (oldest..=newest).contains(&slice) {
+                counts.calls += u64::from(bucket.calls.load(Ordering::Relaxed));
+                counts.failures += u64::from(bucket.failures.load(Ordering::Relaxed));
+                counts.slow += u64::from(bucket.slow.load(Ordering::Relaxed));
+            }
+        }
+        counts
+    }
+
+    fn reset(&self) {
+        for bucket in self.buckets.iter() {
+            bucket.slice.store(0, Ordering::Release);
+            bucket.calls.store(0, Ordering::Relaxed);
+            bucket.failures.store(0, Ordering::Relaxed);
+            bucket.slow.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_ring_keeps_the_last_n() {
+        let ring = CountRing::new(3);
+        ring.record(true, false);
+        ring.record(true, false);
+        let c = ring.record(false, false);
+        assert_eq!((c.calls, c.failures), (3, 2));
+        let c = ring.record(false, false); // pushes out the first failure
+        assert_eq!((c.calls, c.failures), (3, 1));
+        let c = ring.record(false, true);
+        assert_eq!((c.calls, c.failures, c.slow), (3, 0, 1));
+    }
+
+    #[test]
+    fn time_buckets_forget_old_slices() {
+        let ms = Duration::from_millis;
+        let window = TimeBuckets::new(ms(100), 4); // 25ms buckets
+        window.record(true, false, ms(0));
+        window.record(false, false, ms(30));
+        let c = window.counts(ms(60));
+        assert_eq!((c.calls, c.failures), (2, 1));
+        let c = window.counts(ms(110)); // the 0..25ms bucket has left the window
+        assert_eq!((c.calls, c.failures), (1, 0));
+        let c = window.record(true, false, ms(200));
+        assert_eq!((c.calls, c.failures), (1, 1));
+    }
+}

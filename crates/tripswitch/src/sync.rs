@@ -1,0 +1,27 @@
+//! The one place the crate takes its synchronisation primitives from.
+//!
+//! Under `--cfg loom` the primitives come from loom so that the model checker
+//! sees every atomic access and lock; otherwise they are `std`'s. Locks never
+//! wedge the breaker through poisoning: [`lock`] takes the guard even when a
+//! previous holder panicked, because no code path leaves the guarded data
+//! half-updated across a call that could panic.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+#[cfg(loom)]
+pub(crate) use std::sync::Weak;
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard, Weak};
+
+/// Locks `mutex`, ignoring poisoning (see the module docs for why that is sound here).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
