@@ -717,6 +717,12 @@ impl Core {
             consecutive_openings: openings,
             consecutive_failures: self.policies.iter().find_map(Policy::consecutive_failures),
             failure_rate: self.rate(crate::policy::RateMeasure::Failures, now),
+            failures_in_window: self.policies.iter().find_map(|p| match p {
+                Policy::Rate(r) if r.measure == crate::policy::RateMeasure::Failures => {
+                    Some(r.failures_at(now))
+                }
+                _ => None,
+            }),
             slow_call_rate: self.rate(crate::policy::RateMeasure::Slow, now),
         };
         let period = &self.settings.open_period;

@@ -1,5 +1,14 @@
 //! # The tripswitch guide
 //!
+//! 1. [The seed preset](#the-seed-preset)
+//! 2. [Safer settings, and why](#safer-settings-and-why)
+//! 3. [Recipe: a Resilience4j-style rate breaker](#recipe-a-resilience4j-style-rate-breaker)
+//! 4. [Recipe: a gobreaker-style consecutive breaker](#recipe-a-gobreaker-style-consecutive-breaker)
+//! 5. [Recipe: an HTTP client that waits out a 503 storm](#recipe-an-http-client-that-waits-out-a-503-storm)
+//! 6. [What counts as a failure](#what-counts-as-a-failure)
+//! 7. [Manual control, events and metrics](#manual-control-events-and-metrics)
+//! 8. [Testing code that uses a breaker](#testing-code-that-uses-a-breaker)
+//!
 //! ## The seed preset
 //!
 //! [`CircuitBreaker::new()`](crate::CircuitBreaker::new) and a fresh
@@ -29,3 +38,164 @@
 //! # let _ = breaker;
 //! # }
 //! ```
+//!
+//! ## Safer settings, and why
+//!
+//! The seed's breaker trips on a single failure and, when the freeze ends,
+//! lets every waiting call through at once while counting none of them. If
+//! the service is still down, the whole herd hits it and nothing notices.
+//! Any setting beyond the seed's (see [`Builder`](crate::Builder)) switches
+//! to full accounting, and these are the ones to reach for:
+//!
+//! - [`HalfOpen::probes`](crate::HalfOpen::probes): after the open period,
+//!   let a few probe calls through; close only when they succeed, open again
+//!   as soon as one fails.
+//! - [`Backoff`](crate::Backoff): stay open longer each time the probes fail,
+//!   with jitter so that a fleet does not probe in lockstep.
+//! - [`HalfOpen::max_duration`](crate::HalfOpen::max_duration): a probe that
+//!   hangs cannot hold the breaker half-open.
+//! - [`FailureRate`](crate::policy::FailureRate) instead of a single failure:
+//!   one timeout among thousands of calls should not stop traffic.
+//! - [`max_wait`](crate::Builder::max_wait) and
+//!   [`max_waiters`](crate::Builder::max_waiters) in wait mode, or
+//!   [`fail_fast`](crate::Builder::fail_fast): callers should not pile up
+//!   without bound behind a dead dependency.
+//!
+//! ## Recipe: a Resilience4j-style rate breaker
+//!
+//! Open when half of the last 100 calls failed (judged from 20 calls on) or
+//! when 80% are slower than two seconds; fail fast while open; probe with 10
+//! calls.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tripswitch::policy::{FailureRate, SlowCallRate, Window};
+//! use tripswitch::{CircuitBreaker, HalfOpen};
+//!
+//! let breaker = CircuitBreaker::builder()
+//!     .name("inventory")
+//!     .failure_rate(FailureRate::new(0.5, Window::last_calls(100)).min_calls(20))
+//!     .slow_call_rate(SlowCallRate::new(Duration::from_secs(2), 0.8, Window::last_calls(100)))
+//!     .freeze_for(Duration::from_secs(60))
+//!     .half_open(HalfOpen::probes(10))
+//!     .fail_fast()
+//!     .try_build()?;
+//! # drop(breaker);
+//! # Ok::<(), tripswitch::ConfigError>(())
+//! ```
+//!
+//! ## Recipe: a gobreaker-style consecutive breaker
+//!
+//! Trip after more than five failures in a row, stay open a minute, then let
+//! one request probe.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tripswitch::{CircuitBreaker, HalfOpen};
+//!
+//! let breaker = CircuitBreaker::builder()
+//!     .consecutive_failures(6)
+//!     .freeze_for(Duration::from_secs(60))
+//!     .half_open(HalfOpen::probes(1))
+//!     .fail_fast()
+//!     .try_build()?;
+//! # drop(breaker);
+//! # Ok::<(), tripswitch::ConfigError>(())
+//! ```
+//!
+//! ## Recipe: an HTTP client that waits out a 503 storm
+//!
+//! The service says how long to stay away (`Retry-After`); the breaker
+//! freezes for exactly that long, callers wait (at most 30 seconds) instead
+//! of failing, and one probe at a time tests the service afterwards. The
+//! 503 arrives as an `Ok` response, so a classifier marks it a failure.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! use std::time::Duration;
+//! use tripswitch::{Backoff, CircuitBreaker, HalfOpen, Outcome};
+//!
+//! #[derive(Debug)]
+//! struct Response { status: u16, retry_after: Option<Duration> }
+//!
+//! /// The error the client returns for a 503, carrying the server's hint.
+//! #[derive(Debug)]
+//! struct Unavailable { retry_after: Option<Duration> }
+//!
+//! let breaker = CircuitBreaker::builder()
+//!     .name("api.example.com")
+//!     .open_for_fn(|trip| {
+//!         trip.error::<Unavailable>()
+//!             .and_then(|e| e.retry_after)
+//!             .unwrap_or(Duration::from_secs(5))
+//!     })
+//!     .half_open(HalfOpen::probes(1).max_duration(Duration::from_secs(10)))
+//!     .max_wait(Duration::from_secs(30))
+//!     .try_build()
+//!     .unwrap();
+//!
+//! async fn get(path: &str) -> Result<Response, Unavailable> {
+//!     // ... send the request; here, the service is overloaded:
+//!     # let _ = path;
+//!     Err(Unavailable { retry_after: Some(Duration::from_secs(2)) })
+//! }
+//!
+//! // The first call trips the breaker; calls in the next two seconds wait.
+//! let first = breaker.execute(|| get("/orders")).await;
+//! assert!(first.is_err());
+//! assert_eq!(breaker.metrics().retry_after, Some(Duration::from_secs(2)));
+//!
+//! // A 503 that comes back as an `Ok` response is a failure too:
+//! let classify = |r: &Result<Response, Unavailable>| match r {
+//!     Ok(response) if response.status >= 500 => Outcome::Failure,
+//!     Ok(_) => Outcome::Success,
+//!     Err(_) => Outcome::Failure,
+//! };
+//! # let _ = classify;
+//! # }
+//! ```
+//!
+//! ## What counts as a failure
+//!
+//! - Every `Err` is a failure, unless [`ignore_errors`](crate::Builder::ignore_errors)
+//!   says it is not (then it is *ignored*: neither success nor failure, and an
+//!   ignored probe frees its slot).
+//! - [`execute_classified`](crate::CircuitBreaker::execute_classified) lets a
+//!   classifier decide per call, e.g. an HTTP 503 returned as `Ok`.
+//! - A cancelled call (its future dropped) records nothing and gives back its
+//!   half-open slot.
+//! - A panicking operation is a failure; the panic still reaches the caller.
+//! - Calls that started before a state change do not count in the new state
+//!   (a generation number, as in gobreaker); they still count in the totals.
+//!
+//! ## Manual control, events and metrics
+//!
+//! From any clone or reference, at any time:
+//! [`force_open`](crate::CircuitBreaker::force_open),
+//! [`release`](crate::CircuitBreaker::release),
+//! [`disable`](crate::CircuitBreaker::disable),
+//! [`metrics_only`](crate::CircuitBreaker::metrics_only),
+//! [`reset`](crate::CircuitBreaker::reset).
+//! Listeners ([`on_event`](crate::Builder::on_event)) see transitions (from,
+//! to, why, when), successes, failures, ignored errors, slow calls and
+//! rejections; [`metrics`](crate::CircuitBreaker::metrics) is a cheap snapshot.
+//!
+//! ## Testing code that uses a breaker
+//!
+//! With tokio, use paused time: the default clock follows it.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! use std::time::Duration;
+//! use tripswitch::CircuitBreaker;
+//!
+//! let breaker = CircuitBreaker::builder().freeze_for(Duration::from_secs(30)).build();
+//! breaker.force_open();
+//! assert!(breaker.is_frozen());
+//! breaker.release();
+//! tokio::time::advance(Duration::from_secs(30)).await; // no real waiting
+//! # }
+//! ```
+//!
+//! On other executors, give the breaker a [`FakeClock`](crate::clock::FakeClock)
+//! and move time with [`advance`](crate::clock::FakeClock::advance).

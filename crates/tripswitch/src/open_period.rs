@@ -55,6 +55,7 @@ pub struct TripContext<'a> {
     pub(crate) consecutive_openings: u32,
     pub(crate) consecutive_failures: Option<u32>,
     pub(crate) failure_rate: Option<f64>,
+    pub(crate) failures_in_window: Option<u64>,
     pub(crate) slow_call_rate: Option<f64>,
 }
 
@@ -82,17 +83,26 @@ impl<'a> TripContext<'a> {
         self.consecutive_openings
     }
 
-    /// Consecutive failures counted when it tripped, with a consecutive-failures policy.
+    /// Consecutive failures, with a consecutive-failures policy.
+    ///
+    /// This and the other counts are those of the closed state that last
+    /// tripped the breaker (the windows are cleared when it closes again),
+    /// so on a failed probe they still describe the original trip.
     pub fn consecutive_failures(&self) -> Option<u32> {
         self.consecutive_failures
     }
 
-    /// The failure rate in the window when it tripped, with a failure-rate policy.
+    /// The failure rate in the window, with a failure-rate policy.
     pub fn failure_rate(&self) -> Option<f64> {
         self.failure_rate
     }
 
-    /// The slow-call rate in the window when it tripped, with a slow-call policy.
+    /// The number of failures in the window, with a failure-rate policy.
+    pub fn failures_in_window(&self) -> Option<u64> {
+        self.failures_in_window
+    }
+
+    /// The slow-call rate in the window, with a slow-call policy.
     pub fn slow_call_rate(&self) -> Option<f64> {
         self.slow_call_rate
     }
@@ -106,6 +116,7 @@ impl fmt::Debug for TripContext<'_> {
             .field("consecutive_openings", &self.consecutive_openings)
             .field("consecutive_failures", &self.consecutive_failures)
             .field("failure_rate", &self.failure_rate)
+            .field("failures_in_window", &self.failures_in_window)
             .field("slow_call_rate", &self.slow_call_rate)
             .finish()
     }

@@ -230,6 +230,11 @@ impl RateState {
         self.rate_of(self.window.counts(at))
     }
 
+    /// Failures in the window now.
+    pub(crate) fn failures_at(&self, at: Duration) -> u64 {
+        self.window.counts(at).failures
+    }
+
     pub(crate) fn reset(&self) {
         self.window.reset();
     }

@@ -1,0 +1,216 @@
+//! When the full breaker trips: consecutive failures, failure rate over count
+//! and time windows, slow-call rate, custom policies, and their composition.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use common::{Boom, fail, succeed};
+use tripswitch::policy::{CallRecord, FailureRate, SlowCallRate, TripPolicy, Window};
+use tripswitch::{CircuitBreaker, HalfOpen, State};
+
+fn fail_fast() -> tripswitch::Builder<tripswitch::Unchecked> {
+    CircuitBreaker::builder()
+        .fail_fast()
+        .half_open(HalfOpen::probes(1))
+}
+
+#[tokio::test(start_paused = true)]
+async fn consecutive_failures_trip_after_n_in_a_row_and_successes_reset_the_count() {
+    let breaker = fail_fast().consecutive_failures(3).try_build().unwrap();
+    fail(&breaker).await.unwrap_err();
+    fail(&breaker).await.unwrap_err();
+    succeed(&breaker).await.unwrap();
+    fail(&breaker).await.unwrap_err();
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "the success started the count again"
+    );
+    assert_eq!(breaker.metrics().consecutive_failures, Some(2));
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_count_window_is_judged_as_soon_as_it_holds_the_minimum_of_calls() {
+    let breaker = fail_fast()
+        .failure_rate(FailureRate::new(0.5, Window::last_calls(100)).min_calls(4))
+        .try_build()
+        .unwrap();
+    fail(&breaker).await.unwrap_err();
+    fail(&breaker).await.unwrap_err();
+    succeed(&breaker).await.unwrap();
+    assert_eq!(breaker.state(), State::Closed, "3 calls: below the minimum");
+    // The 4th call makes 3 failures out of 4 = 75%: trips long before 100 calls.
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_count_window_forgets_calls_that_slid_out() {
+    let breaker = fail_fast()
+        .failure_rate(FailureRate::new(0.5, Window::last_calls(4)).min_calls(4))
+        .try_build()
+        .unwrap();
+    // f s s s -> 25%; then the failure slides out and s f s s is still 25%.
+    fail(&breaker).await.unwrap_err();
+    for _ in 0..3 {
+        succeed(&breaker).await.unwrap();
+    }
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(breaker.state(), State::Closed);
+    let rate = breaker.metrics().failure_rate.unwrap();
+    assert!((rate - 0.25).abs() < 1e-9, "rate {rate}");
+    // s s f f -> 50%: trips.
+    succeed(&breaker).await.unwrap();
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_rate_threshold_is_inclusive_and_successes_never_trip() {
+    let breaker = fail_fast()
+        .failure_rate(FailureRate::new(0.5, Window::last_calls(10)).min_calls(2))
+        .try_build()
+        .unwrap();
+    succeed(&breaker).await.unwrap();
+    fail(&breaker).await.unwrap_err(); // 1/2 = 50% >= 50%
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_time_window_counts_only_recent_calls_and_works_below_a_second() {
+    let breaker = fail_fast()
+        .failure_rate(
+            FailureRate::new(0.5, Window::last_in_buckets(Duration::from_millis(400), 4))
+                .min_calls(4),
+        )
+        .try_build()
+        .unwrap();
+    // Three failures, then they age out of the 400ms window.
+    for _ in 0..3 {
+        fail(&breaker).await.unwrap_err();
+    }
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "below the minimum of 4 calls"
+    );
+    tokio::time::advance(Duration::from_millis(500)).await;
+    succeed(&breaker).await.unwrap();
+    succeed(&breaker).await.unwrap();
+    succeed(&breaker).await.unwrap();
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(breaker.state(), State::Closed, "1 of 4 recent calls failed");
+    // Within the window: 3 failures of 6 recent calls (ratio 0.5) trips.
+    tokio::time::advance(Duration::from_millis(100)).await;
+    fail(&breaker).await.unwrap_err();
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_calls_trip_the_breaker_even_when_they_succeed() {
+    let breaker = fail_fast()
+        .slow_call_rate(
+            SlowCallRate::new(Duration::from_millis(100), 0.5, Window::last_calls(10)).min_calls(4),
+        )
+        .try_build()
+        .unwrap();
+    let call = |ms: u64| {
+        let breaker = &breaker;
+        async move {
+            breaker
+                .execute(|| async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok::<_, Boom>(())
+                })
+                .await
+        }
+    };
+    call(10).await.unwrap();
+    call(150).await.unwrap();
+    call(10).await.unwrap();
+    assert_eq!(breaker.state(), State::Closed);
+    call(200).await.unwrap(); // 2 slow of 4 = 50%
+    assert_eq!(breaker.state(), State::Open);
+    let metrics = breaker.metrics();
+    assert_eq!(metrics.totals.slow, 2);
+    assert_eq!(metrics.totals.successes, 4);
+    assert!((metrics.slow_call_rate.unwrap() - 0.5).abs() < 1e-9);
+}
+
+#[derive(Debug, Default)]
+struct EveryThirdCall(AtomicU32);
+
+impl TripPolicy for EveryThirdCall {
+    fn record(&self, _: &CallRecord) -> bool {
+        self.0.fetch_add(1, Ordering::SeqCst) % 3 == 2
+    }
+    fn reset(&self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_custom_policy_decides_through_the_public_trait() {
+    let breaker = CircuitBreaker::builder()
+        .trip_policy(EveryThirdCall::default())
+        .fail_fast()
+        .build();
+    succeed(&breaker).await.unwrap();
+    succeed(&breaker).await.unwrap();
+    assert_eq!(breaker.state(), State::Closed);
+    succeed(&breaker).await.unwrap();
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "the policy tripped on a success"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn policies_compose_and_any_one_trips_the_breaker() {
+    let breaker = fail_fast()
+        .consecutive_failures(5)
+        .failure_rate(FailureRate::new(0.9, Window::last_calls(10)).min_calls(10))
+        .try_build()
+        .unwrap();
+    for _ in 0..4 {
+        fail(&breaker).await.unwrap_err();
+    }
+    assert_eq!(breaker.state(), State::Closed);
+    fail(&breaker).await.unwrap_err(); // the consecutive policy trips first
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn windows_start_empty_when_the_breaker_closes_again() {
+    let breaker = CircuitBreaker::builder()
+        .failure_rate(FailureRate::new(0.5, Window::last_calls(4)).min_calls(2))
+        .half_open(HalfOpen::probes(1))
+        .freeze_for(Duration::from_secs(1))
+        .fail_fast()
+        .try_build()
+        .unwrap();
+    fail(&breaker).await.unwrap_err();
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(breaker.state(), State::Open);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    succeed(&breaker).await.unwrap(); // the probe closes it
+    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(
+        breaker.metrics().failure_rate,
+        None,
+        "the window was cleared"
+    );
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "one failure in a fresh window is below the minimum"
+    );
+}
