@@ -221,7 +221,7 @@ impl CircuitBreaker {
     /// tripped it until its freeze ends, whether or not any call is waiting.
     /// Also true while it is forced open.
     pub fn is_frozen(&self) -> bool {
-        self.core.refresh();
+        self.core.refresh(true);
         self.core.load().state().is_open()
     }
 
@@ -238,11 +238,12 @@ impl CircuitBreaker {
         let _ = Wait::new(&*self.core, WaitFor::Unfrozen).await;
     }
 
-    /// The breaker's state, read without a lock. A period that has run out
-    /// is ended first, so an open breaker whose freeze is over reads as
-    /// half-open (or closed).
+    /// The breaker's state, read without a lock. An open period whose end
+    /// time has passed is ended first, so such a breaker reads as half-open
+    /// (or closed). (An async freeze function's future is not polled here;
+    /// [`is_frozen`](Self::is_frozen) does that.)
     pub fn state(&self) -> State {
-        self.core.refresh();
+        self.core.refresh(false);
         self.core.load().state()
     }
 

@@ -319,7 +319,7 @@ impl Core {
                     Err(_) => {}
                 },
                 WaitFor::Unfrozen => {
-                    self.refresh();
+                    self.refresh(true);
                     if !self.load().state().is_open() {
                         return Enqueued::Granted(Grant::Unfrozen);
                     }
@@ -1001,15 +1001,17 @@ impl Core {
     }
 
     /// Performs a transition that is due (an open period that has run out)
-    /// without waiting for a call to notice it.
-    pub(crate) fn refresh(&self) {
+    /// without waiting for a call to notice it. With `poll_freeze`, an async
+    /// freeze is polled once to learn whether it is over (that takes the
+    /// freeze slot's lock briefly); without, only atomics and the clock are read.
+    pub(crate) fn refresh(&self, poll_freeze: bool) {
         loop {
             let word = self.load();
             match word.state() {
                 State::Open => {
                     let until = self.open_until.load(Ordering::Acquire);
                     if until == NO_DEADLINE {
-                        if !self.drive_freeze(false) {
+                        if !poll_freeze || !self.drive_freeze(false) {
                             return;
                         }
                     } else if nanos(self.now()) >= until {
@@ -1045,7 +1047,7 @@ impl Core {
     }
 
     pub(crate) fn metrics(&self) -> Metrics {
-        self.refresh();
+        self.refresh(true);
         let word = self.load();
         let now = self.now();
         let since = *lock(&self.state_since);
