@@ -5,12 +5,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::builder::Builder;
-use crate::core::{Core, TicketKind, Verdict};
+use crate::core::Core;
 use crate::error::{Error, Rejected};
 use crate::events::TransitionReason;
 use crate::metrics::Metrics;
-use crate::outcome::{ClassifiedOk, Outcome};
-use crate::permit::{self, Acquire, AcquireOwned, Permit, Run};
+use crate::execute::{ByBreaker, ByCaller, Execute};
+use crate::outcome::Outcome;
+use crate::permit::{self, Acquire, AcquireOwned, Permit};
 use crate::state::State;
 use crate::wait::Wait;
 use crate::waiters::WaitFor;
@@ -119,14 +120,16 @@ impl CircuitBreaker {
     /// assert_eq!(value.unwrap(), 42);
     /// # }
     /// ```
-    pub async fn execute<F, Fut, T, E>(&self, operation: F) -> Result<T, Error<E>>
+    pub fn execute<F, Fut, T, E>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: fmt::Debug + 'static,
     {
-        self.run(operation, None::<fn(&Result<T, E>) -> Outcome>)
-            .await
+        Execute::new(&self.core, operation, ByBreaker)
     }
 
     /// Like [`execute`](Self::execute), with `classify` deciding how each
@@ -159,62 +162,18 @@ impl CircuitBreaker {
     /// assert!(breaker.is_frozen());     // ...and the breaker counted a failure
     /// # }
     /// ```
-    pub async fn execute_classified<C, F, Fut, T, E>(
+    pub fn execute_classified<C, F, Fut, T, E>(
         &self,
         classify: C,
         operation: F,
-    ) -> Result<T, Error<E>>
+    ) -> impl Future<Output = Result<T, Error<E>>>
     where
         C: Fn(&Result<T, E>) -> Outcome,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: fmt::Debug + 'static,
     {
-        self.run(operation, Some(classify)).await
-    }
-
-    async fn run<C, F, Fut, T, E>(
-        &self,
-        mut operation: F,
-        classify: Option<C>,
-    ) -> Result<T, Error<E>>
-    where
-        C: Fn(&Result<T, E>) -> Outcome,
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        E: fmt::Debug + 'static,
-    {
-        let core = &*self.core;
-        let ticket = match core.admit_fast() {
-            Some(ticket) => ticket,
-            None => core.ticket_for(Wait::new(core, WaitFor::Call).await?),
-        };
-        let run = Run::new(core, ticket);
-        let result = operation().await;
-        let verdict = verdict_of(core, &result, classify.as_ref());
-        let retry = matches!(verdict, Verdict::Failure(_))
-            && matches!(ticket.kind, TicketKind::Counted | TicketKind::Probe)
-            && core.settings.retry_after_freeze;
-        let open_after = run.finish(verdict);
-        let error = match result {
-            Ok(value) => return Ok(value),
-            Err(error) if !(retry && open_after) => return Err(Error::Inner(error)),
-            Err(error) => error,
-        };
-
-        // The seed's retry: wait out the freeze, then run once more.
-        let Ok(grant) = Wait::new(core, WaitFor::Call).await else {
-            return Err(Error::Inner(error));
-        };
-        drop(error);
-        let mut ticket = core.ticket_for(grant);
-        if core.settings.seed_accounting && ticket.kind == TicketKind::Counted {
-            ticket.kind = TicketKind::Released;
-        }
-        let run = Run::new(core, ticket);
-        let result = operation().await;
-        run.finish(verdict_of(core, &result, classify.as_ref()));
-        result.map_err(Error::Inner)
+        Execute::new(&self.core, operation, ByCaller(classify))
     }
 
     /// Whether the breaker is frozen (open) now: true from the failure that
@@ -321,31 +280,5 @@ impl CircuitBreaker {
         self.core
             .force(State::Closed, TransitionReason::Reset, |_| true);
         self.core.clear_counts();
-    }
-}
-
-fn verdict_of<'r, C, T, E>(
-    core: &Core,
-    result: &'r Result<T, E>,
-    classify: Option<&C>,
-) -> Verdict<'r>
-where
-    C: Fn(&Result<T, E>) -> Outcome,
-    E: fmt::Debug + 'static,
-{
-    let outcome = match classify {
-        Some(classify) => classify(result),
-        None => match result {
-            Ok(_) => Outcome::Success,
-            Err(error) if core.is_ignored(error) => Outcome::Ignored,
-            Err(_) => Outcome::Failure,
-        },
-    };
-    match (outcome, result) {
-        (Outcome::Success, _) => Verdict::Success,
-        (Outcome::Failure, Err(error)) => Verdict::Failure(error),
-        (Outcome::Failure, Ok(_)) => Verdict::Failure(&ClassifiedOk),
-        (Outcome::Ignored, Err(error)) => Verdict::Ignored(error),
-        (Outcome::Ignored, Ok(_)) => Verdict::Ignored(&ClassifiedOk),
     }
 }

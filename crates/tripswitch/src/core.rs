@@ -76,9 +76,14 @@ pub(crate) enum TicketKind {
 pub(crate) struct Ticket {
     pub(crate) generation: u64,
     pub(crate) kind: TicketKind,
-    /// When the run started, when the breaker measures runs.
-    started: Option<Duration>,
+    /// When the run started in nanoseconds on the clock, when the breaker
+    /// measures runs; [`NOT_TIMED`] otherwise. (A plain integer keeps the
+    /// ticket small: it is copied on every call.)
+    started: u64,
 }
+
+/// [`Ticket::started`] of a run that is not timed.
+const NOT_TIMED: u64 = u64::MAX;
 
 /// How a run ended.
 #[derive(Clone, Copy)]
@@ -140,6 +145,9 @@ pub(crate) struct Core {
     needs_time: bool,
     /// A slow probe counts as a failed probe.
     slow_probe_fails: bool,
+    /// A success needs no clock read, event or slow-call check: the short
+    /// path of [`Core::record_success`] applies.
+    plain_success: bool,
     pub(crate) waiters: Waiters,
     freeze: Mutex<Option<FreezeSlot>>,
     freeze_woken: AtomicBool,
@@ -187,6 +195,7 @@ impl Core {
             times_calls,
             needs_time,
             slow_probe_fails,
+            plain_success: !times_calls && !needs_time,
             waiters: Waiters::default(),
             freeze: Mutex::new(None),
             freeze_woken: AtomicBool::new(false),
@@ -215,9 +224,9 @@ impl Core {
             generation,
             kind,
             started: if self.times_calls {
-                Some(self.now())
+                nanos(self.now())
             } else {
-                None
+                NOT_TIMED
             },
         }
     }
@@ -404,6 +413,23 @@ impl Core {
 
     // ----- recording -------------------------------------------------------
 
+    /// Records a success. On the happy path (a counted call, no listeners,
+    /// no timing, a consecutive-failures policy with nothing counted) this is
+    /// one counter increment and one relaxed load; a success cannot change
+    /// such a policy, so not even the generation is read.
+    #[inline(always)]
+    pub(crate) fn record_success(&self, ticket: Ticket) {
+        if self.plain_success
+            && ticket.kind == TicketKind::Counted
+            && let [Policy::Consecutive(consecutive)] = &*self.policies
+            && consecutive.current() == 0
+        {
+            self.totals.add(Tally::Success);
+            return;
+        }
+        self.record(ticket, Verdict::Success);
+    }
+
     /// Records how a run ended. Returns whether the breaker is open after it
     /// (because this run tripped it, or because it already was).
     pub(crate) fn record(&self, ticket: Ticket, verdict: Verdict<'_>) -> bool {
@@ -411,12 +437,15 @@ impl Core {
             return false;
         }
         let (elapsed, at) = match ticket.started {
-            Some(started) => {
+            NOT_TIMED if self.needs_time => (None, Some(self.now())),
+            NOT_TIMED => (None, None),
+            started => {
                 let now = self.now();
-                (Some(now.saturating_sub(started)), Some(now))
+                (
+                    Some(now.saturating_sub(Duration::from_nanos(started))),
+                    Some(now),
+                )
             }
-            None if self.needs_time => (None, Some(self.now())),
-            None => (None, None),
         };
         let measured = !matches!(verdict, Verdict::Cancelled | Verdict::Ignored(_));
         let slow =

@@ -58,6 +58,7 @@ mod builder;
 pub mod clock;
 mod core;
 mod error;
+mod execute;
 pub mod events;
 pub mod guide;
 mod half_open;

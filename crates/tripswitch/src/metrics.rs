@@ -84,13 +84,18 @@ pub(crate) enum Tally {
 }
 
 const COUNTERS: usize = 6;
-const STRIPES: usize = 8;
+/// Stripes owned by one thread each: the first threads to count get one for
+/// life and update it with a plain load and store, no locked instruction.
+const OWNED_STRIPES: usize = 8;
 
-/// Running totals, striped across cache lines so that threads on different
-/// cores do not fight over one counter.
+/// Running totals. Each of the first [`OWNED_STRIPES`] threads that counts
+/// owns a stripe (a cache line of its own) and is its only writer, so an
+/// increment is a plain load and store; later threads share one stripe and
+/// use atomic additions. Readers sum the stripes.
 #[derive(Debug)]
 pub(crate) struct Totals {
-    stripes: Box<[Stripe]>,
+    owned: Box<[Stripe; OWNED_STRIPES]>,
+    shared: Box<Stripe>,
 }
 
 #[derive(Debug, Default)]
@@ -102,7 +107,8 @@ struct Stripe {
 impl Default for Totals {
     fn default() -> Self {
         Self {
-            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+            owned: Box::default(),
+            shared: Box::default(),
         }
     }
 }
@@ -110,12 +116,24 @@ impl Default for Totals {
 impl Totals {
     #[inline]
     pub(crate) fn add(&self, tally: Tally) {
-        self.stripes[stripe_index()].counts[tally as usize].fetch_add(1, Ordering::Relaxed);
+        match owned_stripe() {
+            Some(index) => {
+                let counter = &self.owned[index].counts[tally as usize];
+                // Single writer: this thread owns the stripe.
+                #[cfg(not(loom))]
+                counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                #[cfg(loom)]
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                self.shared.counts[tally as usize].fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     pub(crate) fn snapshot(&self) -> Counts {
         let mut sums = [0u64; COUNTERS];
-        for stripe in self.stripes.iter() {
+        for stripe in self.owned.iter().chain(std::iter::once(&*self.shared)) {
             for (sum, counter) in sums.iter_mut().zip(stripe.counts.iter()) {
                 *sum += counter.load(Ordering::Relaxed);
             }
@@ -135,19 +153,23 @@ impl Totals {
     }
 }
 
-/// This thread's stripe: threads are dealt stripes in turn on first use.
+/// The stripe this thread owns, if it is one of the first threads to count.
+/// Indices are process-wide and never reused, so no two threads ever own the
+/// same stripe of any breaker.
 #[inline]
-fn stripe_index() -> usize {
+fn owned_stripe() -> Option<usize> {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    const UNASSIGNED: usize = usize::MAX;
     thread_local! {
-        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+        static INDEX: Cell<usize> = const { Cell::new(UNASSIGNED) };
     }
-    INDEX.with(|index| {
+    let index = INDEX.with(|index| {
         let mut i = index.get();
-        if i == usize::MAX {
-            i = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+        if i == UNASSIGNED {
+            i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             index.set(i);
         }
         i
-    })
+    });
+    (index < OWNED_STRIPES).then_some(index)
 }

@@ -33,6 +33,14 @@ impl<C: Deref<Target = Core>> Run<C> {
         self.ticket.map(|t| t.kind)
     }
 
+    /// Records a success (the short path).
+    #[inline]
+    pub(crate) fn succeed(mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.core.record_success(ticket);
+        }
+    }
+
     /// Records the verdict; returns whether the breaker is open afterwards.
     pub(crate) fn finish(mut self, verdict: Verdict<'_>) -> bool {
         match self.ticket.take() {
@@ -63,7 +71,7 @@ macro_rules! permit_methods {
     () => {
         /// Records a success.
         pub fn success(self) {
-            self.run.finish(Verdict::Success);
+            self.run.succeed();
         }
 
         /// Records a failure with its error (an error the breaker was told to

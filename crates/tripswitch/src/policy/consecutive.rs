@@ -76,6 +76,7 @@ impl ConsecutiveState {
         self.failures.store(0, Ordering::Relaxed);
     }
 
+    #[inline]
     pub(crate) fn current(&self) -> u32 {
         self.failures.load(Ordering::Relaxed)
     }

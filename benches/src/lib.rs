@@ -1,0 +1,270 @@
+//! The cases measured by the criterion benches and by the instruction-count
+//! driver: each builds one breaker (tripswitch or a peer) on a given policy
+//! and runs `n` calls through it inside one `futures::executor::block_on`, so
+//! that executor cost stays out of the per-call figure.
+//!
+//! Policies are matched across crates: consecutive failures (5), a failure
+//! rate over the last 100 calls, a failure rate over a 60 second time window,
+//! and a breaker held open that rejects every call.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::time::Duration;
+
+use failsafe::futures::CircuitBreaker as _;
+use tower::{Layer, Service, ServiceExt};
+use tripswitch::policy::{FailureRate, Window};
+use tripswitch::{CircuitBreaker, HalfOpen};
+
+/// How long the "rejected" cases stay open: longer than any run.
+const LONG: Duration = Duration::from_secs(3600);
+
+/// The operation every case guards: an async call that succeeds.
+#[inline]
+pub async fn operation(i: u64) -> Result<u64, ()> {
+    Ok(black_box(i))
+}
+
+/// An operation that fails, used to trip breakers.
+pub async fn failing(_: u64) -> Result<u64, ()> {
+    Err(())
+}
+
+/// A benchmark case: runs `n` calls through one breaker.
+pub type Runner = Box<dyn FnMut(u64) + Send>;
+
+/// Runs `n` sequential calls of `call` inside one `block_on`.
+fn run_calls<F, Fut>(n: u64, mut call: F)
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future,
+{
+    futures::executor::block_on(async {
+        for i in 0..n {
+            black_box(call(i).await);
+        }
+    });
+}
+
+/// A tokio runtime handle, for peers that need one for their timers.
+fn tokio_runtime() -> &'static tokio::runtime::Runtime {
+    use std::sync::OnceLock;
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("tokio runtime")
+    })
+}
+
+/// Every case by name: `group/crate`.
+pub const CASES: &[&str] = &[
+    "closed-consecutive/bare",
+    "closed-consecutive/tripswitch-seed",
+    "closed-consecutive/tripswitch",
+    "closed-consecutive/failsafe",
+    "closed-consecutive/tower-resilience",
+    "closed-count-window/tripswitch",
+    "closed-count-window/recloser",
+    "closed-count-window/tower-resilience",
+    "closed-time-window/tripswitch",
+    "closed-time-window/failsafe",
+    "closed-time-window/tower-resilience",
+    "rejected/tripswitch",
+    "rejected/failsafe",
+    "rejected/recloser",
+    "rejected/tower-resilience",
+    "half-open/tripswitch",
+];
+
+/// tripswitch tripping after 5 consecutive failures, failing fast.
+pub fn tripswitch_consecutive() -> CircuitBreaker {
+    CircuitBreaker::builder()
+        .consecutive_failures(5)
+        .fail_fast()
+        .try_build()
+        .expect("valid")
+}
+
+/// tripswitch on a 50% failure rate over the last 100 calls, failing fast.
+pub fn tripswitch_count_window() -> CircuitBreaker {
+    CircuitBreaker::builder()
+        .failure_rate(FailureRate::new(0.5, Window::last_calls(100)).min_calls(100))
+        .fail_fast()
+        .try_build()
+        .expect("valid")
+}
+
+/// tripswitch on a 50% failure rate over the last 60 seconds, failing fast.
+pub fn tripswitch_time_window() -> CircuitBreaker {
+    CircuitBreaker::builder()
+        .failure_rate(FailureRate::new(0.5, Window::last(Duration::from_secs(60))).min_calls(100))
+        .fail_fast()
+        .try_build()
+        .expect("valid")
+}
+
+/// Builds the runner of a case, or `None` for an unknown name.
+pub fn case(name: &str) -> Option<Runner> {
+    let _guard = tokio_runtime().enter();
+    let runner: Runner = match name {
+        "closed-consecutive/bare" => Box::new(|n| run_calls(n, operation)),
+        "closed-consecutive/tripswitch-seed" => {
+            let breaker = CircuitBreaker::new();
+            Box::new(move |n| run_calls(n, |i| breaker.execute(move || operation(i))))
+        }
+        "closed-consecutive/tripswitch" => tripswitch_runner(tripswitch_consecutive()),
+        "closed-count-window/tripswitch" => tripswitch_runner(tripswitch_count_window()),
+        "closed-time-window/tripswitch" => tripswitch_runner(tripswitch_time_window()),
+        "closed-consecutive/failsafe" => {
+            let breaker = failsafe::Config::new()
+                .failure_policy(failsafe::failure_policy::consecutive_failures(
+                    5,
+                    failsafe::backoff::constant(LONG),
+                ))
+                .build();
+            Box::new(move |n| run_calls(n, |i| breaker.call(operation(i))))
+        }
+        "closed-time-window/failsafe" => {
+            let breaker = failsafe::Config::new().build();
+            Box::new(move |n| run_calls(n, |i| breaker.call(operation(i))))
+        }
+        "closed-count-window/recloser" => {
+            let breaker = recloser::AsyncRecloser::from(
+                recloser::Recloser::custom()
+                    .error_rate(0.5)
+                    .closed_len(100)
+                    .open_wait(LONG)
+                    .build(),
+            );
+            Box::new(move |n| run_calls(n, |i| breaker.call(operation(i))))
+        }
+        "closed-consecutive/tower-resilience" => tower_runner(
+            tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
+                .consecutive_failures(5)
+                .wait_duration_in_open(LONG),
+        ),
+        "closed-count-window/tower-resilience" => tower_runner(
+            tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
+                .failure_rate_threshold(0.5)
+                .sliding_window_size(100)
+                .minimum_number_of_calls(100)
+                .wait_duration_in_open(LONG),
+        ),
+        "closed-time-window/tower-resilience" => tower_runner(
+            tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
+                .failure_rate_threshold(0.5)
+                .sliding_window_type(tower_resilience_circuitbreaker::SlidingWindowType::TimeBased)
+                .sliding_window_duration(Duration::from_secs(60))
+                .minimum_number_of_calls(100)
+                .wait_duration_in_open(LONG),
+        ),
+        "rejected/tripswitch" => {
+            let breaker = CircuitBreaker::builder()
+                .freeze_for(LONG)
+                .fail_fast()
+                .build();
+            run_calls(1, |i| breaker.execute(move || failing(i)));
+            assert!(breaker.is_frozen());
+            tripswitch_runner(breaker)
+        }
+        "rejected/failsafe" => {
+            let breaker = failsafe::Config::new()
+                .failure_policy(failsafe::failure_policy::consecutive_failures(
+                    1,
+                    failsafe::backoff::constant(LONG),
+                ))
+                .build();
+            run_calls(1, |i| breaker.call(failing(i)));
+            assert!(!breaker.is_call_permitted());
+            Box::new(move |n| run_calls(n, |i| breaker.call(operation(i))))
+        }
+        "rejected/recloser" => {
+            let breaker = recloser::AsyncRecloser::from(
+                recloser::Recloser::custom()
+                    .error_rate(0.5)
+                    .closed_len(1)
+                    .open_wait(LONG)
+                    .build(),
+            );
+            run_calls(2, |i| breaker.call(failing(i)));
+            Box::new(move |n| run_calls(n, |i| breaker.call(operation(i))))
+        }
+        "rejected/tower-resilience" => {
+            let mut runner = tower_runner(
+                tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
+                    .consecutive_failures(1)
+                    .wait_duration_in_open(LONG),
+            );
+            runner(u64::MAX); // the sentinel trips it (see `tower_runner`)
+            runner
+        }
+        "half-open/tripswitch" => {
+            let breaker = CircuitBreaker::builder()
+                .half_open(HalfOpen::probes(1).close_after(u32::MAX))
+                .freeze_for(Duration::ZERO)
+                .fail_fast()
+                .try_build()
+                .expect("valid");
+            run_calls(1, |i| breaker.execute(move || failing(i)));
+            assert_eq!(breaker.state(), tripswitch::State::HalfOpen);
+            tripswitch_runner(breaker)
+        }
+        _ => return None,
+    };
+    Some(runner)
+}
+
+fn tripswitch_runner(breaker: CircuitBreaker) -> Runner {
+    Box::new(move |n| run_calls(n, |i| breaker.execute(move || operation(i))))
+}
+
+/// tower-resilience is a layer: the call is `ready().await` then `call`. A
+/// run of `u64::MAX` calls is the sentinel that sends one failure instead.
+fn tower_runner<C>(
+    builder: tower_resilience_circuitbreaker::CircuitBreakerConfigBuilder<C>,
+) -> Runner
+where
+    C: Send + Sync + 'static,
+    tower_resilience_circuitbreaker::CircuitBreakerConfigBuilder<C>: BuildLayer,
+{
+    builder.runner()
+}
+
+/// Turns a tower-resilience builder into a runner (kept generic over its classifier type).
+pub trait BuildLayer {
+    /// The runner of this layer's service.
+    fn runner(self) -> Runner;
+}
+
+impl BuildLayer
+    for tower_resilience_circuitbreaker::CircuitBreakerConfigBuilder<
+        tower_resilience_circuitbreaker::DefaultClassifier,
+    >
+{
+    fn runner(self) -> Runner {
+        let layer = self.build().expect("valid tower-resilience config");
+        let service = tower::service_fn(|i: u64| async move {
+            if i == u64::MAX { Err(()) } else { operation(i).await }
+        });
+        let mut service = layer.layer(service);
+        Box::new(move |n| {
+            let _guard = tokio_runtime().enter();
+            futures::executor::block_on(async {
+                if n == u64::MAX {
+                    let ready = service.ready().await.expect("ready");
+                    let _ = ready.call(u64::MAX).await;
+                    return;
+                }
+                for i in 0..n {
+                    let result = match service.ready().await {
+                        Ok(ready) => ready.call(i).await.map_err(|_| ()),
+                        Err(_) => Err(()),
+                    };
+                    let _ = black_box(result);
+                }
+            });
+        })
+    }
+}
