@@ -6,8 +6,6 @@
 
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
-#![allow(missing_docs)] // criterion's macros generate undocumented items
-
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -19,15 +17,23 @@ use tripswitch_benches::{CASES, case};
 const BATCH: u64 = 1_000;
 
 fn single_thread(c: &mut Criterion) {
-    let mut groups: Vec<&str> = CASES.iter().map(|name| name.split('/').next().unwrap()).collect();
+    let mut groups: Vec<&str> = CASES
+        .iter()
+        .map(|name| name.split('/').next().unwrap())
+        .collect();
     groups.dedup();
     for group_name in groups {
         let mut group = c.benchmark_group(group_name);
         group.throughput(Throughput::Elements(BATCH));
-        for name in CASES.iter().filter(|n| n.starts_with(&format!("{group_name}/"))) {
+        for name in CASES
+            .iter()
+            .filter(|n| n.starts_with(&format!("{group_name}/")))
+        {
             let mut runner = case(name).expect("known case");
             let label = name.split('/').nth(1).unwrap();
-            group.bench_function(BenchmarkId::from_parameter(label), |b| b.iter(|| runner(BATCH)));
+            group.bench_function(BenchmarkId::from_parameter(label), |b| {
+                b.iter(|| runner(BATCH))
+            });
         }
         group.finish();
     }
@@ -49,7 +55,6 @@ fn two_threads(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(label), |b| {
             b.iter_custom(|iterations| {
                 // One shared breaker; each thread makes `iterations × BATCH` calls.
-                let shared = Arc::new(std::sync::Mutex::new(case(name).expect("known case")));
                 let runner = shared_runner(name);
                 let barrier = Arc::new(Barrier::new(2));
                 let threads: Vec<_> = (0..2)
@@ -66,7 +71,6 @@ fn two_threads(c: &mut Criterion) {
                         })
                     })
                     .collect();
-                drop(shared);
                 threads
                     .into_iter()
                     .map(|t| t.join().expect("bench thread"))
@@ -168,16 +172,21 @@ fn mass_wake_up(c: &mut Criterion) {
             for _ in 0..iterations {
                 total += runtime.block_on(async {
                     let notify = Arc::new(tokio::sync::Notify::new());
-                    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                    let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
                     let mut tasks = Vec::with_capacity(WAITERS);
                     for _ in 0..WAITERS {
-                        let (notify, done) = (Arc::clone(&notify), Arc::clone(&done));
+                        let (notify, ready) = (Arc::clone(&notify), Arc::clone(&ready));
                         tasks.push(tokio::spawn(async move {
-                            notify.notified().await;
-                            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let notified = notify.notified();
+                            tokio::pin!(notified);
+                            notified.as_mut().enable();
+                            ready.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            notified.await;
                         }));
                     }
-                    tokio::task::yield_now().await;
+                    while ready.load(std::sync::atomic::Ordering::Relaxed) < WAITERS {
+                        tokio::task::yield_now().await;
+                    }
                     let start = Instant::now();
                     notify.notify_waiters();
                     for task in tasks {
@@ -209,7 +218,7 @@ fn mass_wake_up(c: &mut Criterion) {
                             })
                             .build(),
                     );
-                    let _ = breaker.acquire().await.expect("closed").failure(&"trip");
+                    breaker.acquire().await.expect("closed").failure(&"trip");
                     let mut tasks = Vec::with_capacity(WAITERS);
                     for i in 0..WAITERS as u64 {
                         let breaker = Arc::clone(&breaker);
@@ -217,7 +226,9 @@ fn mass_wake_up(c: &mut Criterion) {
                             black_box(breaker.execute(|| tripswitch_benches::operation(i)).await)
                         }));
                     }
-                    tokio::task::yield_now().await;
+                    while breaker.metrics().waiting < WAITERS {
+                        tokio::task::yield_now().await;
+                    }
                     let start = Instant::now();
                     release.send(()).expect("release");
                     for task in tasks {

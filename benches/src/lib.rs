@@ -246,7 +246,11 @@ impl BuildLayer
     fn runner(self) -> Runner {
         let layer = self.build().expect("valid tower-resilience config");
         let service = tower::service_fn(|i: u64| async move {
-            if i == u64::MAX { Err(()) } else { operation(i).await }
+            if i == u64::MAX {
+                Err(())
+            } else {
+                operation(i).await
+            }
         });
         let mut service = layer.layer(service);
         Box::new(move |n| {

@@ -8,8 +8,8 @@ use crate::builder::Builder;
 use crate::core::Core;
 use crate::error::{Error, Rejected};
 use crate::events::TransitionReason;
-use crate::metrics::Metrics;
 use crate::execute::{ByBreaker, ByCaller, Execute};
+use crate::metrics::Metrics;
 use crate::outcome::Outcome;
 use crate::permit::{self, Acquire, AcquireOwned, Permit};
 use crate::state::State;
@@ -120,10 +120,7 @@ impl CircuitBreaker {
     /// assert_eq!(value.unwrap(), 42);
     /// # }
     /// ```
-    pub fn execute<F, Fut, T, E>(
-        &self,
-        operation: F,
-    ) -> impl Future<Output = Result<T, Error<E>>>
+    pub fn execute<F, Fut, T, E>(&self, operation: F) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,

@@ -17,8 +17,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use crate::clock::ClockHandle;
 use crate::clock::{Clock, StdClock, nanos};
-use crate::error::{RejectReason, Rejected};
+use crate::error::{RejectReason, Rejected, RetryAt};
 use crate::events::{ErrorCallback, Event, EventKind, Listener, TransitionReason, call_guarded};
 use crate::half_open::HalfOpen;
 use crate::metrics::{Counts, Metrics, Tally, Totals};
@@ -97,8 +98,8 @@ pub(crate) enum Verdict<'a> {
 /// Why a call could not be let through now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Block {
-    /// Open; `None` when the end is not known in advance.
-    Open(Option<Duration>),
+    /// Open until this deadline on the clock; `None` when the end is not known in advance.
+    Open(Option<u64>),
     HalfOpenFull,
     Forced,
 }
@@ -148,16 +149,24 @@ pub(crate) struct Core {
     /// A success needs no clock read, event or slow-call check: the short
     /// path of [`Core::record_success`] applies.
     plain_success: bool,
+    /// Every policy is a consecutive count or a count window: a success can
+    /// be recorded without the general path (it can never trip them).
+    cheap_success: bool,
     pub(crate) waiters: Waiters,
     freeze: Mutex<Option<FreezeSlot>>,
     freeze_woken: AtomicBool,
+    /// Set when the current period's timer fires: only then do fail-fast
+    /// rejections read the clock to see whether the period is over.
+    period_due: AtomicBool,
     freeze_waker: Waker,
+    clock_handle: ClockHandle,
     pub(crate) totals: Totals,
     state_since: Mutex<Counts>,
 }
 
-/// The waker handed to freeze futures: it wakes every waiting call, and any
-/// of them polls the freeze on.
+/// The waker handed to freeze futures: it wakes the oldest waiting call,
+/// which polls the freeze on. (If that call is dropped first, its drop
+/// wakes the next one: see [`Core::waiter_left`].)
 struct FreezeWake {
     core: Weak<Core>,
 }
@@ -169,8 +178,9 @@ impl Wake for FreezeWake {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if let Some(core) = self.core.upgrade() {
+            core.period_due.store(true, Ordering::Release);
             core.freeze_woken.store(true, Ordering::SeqCst);
-            core.waiters.wake_all();
+            core.waiters.wake_first();
         }
     }
 }
@@ -184,6 +194,12 @@ impl Core {
         let slow_probe_fails = policies
             .iter()
             .any(|p| matches!(p, Policy::Rate(r) if r.measure == crate::policy::RateMeasure::Slow));
+        let clock_handle = ClockHandle::of(&settings.clock);
+        let cheap_success = policies.iter().all(|p| match p {
+            Policy::Consecutive(_) => true,
+            Policy::Rate(rate) => rate.ring().is_some(),
+            Policy::Custom(_) => false,
+        });
         Arc::new_cyclic(|weak: &Weak<Core>| Core {
             settings,
             policies: policies.into(),
@@ -196,9 +212,12 @@ impl Core {
             needs_time,
             slow_probe_fails,
             plain_success: !times_calls && !needs_time,
+            cheap_success,
             waiters: Waiters::default(),
             freeze: Mutex::new(None),
             freeze_woken: AtomicBool::new(false),
+            period_due: AtomicBool::new(false),
+            clock_handle,
             freeze_waker: Waker::from(Arc::new(FreezeWake { core: weak.clone() })),
             totals: Totals::default(),
             state_since: Mutex::new(Counts::default()),
@@ -258,13 +277,17 @@ impl Core {
                     let until = self.open_until.load(Ordering::Acquire);
                     if until == NO_DEADLINE {
                         Check::Block(Block::Open(None))
+                    } else if self.settings.fail_fast
+                        && !self.period_due.load(Ordering::Acquire)
+                        && !sample_the_clock()
+                    {
+                        // The period's timer has not fired: still open,
+                        // known without reading the clock.
+                        Check::Block(Block::Open(Some(until)))
+                    } else if nanos(self.now()) >= until {
+                        Check::Expired(State::Open, generation)
                     } else {
-                        let now = nanos(self.now());
-                        if now >= until {
-                            Check::Expired(State::Open, generation)
-                        } else {
-                            Check::Block(Block::Open(Some(Duration::from_nanos(until - now))))
-                        }
+                        Check::Block(Block::Open(Some(until)))
                     }
                 }
                 State::HalfOpen => {
@@ -294,6 +317,21 @@ impl Core {
                 }
             };
         }
+    }
+
+    /// The rejection of a fail-fast call while the breaker is open and its
+    /// timer has not fired: the common case of an outage, kept short (no
+    /// clock read, no admission loop). `None` means: take the full path.
+    #[inline]
+    pub(crate) fn reject_while_open(&self) -> Option<Rejected> {
+        if self.load().state() != State::Open {
+            return None;
+        }
+        let until = self.open_until.load(Ordering::Acquire);
+        if until == NO_DEADLINE || self.period_due.load(Ordering::Acquire) || sample_the_clock() {
+            return None;
+        }
+        Some(self.rejected(State::Open, RejectReason::Open, Some(until)))
     }
 
     /// Admission without waiting: performs any transition that is due
@@ -356,7 +394,16 @@ impl Core {
                         let _ = block;
                         return Enqueued::Rejected(self.reject_with(RejectReason::TooManyWaiters));
                     }
-                    return Enqueued::Queued(queue.push(wait_for, waker));
+                    let key = queue.push(wait_for, waker);
+                    // A probe slot freed while this call queued: hand it
+                    // out now (see `release_probe`).
+                    let word = self.load();
+                    if wait_for == WaitFor::Call && word.state() == State::HalfOpen {
+                        let wakers = self.grant_probes_locked(&mut queue, word.generation());
+                        drop(queue);
+                        wakers.into_iter().for_each(Waker::wake);
+                    }
+                    return Enqueued::Queued(key);
                 }
             }
         }
@@ -371,6 +418,14 @@ impl Core {
         }
     }
 
+    /// A waiter left the queue without its grant (dropped, or timed out). If
+    /// it may have been the one woken to poll the freeze, wake the next.
+    pub(crate) fn waiter_left(&self) {
+        if self.freeze_woken.load(Ordering::SeqCst) {
+            self.waiters.wake_first();
+        }
+    }
+
     /// Gives back what a waiter was granted but will not use.
     pub(crate) fn give_back(&self, grant: Grant) {
         if let Grant::Probe { generation } = grant {
@@ -380,26 +435,24 @@ impl Core {
 
     /// Refuses a call: counts it, tells listeners, and says why.
     pub(crate) fn reject(&self, block: Block) -> Rejected {
-        let (state, reason, retry_after) = match block {
-            Block::Open(after) => (State::Open, RejectReason::Open, after),
+        let (state, reason, deadline) = match block {
+            Block::Open(deadline) => (State::Open, RejectReason::Open, deadline),
             Block::HalfOpenFull => (State::HalfOpen, RejectReason::HalfOpenFull, None),
             Block::Forced => (State::ForcedOpen, RejectReason::ForcedOpen, None),
         };
-        self.rejected(state, reason, retry_after)
+        self.rejected(state, reason, deadline)
     }
 
     /// Refuses a call for a reason of its own (a wait that ran out, a full queue).
     pub(crate) fn reject_with(&self, reason: RejectReason) -> Rejected {
         let state = self.load().state();
-        self.rejected(state, reason, self.retry_after())
+        let until = self.open_until.load(Ordering::Acquire);
+        let deadline = (state == State::Open && until != NO_DEADLINE).then_some(until);
+        self.rejected(state, reason, deadline)
     }
 
-    fn rejected(
-        &self,
-        state: State,
-        reason: RejectReason,
-        retry_after: Option<Duration>,
-    ) -> Rejected {
+    #[inline]
+    fn rejected(&self, state: State, reason: RejectReason, deadline: Option<u64>) -> Rejected {
         self.totals.add(Tally::Rejected);
         tracing::debug!(breaker = self.name().unwrap_or(""), %state, %reason, "tripswitch: call rejected");
         self.emit(EventKind::Rejected { reason }, None);
@@ -407,7 +460,13 @@ impl Core {
             name: self.settings.name.clone(),
             state,
             reason,
-            retry_after,
+            retry_at: match deadline {
+                Some(nanos) => RetryAt::Deadline {
+                    nanos,
+                    clock: self.clock_handle.clone(),
+                },
+                None => RetryAt::Unknown,
+            },
         }
     }
 
@@ -419,15 +478,45 @@ impl Core {
     /// such a policy, so not even the generation is read.
     #[inline(always)]
     pub(crate) fn record_success(&self, ticket: Ticket) {
-        if self.plain_success
-            && ticket.kind == TicketKind::Counted
-            && let [Policy::Consecutive(consecutive)] = &*self.policies
-            && consecutive.current() == 0
-        {
-            self.totals.add(Tally::Success);
-            return;
+        if self.plain_success && ticket.kind == TicketKind::Counted {
+            if let [Policy::Consecutive(consecutive)] = &*self.policies
+                && consecutive.current() == 0
+            {
+                self.totals.add(Tally::Success);
+                return;
+            }
+            if self.cheap_success {
+                self.totals.add(Tally::Success);
+                self.success_to_windows(ticket);
+                return;
+            }
         }
         self.record(ticket, Verdict::Success);
+    }
+
+    /// A success for policies that a success can never trip: consecutive
+    /// counts and count windows, in the call's generation only.
+    #[inline]
+    fn success_to_windows(&self, ticket: Ticket) {
+        let word = self.load();
+        if word.generation() != ticket.generation
+            || !matches!(word.state(), State::Closed | State::MetricsOnly)
+        {
+            return;
+        }
+        for policy in self.policies.iter() {
+            match policy {
+                Policy::Consecutive(consecutive) => {
+                    consecutive.record(false);
+                }
+                Policy::Rate(rate) => {
+                    if let Some(ring) = rate.ring() {
+                        ring.record_success();
+                    }
+                }
+                Policy::Custom(_) => {}
+            }
+        }
     }
 
     /// Records how a run ended. Returns whether the breaker is open after it
@@ -573,17 +662,21 @@ impl Core {
                 .any(|rule| rule.type_id == TypeId::of::<E>() && (rule.ignore)(error))
     }
 
+    #[inline]
     fn emit(&self, kind: EventKind<'_>, at: Option<Duration>) {
-        let listeners = &self.settings.listeners;
-        if listeners.is_empty() {
-            return;
+        if !self.settings.listeners.is_empty() {
+            self.emit_to_listeners(kind, at);
         }
+    }
+
+    #[inline(never)]
+    fn emit_to_listeners(&self, kind: EventKind<'_>, at: Option<Duration>) {
         let event = Event {
             breaker: self.name(),
             at: at.unwrap_or_else(|| self.now()),
             kind,
         };
-        for listener in listeners.iter() {
+        for listener in self.settings.listeners.iter() {
             call_guarded("an event listener", self.name(), || listener(&event));
         }
     }
@@ -758,11 +851,15 @@ impl Core {
         match catch_unwind(AssertUnwindSafe(|| period.start(&context))) {
             Ok(PeriodEnd::After(duration)) => {
                 let until = nanos(now.saturating_add(duration));
+                self.period_due.store(false, Ordering::Release);
                 self.open_until.store(until, Ordering::Release);
-                if !self.settings.fail_fast {
-                    self.install_freeze(generation, Some(until), None);
-                }
+                self.install_freeze(generation, Some(until), None);
                 self.emit_transition(from, State::Open, reason, now);
+                if self.settings.fail_fast {
+                    // Nobody waits to poll the timer: arm it now, so that it
+                    // tells rejections when the period is over.
+                    self.drive_freeze(true);
+                }
             }
             Ok(PeriodEnd::Future(future)) => {
                 self.install_freeze(generation, None, Some(future));
@@ -850,9 +947,17 @@ impl Core {
     }
 
     /// Frees a probe slot of `generation` and hands it to the next waiter.
+    ///
+    /// The queue is only locked when somebody waits. A call that queues while
+    /// the slot is being freed cannot be missed: the slot is freed and the
+    /// queue length read with `SeqCst`, and a queuing call publishes the
+    /// length and then looks for a free slot itself, also with `SeqCst`, so
+    /// one of the two sees the other.
     pub(crate) fn release_probe(&self, generation: u64) {
         self.give_back_slot(generation);
-        self.grant_probes(generation);
+        if self.waiters.len() > 0 {
+            self.grant_probes(generation);
+        }
     }
 
     fn give_back_slot(&self, generation: u64) {
@@ -864,7 +969,7 @@ impl Core {
             match self.word.compare_exchange_weak(
                 current.0,
                 current.with_probes(current.probes() - 1).0,
-                Ordering::AcqRel,
+                Ordering::SeqCst,
                 Ordering::Acquire,
             ) {
                 Ok(_) => return,
@@ -895,20 +1000,27 @@ impl Core {
 
     /// Hands free probe slots of `generation` to waiting calls, oldest first.
     fn grant_probes(&self, generation: u64) {
+        let wakers = {
+            let mut queue = self.waiters.lock();
+            self.grant_probes_locked(&mut queue, generation)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// [`grant_probes`](Self::grant_probes) with the queue already locked;
+    /// returns the wakers to wake once it is unlocked.
+    fn grant_probes_locked(&self, queue: &mut Locked<'_>, generation: u64) -> Vec<Waker> {
         let mut wakers = Vec::new();
-        {
-            let mut queue: Locked<'_> = self.waiters.lock();
-            while queue.len() > 0 && self.take_slot(generation) {
-                match queue.grant_next(Grant::Probe { generation }) {
-                    Some(waker) => wakers.push(waker),
-                    None => {
-                        self.give_back_slot(generation);
-                        break;
-                    }
+        while queue.len() > 0 && self.take_slot(generation) {
+            match queue.grant_next(Grant::Probe { generation }) {
+                Some(waker) => wakers.push(waker),
+                None => {
+                    self.give_back_slot(generation);
+                    break;
                 }
             }
         }
-        wakers.into_iter().for_each(Waker::wake);
+        wakers
     }
 
     // ----- the freeze ------------------------------------------------------
@@ -997,7 +1109,7 @@ impl Core {
                 drop(stale);
                 if self.freeze_woken.load(Ordering::SeqCst) {
                     // It woke while out of the slot, when nobody could poll it.
-                    self.waiters.wake_all();
+                    self.waiters.wake_first();
                 }
                 false
             }
@@ -1096,6 +1208,21 @@ impl Core {
             retry_after: self.retry_after(),
         }
     }
+}
+
+/// Whether this fail-fast rejection should read the clock although the
+/// period's timer has not fired: one in 1024 per thread does, so that a timer
+/// that never fires (its runtime shut down) cannot keep the breaker open.
+#[inline]
+fn sample_the_clock() -> bool {
+    thread_local! {
+        static REJECTIONS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    REJECTIONS.with(|count| {
+        let next = count.get().wrapping_add(1);
+        count.set(next);
+        next % 1024 == 0
+    })
 }
 
 fn grant_of(ticket: Ticket) -> Grant {

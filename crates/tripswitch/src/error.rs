@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::State;
+use crate::clock::ClockHandle;
 
 /// The error of a call made through a breaker.
 ///
@@ -122,13 +123,53 @@ impl fmt::Display for RejectReason {
 /// Its message says which breaker refused, why, and when calls go through
 /// again if that is known, e.g.
 /// `circuit breaker "payments" rejected the call: it is open; calls are let through again in 1.5s`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Rejected {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) state: State,
     pub(crate) reason: RejectReason,
-    pub(crate) retry_after: Option<Duration>,
+    pub(crate) retry_at: RetryAt,
 }
+
+/// When a rejected call may come back. Kept as a deadline on the breaker's
+/// clock and turned into a duration only when asked, so that rejecting a
+/// call never reads the clock.
+#[derive(Debug, Clone)]
+pub(crate) enum RetryAt {
+    Unknown,
+    Deadline { nanos: u64, clock: ClockHandle },
+}
+
+impl RetryAt {
+    fn remaining(&self) -> Option<Duration> {
+        match self {
+            RetryAt::Unknown => None,
+            RetryAt::Deadline { nanos, clock } => Some(Duration::from_nanos(
+                nanos.saturating_sub(crate::clock::nanos(clock.now())),
+            )),
+        }
+    }
+
+    fn deadline(&self) -> Option<u64> {
+        match self {
+            RetryAt::Unknown => None,
+            RetryAt::Deadline { nanos, .. } => Some(*nanos),
+        }
+    }
+}
+
+impl PartialEq for Rejected {
+    /// Two rejections are equal when they come from the same-named breaker,
+    /// in the same state, for the same reason, with the same deadline.
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.state == other.state
+            && self.reason == other.reason
+            && self.retry_at.deadline() == other.retry_at.deadline()
+    }
+}
+
+impl Eq for Rejected {}
 
 impl Rejected {
     /// The breaker's name, if it was given one.
@@ -146,13 +187,17 @@ impl Rejected {
         self.reason
     }
 
-    /// How long until the breaker lets calls through again, when known.
+    /// How long from now until the breaker lets calls through again, when known.
+    ///
+    /// It is computed when asked, from the end of the open period on the
+    /// breaker's clock (rejecting a call does not read the clock), so asking
+    /// again later gives a shorter duration; zero once the period is over.
     ///
     /// `None` when the breaker was forced open (it stays open until released),
     /// when it is half-open, or when the open period ends with an async freeze
     /// function whose length is not known in advance.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.retry_at.remaining()
     }
 }
 
@@ -166,7 +211,7 @@ impl fmt::Display for Rejected {
             )?,
             None => write!(f, "circuit breaker rejected the call: {}", self.reason)?,
         }
-        match self.retry_after {
+        match self.retry_after() {
             Some(after) => write!(f, "; calls are let through again in {after:?}"),
             None if self.state == State::ForcedOpen => {
                 f.write_str("; it stays open until it is released")

@@ -1,8 +1,9 @@
 //! The future behind [`CircuitBreaker::execute`](crate::CircuitBreaker::execute).
 //!
 //! Written by hand rather than as an `async fn` so that the happy path (a
-//! closed breaker, a successful call) is a handful of instructions: one
-//! atomic load to be admitted, the operation, one counter increment.
+//! closed breaker, a successful call) inlines into the caller: one atomic
+//! load to be admitted, the operation, one counter increment. The state is
+//! an enum, so a new call only writes its first variant.
 
 use std::fmt;
 use std::future::Future;
@@ -20,9 +21,8 @@ use crate::waiters::WaitFor;
 
 /// How a call's result counts.
 pub(crate) trait Classify<T, E> {
-    /// Whether every `Ok` is a success and every `Err` goes through the
-    /// breaker's own rules (the short path applies to `Ok`).
-    const DEFAULT: bool;
+    /// Whether every `Ok` is a success (then the short path applies to it).
+    const OK_SUCCEEDS: bool;
     fn classify(&self, core: &Core, result: &Result<T, E>) -> Outcome;
 }
 
@@ -30,7 +30,7 @@ pub(crate) trait Classify<T, E> {
 pub(crate) struct ByBreaker;
 
 impl<T, E: 'static> Classify<T, E> for ByBreaker {
-    const DEFAULT: bool = true;
+    const OK_SUCCEEDS: bool = true;
     fn classify(&self, core: &Core, result: &Result<T, E>) -> Outcome {
         match result {
             Ok(_) => Outcome::Success,
@@ -44,9 +44,29 @@ impl<T, E: 'static> Classify<T, E> for ByBreaker {
 pub(crate) struct ByCaller<C>(pub(crate) C);
 
 impl<T, E, C: Fn(&Result<T, E>) -> Outcome> Classify<T, E> for ByCaller<C> {
-    const DEFAULT: bool = false;
+    const OK_SUCCEEDS: bool = false;
     fn classify(&self, _: &Core, result: &Result<T, E>) -> Outcome {
         (self.0)(result)
+    }
+}
+
+pin_project! {
+    #[project = StageProj]
+    enum Stage<'a, Fut, E> {
+        Start,
+        Running {
+            #[pin]
+            future: Fut,
+            // Taken when the run's verdict is recorded.
+            ticket: Option<Ticket>,
+            retry: bool,
+        },
+        Waiting {
+            wait: Wait<&'a Core>,
+            // The seed's retry: the first run's error while the retry waits.
+            first_error: Option<E>,
+        },
+        Done,
     }
 }
 
@@ -56,27 +76,21 @@ pin_project! {
     /// and the seed's retry after a freeze.
     ///
     /// Dropping it records nothing for a run in progress and frees its
-    /// half-open slot; dropping it while the thread panics (the operation
-    /// panicked) records a failure.
+    /// half-open slot; if the operation panics, the run counts as a failure.
     pub(crate) struct Execute<'a, F, Fut, E, C> {
         core: &'a Core,
         operation: F,
         classify: C,
         #[pin]
-        running: Option<Fut>,
-        // The admission of the run in progress.
-        ticket: Option<Ticket>,
-        waiting: Option<Wait<&'a Core>>,
-        // The seed's retry: the first run's error while the retry waits.
-        first_error: Option<E>,
-        retrying: bool,
-        done: bool,
+        stage: Stage<'a, Fut, E>,
     }
 
     impl<'a, F, Fut, E, C> PinnedDrop for Execute<'a, F, Fut, E, C> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Some(ticket) = this.ticket.take() {
+            if let StageProj::Running { ticket, .. } = this.stage.project()
+                && let Some(ticket) = ticket.take()
+            {
                 let verdict = if std::thread::panicking() {
                     Verdict::Failure(&OperationPanicked)
                 } else {
@@ -94,12 +108,7 @@ impl<'a, F, Fut, E, C> Execute<'a, F, Fut, E, C> {
             core,
             operation,
             classify,
-            running: None,
-            ticket: None,
-            waiting: None,
-            first_error: None,
-            retrying: false,
-            done: false,
+            stage: Stage::Start,
         }
     }
 }
@@ -119,37 +128,52 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if this.ticket.is_none() && this.waiting.is_none() && !*this.done {
-            match this.core.admit_fast() {
-                Some(ticket) => {
-                    *this.ticket = Some(ticket);
-                    this.running.set(Some((this.operation)()));
+        if let StageProj::Start = this.stage.as_mut().project() {
+            let Some(ticket) = this.core.admit_fast() else {
+                if this.core.settings.fail_fast
+                    && let Some(rejected) = this.core.reject_while_open()
+                {
+                    // An outage's common case, inlined too.
+                    this.stage.set(Stage::Done);
+                    return Poll::Ready(Err(Error::Rejected(rejected)));
                 }
-                None => return poll_slow(this, cx),
-            }
+                return poll_slow(this, cx);
+            };
+            let future = (this.operation)();
+            this.stage.set(Stage::Running {
+                future,
+                ticket: Some(ticket),
+                retry: false,
+            });
         }
-        if C::DEFAULT
-            && let Some(running) = this.running.as_mut().as_pin_mut()
+        if C::OK_SUCCEEDS
+            && let StageProj::Running {
+                future,
+                ticket,
+                retry: false,
+            } = this.stage.as_mut().project()
         {
             let guard = UnwindGuard {
                 core: this.core,
-                ticket: this.ticket,
+                ticket: &mut *ticket,
             };
-            let polled = running.poll(cx);
+            let polled = future.poll(cx);
             guard.disarm();
             match polled {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(value)) => {
-                    this.running.set(None);
-                    if let Some(ticket) = this.ticket.take() {
+                    // The stage stays `Running` without its ticket: nothing is
+                    // left to record, and polling again is a caller's bug that
+                    // the completed operation reports itself.
+                    if let Some(ticket) = ticket.take() {
                         this.core.record_success(ticket);
                     }
-                    *this.done = true;
                     return Poll::Ready(Ok(value));
                 }
                 Poll::Ready(Err(error)) => {
-                    this.running.set(None);
-                    if let Poll::Ready(done) = finish_run(&mut this, Err(error)) {
+                    let ticket = ticket.take();
+                    this.stage.set(Stage::Done);
+                    if let Poll::Ready(done) = finish_run(&mut this, ticket, false, Err(error)) {
                         return Poll::Ready(done);
                     }
                 }
@@ -176,7 +200,8 @@ impl UnwindGuard<'_, '_> {
 impl Drop for UnwindGuard<'_, '_> {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
-            self.core.record(ticket, Verdict::Failure(&OperationPanicked));
+            self.core
+                .record(ticket, Verdict::Failure(&OperationPanicked));
         }
     }
 }
@@ -195,61 +220,104 @@ where
 {
     let core = *this.core;
     loop {
-        if let Some(running) = this.running.as_mut().as_pin_mut() {
-            let guard = UnwindGuard {
-                core,
-                ticket: this.ticket,
-            };
-            let polled = running.poll(cx);
-            guard.disarm();
-            let result = ready!(polled);
-            this.running.set(None);
-            if let Poll::Ready(done) = finish_run(&mut this, result) {
-                return Poll::Ready(done);
+        match this.stage.as_mut().project() {
+            StageProj::Start if core.settings.fail_fast => {
+                if let Some(rejected) = core.reject_while_open() {
+                    this.stage.set(Stage::Done);
+                    return Poll::Ready(Err(Error::Rejected(rejected)));
+                }
+                match core.try_admit() {
+                    Ok(ticket) => {
+                        let future = (this.operation)();
+                        this.stage.set(Stage::Running {
+                            future,
+                            ticket: Some(ticket),
+                            retry: false,
+                        });
+                    }
+                    Err(block) => {
+                        this.stage.set(Stage::Done);
+                        return Poll::Ready(Err(Error::Rejected(core.reject(block))));
+                    }
+                }
             }
-        } else if let Some(waiting) = this.waiting.as_mut() {
-            let granted = ready!(waiting.poll_wait(cx));
-            *this.waiting = None;
-            match granted {
-                Ok(grant) => {
-                    let mut ticket = core.ticket_for(grant);
-                    if *this.retrying {
-                        *this.first_error = None;
-                        if core.settings.seed_accounting && ticket.kind == TicketKind::Counted {
+            StageProj::Start => match core.admit_fast() {
+                Some(ticket) => {
+                    let future = (this.operation)();
+                    this.stage.set(Stage::Running {
+                        future,
+                        ticket: Some(ticket),
+                        retry: false,
+                    });
+                }
+                None => this.stage.set(Stage::Waiting {
+                    wait: Wait::new(core, WaitFor::Call),
+                    first_error: None,
+                }),
+            },
+            StageProj::Running {
+                future,
+                ticket,
+                retry,
+            } => {
+                let guard = UnwindGuard {
+                    core,
+                    ticket: &mut *ticket,
+                };
+                let polled = future.poll(cx);
+                guard.disarm();
+                let result = ready!(polled);
+                let (ticket, retry) = (ticket.take(), *retry);
+                this.stage.set(Stage::Done);
+                if let Poll::Ready(done) = finish_run(&mut this, ticket, retry, result) {
+                    return Poll::Ready(done);
+                }
+            }
+            StageProj::Waiting { wait, first_error } => {
+                let granted = ready!(wait.poll_wait(cx));
+                let retry = first_error.is_some();
+                match granted {
+                    Ok(grant) => {
+                        let mut ticket = core.ticket_for(grant);
+                        if retry
+                            && core.settings.seed_accounting
+                            && ticket.kind == TicketKind::Counted
+                        {
                             ticket.kind = TicketKind::Released;
                         }
+                        let future = (this.operation)();
+                        this.stage.set(Stage::Running {
+                            future,
+                            ticket: Some(ticket),
+                            retry,
+                        });
                     }
-                    *this.ticket = Some(ticket);
-                    this.running.set(Some((this.operation)()));
-                }
-                Err(rejected) => {
-                    *this.done = true;
-                    // A retry that cannot wait returns the first run's error.
-                    return Poll::Ready(Err(match this.first_error.take() {
-                        Some(error) => Error::Inner(error),
-                        None => Error::Rejected(rejected),
-                    }));
+                    Err(rejected) => {
+                        // A retry that cannot wait returns the first run's error.
+                        let error = match first_error.take() {
+                            Some(error) => Error::Inner(error),
+                            None => Error::Rejected(rejected),
+                        };
+                        this.stage.set(Stage::Done);
+                        return Poll::Ready(Err(error));
+                    }
                 }
             }
-        } else if *this.done {
-            panic!("tripswitch: an `execute` future was polled after it completed");
-        } else {
-            match core.admit_fast() {
-                Some(ticket) => {
-                    *this.ticket = Some(ticket);
-                    this.running.set(Some((this.operation)()));
-                }
-                None => *this.waiting = Some(Wait::new(core, WaitFor::Call)),
+            StageProj::Done => {
+                panic!("tripswitch: an `execute` future was polled after it completed")
             }
         }
     }
 }
 
-/// Records a finished run. Ready with the call's result, or Pending when the
-/// seed's retry is to wait for the freeze (then `waiting` is set).
+/// Records a finished run (the stage is already `Done`). Ready with the
+/// call's result, or Pending when the seed's retry is to wait for the
+/// freeze (then the stage is `Waiting`).
 #[inline(never)]
 fn finish_run<F, Fut, T, E, C>(
     this: &mut ExecuteProj<'_, '_, F, Fut, E, C>,
+    ticket: Option<Ticket>,
+    retry: bool,
     result: Result<T, E>,
 ) -> Poll<Result<T, Error<E>>>
 where
@@ -257,16 +325,14 @@ where
     C: Classify<T, E>,
 {
     let core = *this.core;
-    let Some(ticket) = this.ticket.take() else {
-        unreachable_run();
-        *this.done = true;
+    let Some(ticket) = ticket else {
+        // Every run starts with a ticket; without one there is nothing to record.
         return Poll::Ready(result.map_err(Error::Inner));
     };
-    if C::DEFAULT
+    if C::OK_SUCCEEDS
         && let Ok(value) = result
     {
         core.record_success(ticket);
-        *this.done = true;
         return Poll::Ready(Ok(value));
     }
     let outcome = this.classify.classify(core, &result);
@@ -277,27 +343,20 @@ where
         (Outcome::Ignored, Err(error)) => Verdict::Ignored(error),
         (Outcome::Ignored, Ok(_)) => Verdict::Ignored(&ClassifiedOk),
     };
-    let may_retry = !*this.retrying
+    let may_retry = !retry
         && outcome == Outcome::Failure
         && matches!(ticket.kind, TicketKind::Counted | TicketKind::Probe)
         && core.settings.retry_after_freeze;
     let open_after = core.record(ticket, verdict);
     match result {
         Err(error) if may_retry && open_after => {
-            *this.first_error = Some(error);
-            *this.retrying = true;
-            *this.waiting = Some(Wait::new(core, WaitFor::Call));
+            // The seed's retry: wait out the freeze, then run once more.
+            this.stage.set(Stage::Waiting {
+                wait: Wait::new(core, WaitFor::Call),
+                first_error: Some(error),
+            });
             Poll::Pending
         }
-        result => {
-            *this.done = true;
-            Poll::Ready(result.map_err(Error::Inner))
-        }
+        result => Poll::Ready(result.map_err(Error::Inner)),
     }
-}
-
-/// A run without a ticket cannot happen: every run is started with one.
-#[cold]
-fn unreachable_run() {
-    debug_assert!(false, "tripswitch: a run finished without its admission ticket");
 }

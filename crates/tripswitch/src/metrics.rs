@@ -1,6 +1,5 @@
 //! Counts and snapshots: what [`CircuitBreaker::metrics`](crate::CircuitBreaker::metrics) returns.
 
-use std::cell::Cell;
 use std::time::Duration;
 
 use crate::State;
@@ -84,15 +83,15 @@ pub(crate) enum Tally {
 }
 
 const COUNTERS: usize = 6;
-/// Stripes owned by one thread each: the first threads to count get one for
-/// life and update it with a plain load and store, no locked instruction.
+/// Stripes owned by one thread at a time: an owner updates its stripe with
+/// a plain load and store, no locked instruction.
 const OWNED_STRIPES: usize = 8;
 
-/// Running totals. Each of the first [`OWNED_STRIPES`] threads that counts
-/// owns a stripe (a cache line of its own) and is its only writer, so an
-/// increment is a plain load and store; later threads share one stripe and
-/// use atomic additions. Readers sum the stripes.
-#[derive(Debug)]
+/// Running totals. Up to [`OWNED_STRIPES`] live threads each own a stripe (a
+/// cache line of their own) and are its only writer, so an increment is a
+/// plain load and store; further threads share one stripe and use atomic
+/// additions. Readers sum the stripes.
+#[derive(Debug, Default)]
 pub(crate) struct Totals {
     owned: Box<[Stripe; OWNED_STRIPES]>,
     shared: Box<Stripe>,
@@ -102,15 +101,6 @@ pub(crate) struct Totals {
 #[repr(align(128))]
 struct Stripe {
     counts: [AtomicU64; COUNTERS],
-}
-
-impl Default for Totals {
-    fn default() -> Self {
-        Self {
-            owned: Box::default(),
-            shared: Box::default(),
-        }
-    }
 }
 
 impl Totals {
@@ -153,23 +143,48 @@ impl Totals {
     }
 }
 
-/// The stripe this thread owns, if it is one of the first threads to count.
-/// Indices are process-wide and never reused, so no two threads ever own the
-/// same stripe of any breaker.
+/// The stripe this thread owns, if it holds one. A thread takes a free stripe
+/// index the first time it counts and gives it back when it exits, so a
+/// stripe has one writer at a time; the hand-over goes through `OWNERS`
+/// (release on exit, acquire on take), which orders the old owner's last
+/// writes before the new owner's first.
 #[inline]
 fn owned_stripe() -> Option<usize> {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    const UNASSIGNED: usize = usize::MAX;
-    thread_local! {
-        static INDEX: Cell<usize> = const { Cell::new(UNASSIGNED) };
-    }
-    let index = INDEX.with(|index| {
-        let mut i = index.get();
-        if i == UNASSIGNED {
-            i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            index.set(i);
+    OWNED.try_with(|owned| owned.index).ok().flatten()
+}
+
+/// Which of the [`OWNED_STRIPES`] indices are taken, one bit each.
+static OWNERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    static OWNED: OwnedStripe = OwnedStripe::take();
+}
+
+struct OwnedStripe {
+    index: Option<usize>,
+}
+
+impl OwnedStripe {
+    fn take() -> Self {
+        use std::sync::atomic::Ordering::{Acquire, Relaxed};
+        let mut taken = OWNERS.load(Relaxed);
+        loop {
+            let free = (!taken).trailing_zeros() as usize;
+            if free >= OWNED_STRIPES {
+                return Self { index: None };
+            }
+            match OWNERS.compare_exchange_weak(taken, taken | 1 << free, Acquire, Relaxed) {
+                Ok(_) => return Self { index: Some(free) },
+                Err(now) => taken = now,
+            }
         }
-        i
-    });
-    (index < OWNED_STRIPES).then_some(index)
+    }
+}
+
+impl Drop for OwnedStripe {
+    fn drop(&mut self) {
+        if let Some(index) = self.index {
+            OWNERS.fetch_and(!(1 << index), std::sync::atomic::Ordering::Release);
+        }
+    }
 }

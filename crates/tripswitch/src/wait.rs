@@ -76,6 +76,7 @@ impl<C: Deref<Target = Core>> Wait<C> {
                 return match self.core.waiters.cancel(key) {
                     Some(grant) => self.finish(Ok(grant)),
                     None => {
+                        self.core.waiter_left();
                         let rejected = self.core.reject_with(RejectReason::WaitTimedOut);
                         self.finish(Err(rejected))
                     }
@@ -102,10 +103,11 @@ impl<C: Deref<Target = Core> + Unpin> Future for Wait<C> {
 
 impl<C: Deref<Target = Core>> Drop for Wait<C> {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take()
-            && let Some(grant) = self.core.waiters.cancel(key)
-        {
-            self.core.give_back(grant);
+        if let Some(key) = self.key.take() {
+            match self.core.waiters.cancel(key) {
+                Some(grant) => self.core.give_back(grant),
+                None => self.core.waiter_left(),
+            }
         }
     }
 }

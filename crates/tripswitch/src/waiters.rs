@@ -92,7 +92,7 @@ impl Waiters {
 
     /// How many calls are waiting right now.
     pub(crate) fn len(&self) -> usize {
-        self.waiting.load(Ordering::Acquire)
+        self.waiting.load(Ordering::SeqCst)
     }
 
     /// Checks a waiter: returns its grant (and forgets the entry) if it has
@@ -138,6 +138,24 @@ impl Waiters {
                 None
             }
             _ => None,
+        }
+    }
+
+    /// Wakes the oldest waiting entry without granting anything, so that it
+    /// polls the breaker's freeze on (see `FreezeWake`).
+    pub(crate) fn wake_first(&self) {
+        let waker = {
+            let locked = self.lock();
+            let list = &*locked.list;
+            list.order
+                .iter()
+                .find_map(|key| match &list.slots[key.index] {
+                    Slot::Waiting { seq, waker, .. } if *seq == key.seq => Some(waker.clone()),
+                    _ => None,
+                })
+        };
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
@@ -304,6 +322,6 @@ impl Locked<'_> {
     fn publish_len(&self) {
         self.waiters
             .waiting
-            .store(self.list.waiting, Ordering::Release);
+            .store(self.list.waiting, Ordering::SeqCst);
     }
 }

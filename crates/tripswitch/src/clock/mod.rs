@@ -16,6 +16,7 @@ pub use std_clock::StdClock;
 #[cfg(feature = "tokio")]
 pub use tokio_clock::TokioClock;
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -40,7 +41,7 @@ pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// clock.advance(Duration::from_millis(1500));
 /// assert_eq!(clock.now(), Duration::from_millis(1500));
 /// ```
-pub trait Clock: Send + Sync + fmt::Debug + 'static {
+pub trait Clock: Any + Send + Sync + fmt::Debug {
     /// Time elapsed since this clock's origin. It must never go backwards.
     fn now(&self) -> Duration;
 
@@ -85,4 +86,44 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A handle to read a breaker's clock later, without an atomic reference
+/// count for the built-in clocks: a rejection carries one so that its
+/// `retry_after` is computed when asked, not on every rejected call.
+#[derive(Clone)]
+pub(crate) enum ClockHandle {
+    #[cfg(feature = "tokio")]
+    Tokio(TokioClock),
+    Std(StdClock),
+    Shared(Arc<dyn Clock>),
+}
+
+impl ClockHandle {
+    pub(crate) fn of(clock: &Arc<dyn Clock>) -> Self {
+        let any: &dyn Any = &**clock;
+        #[cfg(feature = "tokio")]
+        if let Some(tokio) = any.downcast_ref::<TokioClock>() {
+            return ClockHandle::Tokio(*tokio);
+        }
+        if let Some(std) = any.downcast_ref::<StdClock>() {
+            return ClockHandle::Std(*std);
+        }
+        ClockHandle::Shared(Arc::clone(clock))
+    }
+
+    pub(crate) fn now(&self) -> Duration {
+        match self {
+            #[cfg(feature = "tokio")]
+            ClockHandle::Tokio(clock) => clock.now(),
+            ClockHandle::Std(clock) => clock.now(),
+            ClockHandle::Shared(clock) => clock.now(),
+        }
+    }
+}
+
+impl fmt::Debug for ClockHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClockHandle")
+    }
 }

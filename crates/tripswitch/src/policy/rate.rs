@@ -242,4 +242,9 @@ impl RateState {
     pub(crate) fn needs_time(&self) -> bool {
         self.window.needs_time()
     }
+
+    /// The count ring, when the window counts calls (successes then take the fast path).
+    pub(crate) fn ring(&self) -> Option<&super::window::CountRing> {
+        self.window.ring()
+    }
 }

@@ -124,13 +124,27 @@ impl WindowState {
     pub(crate) fn needs_time(&self) -> bool {
         matches!(self, WindowState::Time(_))
     }
+
+    /// The count ring, for the fast success path.
+    pub(crate) fn ring(&self) -> Option<&CountRing> {
+        match self {
+            WindowState::Count(ring) => Some(ring),
+            WindowState::Time(_) => None,
+        }
+    }
 }
 
 /// The last `size` outcomes as two bit rings (failed, slow) plus running counts.
+///
+/// The cursor is advanced with a plain load and store, not an atomic
+/// addition: under concurrent calls two of them may land in the same slot, so
+/// the window then approximates the last `size` calls. The counts stay exact
+/// for the bits in the ring, because bits change with atomic operations.
 #[derive(Debug)]
 pub(crate) struct CountRing {
-    size: u64,
-    next: AtomicU64,
+    size: u32,
+    cursor: AtomicU32,
+    filled: AtomicU32,
     failed_bits: Box<[AtomicU64]>,
     slow_bits: Box<[AtomicU64]>,
     failures: AtomicU32,
@@ -141,8 +155,9 @@ impl CountRing {
     fn new(size: u32) -> Self {
         let words = (size as usize).div_ceil(64);
         Self {
-            size: u64::from(size),
-            next: AtomicU64::new(0),
+            size,
+            cursor: AtomicU32::new(0),
+            filled: AtomicU32::new(0),
             failed_bits: (0..words).map(|_| AtomicU64::new(0)).collect(),
             slow_bits: (0..words).map(|_| AtomicU64::new(0)).collect(),
             failures: AtomicU32::new(0),
@@ -150,22 +165,46 @@ impl CountRing {
         }
     }
 
+    /// Takes the next slot: its word index and bit mask.
+    #[inline]
+    fn advance(&self) -> (usize, u64) {
+        let slot = self.cursor.load(Ordering::Relaxed);
+        let next = if slot + 1 >= self.size { 0 } else { slot + 1 };
+        self.cursor.store(next, Ordering::Relaxed);
+        let filled = self.filled.load(Ordering::Relaxed);
+        if filled < self.size {
+            self.filled.store(filled + 1, Ordering::Relaxed);
+        }
+        let slot = slot.min(self.size - 1);
+        ((slot / 64) as usize, 1u64 << (slot % 64))
+    }
+
     fn record(&self, failed: bool, slow: bool) -> WindowCounts {
-        let position = self.next.fetch_add(1, Ordering::Relaxed);
-        let slot = position % self.size;
-        let (word, mask) = ((slot / 64) as usize, 1u64 << (slot % 64));
+        let (word, mask) = self.advance();
         let failures = set_bit(&self.failed_bits[word], mask, failed, &self.failures);
         let slow_count = set_bit(&self.slow_bits[word], mask, slow, &self.slow);
         WindowCounts {
-            calls: (position + 1).min(self.size),
+            calls: u64::from(self.filled.load(Ordering::Relaxed)),
             failures: u64::from(failures),
             slow: u64::from(slow_count),
         }
     }
 
+    /// A fast, untimed success: clear the slot's bits if they are set.
+    #[inline]
+    pub(crate) fn record_success(&self) {
+        let (word, mask) = self.advance();
+        if self.failed_bits[word].load(Ordering::Relaxed) & mask != 0 {
+            set_bit(&self.failed_bits[word], mask, false, &self.failures);
+        }
+        if self.slow_bits[word].load(Ordering::Relaxed) & mask != 0 {
+            set_bit(&self.slow_bits[word], mask, false, &self.slow);
+        }
+    }
+
     fn counts(&self) -> WindowCounts {
         WindowCounts {
-            calls: self.next.load(Ordering::Relaxed).min(self.size),
+            calls: u64::from(self.filled.load(Ordering::Relaxed)),
             failures: u64::from(self.failures.load(Ordering::Relaxed)),
             slow: u64::from(self.slow.load(Ordering::Relaxed)),
         }
@@ -177,7 +216,8 @@ impl CountRing {
         }
         self.failures.store(0, Ordering::Relaxed);
         self.slow.store(0, Ordering::Relaxed);
-        self.next.store(0, Ordering::Relaxed);
+        self.cursor.store(0, Ordering::Relaxed);
+        self.filled.store(0, Ordering::Relaxed);
     }
 }
 
