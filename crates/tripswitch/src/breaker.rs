@@ -11,7 +11,7 @@ use crate::events::TransitionReason;
 use crate::execute::{ByBreaker, ByCaller, Execute};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
-use crate::permit::{self, Acquire, AcquireOwned, Permit};
+use crate::permit::{self, Acquire, AcquireOwned, OwnedPermit, Permit};
 use crate::state::State;
 use crate::wait::Wait;
 use crate::waiters::WaitFor;
@@ -233,6 +233,19 @@ impl CircuitBreaker {
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
         match self.core.try_admit() {
             Ok(ticket) => Ok(permit::permit(&self.core, ticket)),
+            Err(block) => Err(self.core.reject(block)),
+        }
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), with a permit that owns a
+    /// handle to the breaker (`'static`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_acquire`](Self::try_acquire).
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
+        match self.core.try_admit() {
+            Ok(ticket) => Ok(permit::owned_permit(Arc::clone(&self.core), ticket)),
             Err(block) => Err(self.core.reject(block)),
         }
     }

@@ -335,7 +335,18 @@ where
         core.record_success(ticket);
         return Poll::Ready(Ok(value));
     }
+    // A classifier that panics must not lose the run's ticket (and with it a
+    // half-open slot): the guard records the panic as the run's failure.
+    let mut slot = Some(ticket);
+    let guard = UnwindGuard {
+        core,
+        ticket: &mut slot,
+    };
     let outcome = this.classify.classify(core, &result);
+    guard.disarm();
+    let Some(ticket) = slot else {
+        return Poll::Ready(result.map_err(Error::Inner));
+    };
     let verdict = match (outcome, &result) {
         (Outcome::Success, _) => Verdict::Success,
         (Outcome::Failure, Err(error)) => Verdict::Failure(error),

@@ -226,3 +226,9 @@ pub(crate) fn permit(core: &Core, ticket: Ticket) -> Permit<'_> {
         run: Run::new(core, ticket),
     }
 }
+
+pub(crate) fn owned_permit(core: Arc<Core>, ticket: Ticket) -> OwnedPermit {
+    OwnedPermit {
+        run: Run::new(core, ticket),
+    }
+}

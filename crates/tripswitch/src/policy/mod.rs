@@ -15,7 +15,7 @@ mod window;
 
 pub use consecutive::ConsecutiveFailures;
 pub use rate::{FailureRate, SlowCallRate};
-pub use window::Window;
+pub use window::{MAX_BUCKETS, MAX_WINDOW_CALLS, Window};
 
 pub(crate) use rate::{Measure as RateMeasure, RateState};
 

@@ -4,6 +4,11 @@ use crate::clock::nanos;
 use crate::error::ConfigError;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
+/// The largest count window: 10 million calls (two 1.25 MB bit rings).
+pub const MAX_WINDOW_CALLS: u32 = 10_000_000;
+/// The most buckets a time window may have.
+pub const MAX_BUCKETS: u32 = 100_000;
+
 /// The sliding window a rate policy looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -1,0 +1,153 @@
+//! loom models of the concurrent transitions: two threads racing to trip, to
+//! take and release half-open slots (by success, failure and drop), and to
+//! force or reset the breaker. Run with:
+//!
+//! ```sh
+//! RUSTFLAGS="--cfg loom" cargo test -p tripswitch --test loom --release
+//! ```
+#![cfg(loom)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use loom::thread;
+use tripswitch::clock::FakeClock;
+use tripswitch::events::EventKind;
+use tripswitch::{CircuitBreaker, HalfOpen, State};
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    // Building and tripping a breaker is many atomic steps before the race starts.
+    builder.max_branches = 100_000;
+    builder.check(f);
+}
+
+/// Counts transitions into `State::Open`.
+fn counting_opens() -> (
+    Arc<Mutex<u32>>,
+    impl Fn(&tripswitch::events::Event<'_>) + Send + Sync,
+) {
+    let opens = Arc::new(Mutex::new(0));
+    let sink = Arc::clone(&opens);
+    (opens, move |e: &tripswitch::events::Event<'_>| {
+        if let EventKind::Transition {
+            to: State::Open, ..
+        } = e.kind()
+        {
+            *sink.lock().unwrap() += 1;
+        }
+    })
+}
+
+#[test]
+fn two_failures_racing_trip_the_breaker_once() {
+    model(|| {
+        let (opens, listener) = counting_opens();
+        let breaker = CircuitBreaker::builder()
+            .clock(FakeClock::new())
+            .consecutive_failures(2)
+            .freeze_for(Duration::from_secs(60))
+            .fail_fast()
+            .on_event(listener)
+            .try_build()
+            .unwrap();
+        let other = breaker.clone();
+        let t = thread::spawn(move || other.try_acquire().map(|p| p.failure(&"a")).is_ok());
+        let here = breaker.try_acquire().map(|p| p.failure(&"b")).is_ok();
+        let there = t.join().unwrap();
+        assert!(here && there);
+        assert_eq!(breaker.state(), State::Open);
+        assert_eq!(
+            *opens.lock().unwrap(),
+            1,
+            "one open period for the two failures"
+        );
+        let totals = breaker.metrics().totals;
+        assert_eq!(totals.failures, 2, "no failure lost or counted twice");
+    });
+}
+
+fn half_open(probes: u32) -> (CircuitBreaker, FakeClock) {
+    let clock = FakeClock::new();
+    let breaker = CircuitBreaker::builder()
+        .clock(clock.clone())
+        .half_open(HalfOpen::probes(probes).close_after(2))
+        .freeze_for(Duration::from_secs(1))
+        .fail_fast()
+        .try_build()
+        .unwrap();
+    breaker.force_open();
+    breaker.reset();
+    breaker.try_acquire().unwrap().failure(&"trip");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(breaker.state(), State::HalfOpen);
+    (breaker, clock)
+}
+
+#[test]
+fn never_more_probes_than_configured() {
+    model(|| {
+        let (breaker, _clock) = half_open(1);
+        let other = breaker.clone();
+        let t = thread::spawn(move || {
+            let permit = other.try_acquire();
+            let got = permit.is_ok();
+            drop(permit);
+            got
+        });
+        let here = breaker.try_acquire();
+        let in_flight = breaker.metrics().probes_in_flight;
+        assert!(in_flight <= 1, "{in_flight} probes in flight");
+        let here_ok = here.is_ok();
+        drop(here);
+        let there_ok = t.join().unwrap();
+        assert!(here_ok || there_ok, "one of the two got the slot");
+        assert_eq!(
+            breaker.metrics().probes_in_flight,
+            0,
+            "dropped probes free their slots"
+        );
+        assert_eq!(breaker.state(), State::HalfOpen);
+    });
+}
+
+#[test]
+fn probe_success_and_failure_racing_leave_one_decision() {
+    model(|| {
+        let (breaker, _clock) = half_open(2);
+        let a = breaker.try_acquire_owned().unwrap();
+        let b = breaker.try_acquire_owned().unwrap();
+        let t = thread::spawn(move || a.success());
+        b.failure(&"still down");
+        t.join().unwrap();
+        // The failure reopens; whichever came first, the breaker ends open
+        // (close_after is 2, so one success cannot close it), with no slot held.
+        assert_eq!(breaker.state(), State::Open);
+        assert_eq!(breaker.metrics().probes_in_flight, 0);
+    });
+}
+
+#[test]
+fn force_and_reset_racing_with_a_call() {
+    model(|| {
+        let breaker = CircuitBreaker::builder()
+            .clock(FakeClock::new())
+            .fail_fast()
+            .build();
+        let other = breaker.clone();
+        let t = thread::spawn(move || {
+            other.force_open();
+            other.reset();
+        });
+        let outcome = breaker.try_acquire().map(|p| p.success());
+        t.join().unwrap();
+        assert_eq!(breaker.state(), State::Closed);
+        let totals = breaker.metrics().totals;
+        assert_eq!(
+            totals.successes + totals.rejected,
+            1,
+            "{outcome:?}: the call is counted once"
+        );
+    });
+}
