@@ -462,7 +462,8 @@ fn run(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 10_000,
+        // 10,000 in the normal run; PROPTEST_CASES asks for more.
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000),
         max_shrink_iters: 10_000,
         ..ProptestConfig::default()
     })]
