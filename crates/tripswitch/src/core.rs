@@ -949,13 +949,14 @@ impl Core {
     /// Frees a probe slot of `generation` and hands it to the next waiter.
     ///
     /// The queue is only locked when somebody waits. A call that queues while
-    /// the slot is being freed cannot be missed: the slot is freed and the
-    /// queue length read with `SeqCst`, and a queuing call publishes the
-    /// length and then looks for a free slot itself, also with `SeqCst`, so
-    /// one of the two sees the other.
+    /// the slot is being freed cannot be missed: this side frees the slot,
+    /// then reads the queue length with a read-modify-write; the queuing side
+    /// updates the length with a read-modify-write, then looks for a free
+    /// slot itself. The two read-modify-writes on the length are ordered, so
+    /// either this side sees the waiter or the waiter sees the free slot.
     pub(crate) fn release_probe(&self, generation: u64) {
         self.give_back_slot(generation);
-        if self.waiters.len() > 0 {
+        if self.waiters.len_synced() > 0 {
             self.grant_probes(generation);
         }
     }
@@ -969,7 +970,7 @@ impl Core {
             match self.word.compare_exchange_weak(
                 current.0,
                 current.with_probes(current.probes() - 1).0,
-                Ordering::SeqCst,
+                Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
                 Ok(_) => return,

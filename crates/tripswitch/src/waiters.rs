@@ -92,7 +92,13 @@ impl Waiters {
 
     /// How many calls are waiting right now.
     pub(crate) fn len(&self) -> usize {
-        self.waiting.load(Ordering::SeqCst)
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// How many calls are waiting, read with a read-modify-write so that it
+    /// is ordered with the queue's own updates (see `Core::release_probe`).
+    pub(crate) fn len_synced(&self) -> usize {
+        self.waiting.fetch_add(0, Ordering::AcqRel)
     }
 
     /// Checks a waiter: returns its grant (and forgets the entry) if it has
@@ -320,8 +326,10 @@ impl Locked<'_> {
     }
 
     fn publish_len(&self) {
+        // A swap, not a store: a read-modify-write keeps `len_synced`
+        // readers ordered with it.
         self.waiters
             .waiting
-            .store(self.list.waiting, Ordering::SeqCst);
+            .swap(self.list.waiting, Ordering::AcqRel);
     }
 }

@@ -151,3 +151,49 @@ fn force_and_reset_racing_with_a_call() {
         );
     });
 }
+
+#[test]
+fn a_waiting_call_is_woken_when_the_breaker_is_released() {
+    model(|| {
+        let breaker = CircuitBreaker::builder().clock(FakeClock::new()).build();
+        breaker.force_open();
+        let other = breaker.clone();
+        // If the release could slip between the waiter's check and its
+        // queueing, this thread would sleep forever and loom would report
+        // the deadlock.
+        let waiter = thread::spawn(move || {
+            loom::future::block_on(other.acquire())
+                .map(|p| p.success())
+                .is_ok()
+        });
+        breaker.release();
+        assert!(waiter.join().unwrap());
+        assert_eq!(breaker.metrics().waiting, 0);
+    });
+}
+
+#[test]
+fn a_waiting_call_is_woken_when_a_probe_slot_frees() {
+    model(|| {
+        let clock = FakeClock::new();
+        let breaker = CircuitBreaker::builder()
+            .clock(clock.clone())
+            .half_open(HalfOpen::probes(1).close_after(2))
+            .freeze_for(Duration::from_secs(1))
+            .try_build()
+            .unwrap();
+        breaker.try_acquire().unwrap().failure(&"trip");
+        clock.advance(Duration::from_secs(1));
+        let probe = breaker.try_acquire_owned().unwrap();
+        let other = breaker.clone();
+        let waiter = thread::spawn(move || {
+            loom::future::block_on(other.acquire())
+                .map(|p| p.is_probe())
+                .unwrap_or(false)
+        });
+        // The probe is dropped without a verdict: its slot goes to the waiter.
+        drop(probe);
+        assert!(waiter.join().unwrap(), "the waiter got the freed slot");
+        assert_eq!(breaker.metrics().probes_in_flight, 0);
+    });
+}

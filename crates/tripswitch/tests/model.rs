@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::executor::block_on;
 use proptest::prelude::*;
 use tripswitch::clock::FakeClock;
-use tripswitch::policy::{FailureRate, Window};
+use tripswitch::policy::{FailureRate, SlowCallRate, Window};
 use tripswitch::{CircuitBreaker, HalfOpen, OwnedPermit, State};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,12 @@ enum Outcome {
     Ok,
     Err,
     Ignored,
+    /// A success that takes longer than the slow-call threshold.
+    SlowOk,
 }
+
+/// A call slower than this is slow (when the configuration has a slow-call policy).
+const SLOW_AFTER_MS: u64 = 10;
 
 #[derive(Debug)]
 struct Failure {
@@ -34,6 +39,7 @@ struct Failure {
 struct Config {
     consecutive: Option<u32>,
     rate: Option<(f64, u32, u32)>,
+    slow: Option<(f64, u32, u32)>,
     probes: u32,
     close_after: u32,
     open_ms: u64,
@@ -54,29 +60,41 @@ enum Op {
 }
 
 fn outcome() -> impl Strategy<Value = Outcome> {
-    prop_oneof![4 => Just(Outcome::Ok), 4 => Just(Outcome::Err), 1 => Just(Outcome::Ignored)]
+    prop_oneof![
+        4 => Just(Outcome::Ok),
+        4 => Just(Outcome::Err),
+        1 => Just(Outcome::Ignored),
+        2 => Just(Outcome::SlowOk),
+    ]
 }
 
 fn config() -> impl Strategy<Value = Config> {
-    (
-        proptest::option::of(1u32..5),
-        proptest::option::of((
+    let rate = || {
+        (
             prop_oneof![Just(0.25), Just(0.5), Just(1.0)],
             1u32..8,
             1u32..8,
-        )),
+        )
+    };
+    (
+        proptest::option::of(1u32..5),
+        proptest::option::of(rate()),
+        proptest::option::of(rate()),
         1u32..4,
         1u32..4,
         1u64..50,
     )
-        .prop_map(|(consecutive, rate, probes, close_after, open_ms)| Config {
-            consecutive,
-            // min_calls must not exceed the window: clamp it into range.
-            rate: rate.map(|(t, size, min)| (t, size, min.min(size))),
-            probes,
-            close_after,
-            open_ms,
-        })
+        .prop_map(
+            |(consecutive, rate, slow, probes, close_after, open_ms)| Config {
+                consecutive,
+                // min_calls must not exceed the window: clamp it into range.
+                rate: rate.map(|(t, size, min)| (t, size, min.min(size))),
+                slow: slow.map(|(t, size, min)| (t, size, min.min(size))),
+                probes,
+                close_after,
+                open_ms,
+            },
+        )
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -107,6 +125,8 @@ enum Kind {
 struct Held {
     generation: u64,
     kind: Kind,
+    /// When the run started on the clock (slowness is measured from here).
+    started: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +145,7 @@ struct Model {
     generation: u64,
     consecutive: u32,
     window: VecDeque<bool>,
+    slow_window: VecDeque<bool>,
     open_until: u64,
     successes: u32,
     probes: u32,
@@ -140,6 +161,7 @@ impl Model {
             generation: 0,
             consecutive: 0,
             window: VecDeque::new(),
+            slow_window: VecDeque::new(),
             open_until: 0,
             successes: 0,
             probes: 0,
@@ -148,9 +170,9 @@ impl Model {
     }
 
     fn consecutive_limit(&self) -> Option<u32> {
-        match (self.config.consecutive, self.config.rate) {
-            (None, None) => Some(1),
-            (n, _) => n,
+        match (self.config.consecutive, self.config.rate, self.config.slow) {
+            (None, None, None) => Some(1),
+            (n, _, _) => n,
         }
     }
 
@@ -163,6 +185,7 @@ impl Model {
             State::Closed | State::MetricsOnly => {
                 self.consecutive = 0;
                 self.window.clear();
+                self.slow_window.clear();
             }
             _ => {}
         }
@@ -193,6 +216,7 @@ impl Model {
         Some(Held {
             generation: self.generation,
             kind,
+            started: self.now,
         })
     }
 
@@ -201,8 +225,13 @@ impl Model {
         if held.kind == Kind::PassThrough {
             return;
         }
+        // A run is slow when it took longer than the threshold, whatever its
+        // outcome (ignored and cancelled runs are not measured).
+        let slow = self.config.slow.is_some()
+            && matches!(outcome, Some(Outcome::Ok | Outcome::SlowOk | Outcome::Err))
+            && self.now - held.started > SLOW_AFTER_MS;
         match outcome {
-            Some(Outcome::Ok) => self.totals.successes += 1,
+            Some(Outcome::Ok | Outcome::SlowOk) => self.totals.successes += 1,
             Some(Outcome::Err) => self.totals.failures += 1,
             Some(Outcome::Ignored) => self.totals.ignored += 1,
             None => self.totals.cancelled += 1,
@@ -213,7 +242,7 @@ impl Model {
         match (held.kind, self.state) {
             (Kind::Counted, State::Closed | State::MetricsOnly) => {
                 let failed = match outcome {
-                    Some(Outcome::Ok) => false,
+                    Some(Outcome::Ok | Outcome::SlowOk) => false,
                     Some(Outcome::Err) => true,
                     _ => return,
                 };
@@ -232,12 +261,24 @@ impl Model {
                         && self.window.len() >= min_calls as usize
                         && failures as f64 / self.window.len() as f64 >= threshold;
                 }
+                if let Some((threshold, size, min_calls)) = self.config.slow {
+                    self.slow_window.push_back(slow);
+                    if self.slow_window.len() > size as usize {
+                        self.slow_window.pop_front();
+                    }
+                    let slows = self.slow_window.iter().filter(|s| **s).count();
+                    trip |= slow
+                        && self.slow_window.len() >= min_calls as usize
+                        && slows as f64 / self.slow_window.len() as f64 >= threshold;
+                }
                 if trip && self.state == State::Closed {
                     self.transition(State::Open);
                 }
             }
             (Kind::Probe, State::HalfOpen) => match outcome {
-                Some(Outcome::Ok) => {
+                // With a slow-call policy, a slow probe is a failed probe.
+                Some(Outcome::Ok | Outcome::SlowOk) if slow => self.transition(State::Open),
+                Some(Outcome::Ok | Outcome::SlowOk) => {
                     self.successes += 1;
                     if self.successes >= self.config.close_after {
                         self.transition(State::Closed);
@@ -256,6 +297,14 @@ impl Model {
         if self.state != to && (only_from.is_empty() || only_from.contains(&self.state)) {
             self.transition(to);
         }
+    }
+
+    fn slow_call_rate(&self) -> Option<f64> {
+        self.config.slow?;
+        if self.slow_window.is_empty() {
+            return None;
+        }
+        Some(self.slow_window.iter().filter(|s| **s).count() as f64 / self.slow_window.len() as f64)
     }
 
     fn failure_rate(&self) -> Option<f64> {
@@ -284,6 +333,16 @@ fn build(config: &Config, clock: &FakeClock) -> CircuitBreaker {
             FailureRate::new(threshold, Window::last_calls(size)).min_calls(min_calls),
         );
     }
+    if let Some((threshold, size, min_calls)) = config.slow {
+        builder = builder.slow_call_rate(
+            SlowCallRate::new(
+                Duration::from_millis(SLOW_AFTER_MS),
+                threshold,
+                Window::last_calls(size),
+            )
+            .min_calls(min_calls),
+        );
+    }
     builder
         .try_build()
         .expect("the generated configuration is valid")
@@ -291,7 +350,7 @@ fn build(config: &Config, clock: &FakeClock) -> CircuitBreaker {
 
 fn run_outcome(outcome: Outcome) -> Result<(), Failure> {
     match outcome {
-        Outcome::Ok => Ok(()),
+        Outcome::Ok | Outcome::SlowOk => Ok(()),
         Outcome::Err => Err(Failure { ignored: false }),
         Outcome::Ignored => Err(Failure { ignored: true }),
     }
@@ -347,6 +406,15 @@ fn check(
             context
         );
     }
+    match (metrics.slow_call_rate, model.slow_call_rate()) {
+        (Some(real), Some(expected)) => {
+            prop_assert!(
+                (real - expected).abs() < 1e-9,
+                "slow rate {real} vs {expected} {context}"
+            )
+        }
+        (real, expected) => prop_assert_eq!(real, expected, "slow rate {}", context),
+    }
     match (metrics.failure_rate, model.failure_rate()) {
         (Some(real), Some(expected)) => {
             prop_assert!(
@@ -368,7 +436,17 @@ fn run(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
         match op {
             Op::Call(outcome) => {
                 let expected = model.admit();
-                let result = block_on(breaker.execute(|| async { run_outcome(*outcome) }));
+                let result = block_on(breaker.execute(|| async {
+                    if *outcome == Outcome::SlowOk {
+                        // The call takes longer than the slow-call threshold.
+                        clock.advance(Duration::from_millis(SLOW_AFTER_MS + 1));
+                    }
+                    run_outcome(*outcome)
+                }));
+                // The operation (and its slowness) only runs if admitted.
+                if *outcome == Outcome::SlowOk && expected.is_some() {
+                    model.now += SLOW_AFTER_MS + 1;
+                }
                 match expected {
                     Some(admitted) => {
                         prop_assert!(
@@ -400,6 +478,10 @@ fn run(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Finish(index, outcome) if !held.is_empty() => {
                 let (permit, admitted) = held.remove(index % held.len());
+                if *outcome == Outcome::SlowOk {
+                    clock.advance(Duration::from_millis(SLOW_AFTER_MS + 1));
+                    model.now += SLOW_AFTER_MS + 1;
+                }
                 finish(permit, *outcome);
                 model.record(admitted, Some(*outcome));
             }
@@ -437,6 +519,7 @@ fn run(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.force(State::Closed, &[]);
                 model.consecutive = 0;
                 model.window.clear();
+                model.slow_window.clear();
             }
         }
         check(&mut model, &breaker, step, op)?;
