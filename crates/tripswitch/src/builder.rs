@@ -279,6 +279,25 @@ impl<V> Builder<V> {
         self
     }
 
+    /// Export the breaker's activity through the [`metrics`](https://docs.rs/metrics)
+    /// crate (feature `metrics`), labelled `breaker = <name>`:
+    ///
+    /// | name | kind | labels | what |
+    /// |---|---|---|---|
+    /// | `tripswitch_calls_total` | counter | `outcome` = `success`, `failure`, `ignored`, `rejected` | calls by outcome |
+    /// | `tripswitch_slow_calls_total` | counter | | calls slower than the slow-call threshold |
+    /// | `tripswitch_transitions_total` | counter | `to` = the state entered | state changes |
+    /// | `tripswitch_state` | gauge | | 0 closed, 1 open, 2 half-open, 3 forced open, 4 disabled, 5 metrics-only |
+    /// | `tripswitch_wait_seconds` | histogram | | how long calls waited for the breaker (wait mode) |
+    ///
+    /// The metric handles are made on the first event, from the recorder
+    /// installed then: install the recorder before traffic starts.
+    #[cfg(feature = "metrics")]
+    pub fn export_metrics(self) -> Self {
+        let name = self.name.clone();
+        self.on_event(crate::export::listener(name))
+    }
+
     /// Trip after `n` failures in a row (n = 1 is the seed).
     pub fn consecutive_failures(mut self, n: u32) -> Builder<Unchecked> {
         self.consecutive = Some(n);

@@ -662,6 +662,16 @@ impl Core {
                 .any(|rule| rule.type_id == TypeId::of::<E>() && (rule.ignore)(error))
     }
 
+    /// Whether anybody listens to events.
+    pub(crate) fn listening(&self) -> bool {
+        !self.settings.listeners.is_empty()
+    }
+
+    /// A waiting call was let through after `waited`.
+    pub(crate) fn waited(&self, waited: Duration) {
+        self.emit(EventKind::Waited { waited }, None);
+    }
+
     #[inline]
     fn emit(&self, kind: EventKind<'_>, at: Option<Duration>) {
         if !self.settings.listeners.is_empty() {
@@ -1222,7 +1232,7 @@ fn sample_the_clock() -> bool {
     REJECTIONS.with(|count| {
         let next = count.get().wrapping_add(1);
         count.set(next);
-        next % 1024 == 0
+        next.is_multiple_of(1024)
     })
 }
 

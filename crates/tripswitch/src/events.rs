@@ -123,6 +123,11 @@ pub enum EventKind<'a> {
         /// Why.
         reason: RejectReason,
     },
+    /// A call that had to wait (wait mode) was let through.
+    Waited {
+        /// How long it waited.
+        waited: Duration,
+    },
 }
 
 /// A listener for every event.

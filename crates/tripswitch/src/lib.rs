@@ -49,6 +49,9 @@
 //! |----------|---------|--------------|
 //! | `tokio`  | yes     | [`clock::TokioClock`], the default clock: tokio's timer for timed freezes, and paused time in tests. Without it the default clock is [`clock::StdClock`] and the core does not depend on tokio. |
 //! | `macros` | yes     | the [`circuit_breaker`] attribute. |
+//! | `tower`  | no      | `tower`: a layer, a service and a keyed layer (a breaker per host). Runtime-agnostic. |
+//! | `http`   | no      | `tower::ServerErrors` (5xx responses are failures) and keying by request authority. |
+//! | `metrics`| no      | counters, a state gauge and a wait-time histogram through the `metrics` crate (see [`Builder::export_metrics`]). |
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -60,6 +63,8 @@ mod core;
 mod error;
 pub mod events;
 mod execute;
+#[cfg(feature = "metrics")]
+mod export;
 pub mod guide;
 mod half_open;
 mod metrics;
@@ -67,8 +72,11 @@ mod open_period;
 mod outcome;
 mod permit;
 pub mod policy;
+mod registry;
 mod state;
 mod sync;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod wait;
 mod waiters;
 
@@ -80,6 +88,7 @@ pub use metrics::{Counts, Metrics};
 pub use open_period::{Backoff, TripContext};
 pub use outcome::Outcome;
 pub use permit::{Acquire, AcquireOwned, OwnedPermit, Permit};
+pub use registry::Registry;
 pub use state::State;
 
 /// Wraps an `async fn` returning `Result<T, E>` in a breaker: the seed's

@@ -13,11 +13,12 @@ pub enum Outcome {
     Ignored,
 }
 
-/// What `on_error` and listeners see for an `Ok` value classified as a failure.
+/// What `on_error` and listeners see for a result classified without an
+/// error value (an `Ok` value classified as a failure, say).
 pub(crate) struct ClassifiedOk;
 
 impl fmt::Debug for ClassifiedOk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an Ok value classified as a failure")
+        f.write_str("a result classified as a failure")
     }
 }

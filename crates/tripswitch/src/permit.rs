@@ -85,6 +85,17 @@ macro_rules! permit_methods {
             self.run.finish(verdict);
         }
 
+        /// Records an outcome decided elsewhere (a classifier), without an
+        /// error value: an `Ok` response that is a failure, say.
+        pub fn record(self, outcome: crate::Outcome) {
+            let verdict = match outcome {
+                crate::Outcome::Success => Verdict::Success,
+                crate::Outcome::Failure => Verdict::Failure(&crate::outcome::ClassifiedOk),
+                crate::Outcome::Ignored => Verdict::Ignored(&crate::outcome::ClassifiedOk),
+            };
+            self.run.finish(verdict);
+        }
+
         /// Records an error that counts as neither success nor failure.
         pub fn ignored<E: fmt::Debug + 'static>(self, error: &E) {
             self.run.finish(Verdict::Ignored(error));

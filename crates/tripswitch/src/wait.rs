@@ -21,6 +21,8 @@ pub(crate) struct Wait<C: Deref<Target = Core>> {
     wait_for: WaitFor,
     key: Option<Key>,
     timeout: Option<Sleep>,
+    /// When the call joined the queue, if anybody listens for wait times.
+    queued_at: Option<std::time::Duration>,
     done: bool,
 }
 
@@ -31,6 +33,7 @@ impl<C: Deref<Target = Core>> Wait<C> {
             wait_for,
             key: None,
             timeout: None,
+            queued_at: None,
             done: false,
         }
     }
@@ -52,6 +55,7 @@ impl<C: Deref<Target = Core>> Wait<C> {
                 crate::core::Enqueued::Rejected(rejected) => return self.finish(Err(rejected)),
                 crate::core::Enqueued::Queued(key) => {
                     self.key = Some(key);
+                    self.queued_at = self.core.listening().then(|| self.core.now());
                     key
                 }
             },
@@ -89,6 +93,9 @@ impl<C: Deref<Target = Core>> Wait<C> {
     fn finish(&mut self, result: Result<Grant, Rejected>) -> Poll<Result<Grant, Rejected>> {
         self.done = true;
         self.timeout = None;
+        if let (Some(queued_at), Ok(_)) = (self.queued_at.take(), &result) {
+            self.core.waited(self.core.now().saturating_sub(queued_at));
+        }
         Poll::Ready(result)
     }
 }

@@ -1,0 +1,190 @@
+//! A breaker per key (per host, per endpoint, per tenant), made on first use
+//! from one configuration, bounded in size, with idle breakers evicted.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::CircuitBreaker;
+use crate::clock::{Clock, default_clock};
+
+/// Breakers by key, created on first use by one factory.
+///
+/// It holds at most `max_breakers` breakers: making room for a new key evicts
+/// the least recently used one. With [`evict_idle_after`](Self::evict_idle_after),
+/// breakers unused for that long are dropped as well (checked as keys are
+/// looked up, no background task). An evicted breaker that is still in use
+/// elsewhere keeps working; the next lookup of its key starts a fresh one.
+///
+/// Cloning a registry shares it.
+///
+/// ```
+/// use tripswitch::{CircuitBreaker, Registry};
+///
+/// let registry = Registry::new(1_000, |host: &String| {
+///     CircuitBreaker::builder().name(host.as_str()).fail_fast().build()
+/// });
+/// let a = registry.get(&"api.example.com".to_string());
+/// let b = registry.get(&"api.example.com".to_string());
+/// a.force_open();
+/// assert!(b.is_frozen()); // the same breaker
+/// assert_eq!(registry.len(), 1);
+/// ```
+pub struct Registry<K> {
+    shared: Arc<Shared<K>>,
+}
+
+struct Shared<K> {
+    factory: Box<dyn Fn(&K) -> CircuitBreaker + Send + Sync>,
+    max_breakers: usize,
+    idle_after: Option<Duration>,
+    clock: Arc<dyn Clock>,
+    map: Mutex<Map<K>>,
+}
+
+struct Map<K> {
+    entries: HashMap<K, Entry>,
+    tick: u64,
+    lookups: u64,
+}
+
+struct Entry {
+    breaker: CircuitBreaker,
+    /// Lookup counter value when last used (for least-recently-used eviction).
+    used_tick: u64,
+    /// Clock time when last used (for idle eviction).
+    used_at: Duration,
+}
+
+impl<K> Clone for Registry<K> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone> Registry<K> {
+    /// A registry of at most `max_breakers` breakers (at least one), each
+    /// made by `factory` on its key's first use.
+    pub fn new(
+        max_breakers: usize,
+        factory: impl Fn(&K) -> CircuitBreaker + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                factory: Box::new(factory),
+                max_breakers: max_breakers.max(1),
+                idle_after: None,
+                clock: default_clock(),
+                map: Mutex::new(Map {
+                    entries: HashMap::new(),
+                    tick: 0,
+                    lookups: 0,
+                }),
+            }),
+        }
+    }
+
+    fn reconfigure(self, change: impl FnOnce(&mut Shared<K>)) -> Self {
+        match Arc::try_unwrap(self.shared) {
+            Ok(mut shared) => {
+                change(&mut shared);
+                Self {
+                    shared: Arc::new(shared),
+                }
+            }
+            // Already shared: settings are fixed once a registry is cloned.
+            Err(shared) => Self { shared },
+        }
+    }
+
+    /// Drop breakers that nobody looked up for `idle` (call before cloning the registry).
+    pub fn evict_idle_after(self, idle: Duration) -> Self {
+        self.reconfigure(|shared| shared.idle_after = Some(idle))
+    }
+
+    /// The clock idle times are measured on (call before cloning the registry).
+    pub fn clock(self, clock: impl Clock) -> Self {
+        self.reconfigure(|shared| shared.clock = Arc::new(clock))
+    }
+
+    /// The breaker for `key`, made now if there is none.
+    pub fn get(&self, key: &K) -> CircuitBreaker {
+        let now = self.shared.clock.now();
+        let mut map = self
+            .shared
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.tick += 1;
+        map.lookups += 1;
+        let tick = map.tick;
+        if let Some(idle) = self.shared.idle_after
+            && map.lookups.is_multiple_of(64)
+        {
+            map.entries
+                .retain(|_, entry| now.saturating_sub(entry.used_at) < idle);
+        }
+        if let Some(entry) = map.entries.get_mut(key) {
+            let fresh = self
+                .shared
+                .idle_after
+                .is_none_or(|idle| now.saturating_sub(entry.used_at) < idle);
+            if fresh {
+                entry.used_tick = tick;
+                entry.used_at = now;
+                return entry.breaker.clone();
+            }
+            map.entries.remove(key);
+        }
+        if map.entries.len() >= self.shared.max_breakers {
+            let oldest = map
+                .entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.used_tick)
+                .map(|(key, _)| key.clone());
+            if let Some(oldest) = oldest {
+                map.entries.remove(&oldest);
+            }
+        }
+        // The factory is user code: it runs under the registry's lock, so it
+        // must not call back into this registry.
+        let breaker = (self.shared.factory)(key);
+        map.entries.insert(
+            key.clone(),
+            Entry {
+                breaker: breaker.clone(),
+                used_tick: tick,
+                used_at: now,
+            },
+        );
+        breaker
+    }
+
+    /// How many breakers it holds now.
+    pub fn len(&self) -> usize {
+        self.shared
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entries
+            .len()
+    }
+
+    /// Whether it holds no breaker.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<K> fmt::Debug for Registry<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("max_breakers", &self.shared.max_breakers)
+            .field("idle_after", &self.shared.idle_after)
+            .finish_non_exhaustive()
+    }
+}

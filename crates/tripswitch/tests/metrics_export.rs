@@ -1,0 +1,69 @@
+//! The `metrics` feature: counters by outcome, the state gauge, wait times.
+#![cfg(feature = "metrics")]
+
+use std::time::Duration;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use tripswitch::clock::FakeClock;
+use tripswitch::{CircuitBreaker, HalfOpen};
+
+#[test]
+fn events_become_metrics() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let clock = FakeClock::new();
+        let breaker = CircuitBreaker::builder()
+            .name("db")
+            .clock(clock.clone())
+            .half_open(HalfOpen::probes(1))
+            .freeze_for(Duration::from_secs(1))
+            .fail_fast()
+            .export_metrics()
+            .try_build()
+            .unwrap();
+        let run = |ok: bool| {
+            futures::executor::block_on(
+                breaker.execute(|| async move { if ok { Ok(()) } else { Err("down") } }),
+            )
+        };
+        run(true).unwrap();
+        run(false).unwrap_err();
+        run(true).unwrap_err(); // rejected
+    });
+    let snapshot = snapshotter.snapshot().into_vec();
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        snapshot
+            .iter()
+            .find(|(key, _, _, _)| {
+                key.key().name() == name
+                    && label.is_none_or(|(k, v)| {
+                        key.key().labels().any(|l| l.key() == k && l.value() == v)
+                    })
+                    && key
+                        .key()
+                        .labels()
+                        .any(|l| l.key() == "breaker" && l.value() == "db")
+            })
+            .map(|(_, _, _, value)| value)
+    };
+    assert_eq!(
+        value("tripswitch_calls_total", Some(("outcome", "success"))),
+        Some(&DebugValue::Counter(1))
+    );
+    assert_eq!(
+        value("tripswitch_calls_total", Some(("outcome", "failure"))),
+        Some(&DebugValue::Counter(1))
+    );
+    assert_eq!(
+        value("tripswitch_calls_total", Some(("outcome", "rejected"))),
+        Some(&DebugValue::Counter(1))
+    );
+    assert_eq!(
+        value("tripswitch_transitions_total", Some(("to", "open"))),
+        Some(&DebugValue::Counter(1))
+    );
+    assert!(
+        matches!(value("tripswitch_state", None), Some(DebugValue::Gauge(g)) if g.into_inner() == 1.0)
+    );
+}
