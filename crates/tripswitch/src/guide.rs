@@ -8,6 +8,9 @@
 //! 6. [What counts as a failure](#what-counts-as-a-failure)
 //! 7. [Manual control, events and metrics](#manual-control-events-and-metrics)
 //! 8. [Testing code that uses a breaker](#testing-code-that-uses-a-breaker)
+//! 9. [tower and HTTP](#tower-and-http)
+//! 10. [Observability](#observability)
+//! 11. [Runtimes](#runtimes)
 //!
 //! ## The seed preset
 //!
@@ -199,3 +202,65 @@
 //!
 //! On other executors, give the breaker a [`FakeClock`](crate::clock::FakeClock)
 //! and move time with [`advance`](crate::clock::FakeClock::advance).
+//!
+//! ## tower and HTTP
+//!
+//! With the `tower` feature, [`CircuitBreakerLayer`](crate::tower::CircuitBreakerLayer)
+//! puts a breaker in front of any `tower::Service` (hyper and reqwest-style
+//! clients, tonic channels, axum routers). Admission happens in
+//! `poll_ready`; in fail-fast mode a rejection is a boxed
+//! [`Rejected`](crate::Rejected) you can `downcast_ref`. With the `http`
+//! feature, [`ServerErrors`](crate::tower::ServerErrors) counts 5xx
+//! responses as failures, and
+//! [`KeyedCircuitBreakerLayer::authority`](crate::tower::KeyedCircuitBreakerLayer::authority)
+//! keys a [`Registry`](crate::Registry) of breakers by host, so that one
+//! failing host does not stop calls to the others.
+//!
+//! ```ignore
+//! use std::time::Duration;
+//! use tower::ServiceBuilder;
+//! use tripswitch::tower::{CircuitBreakerLayer, ServerErrors};
+//!
+//! let breaker = tripswitch::CircuitBreaker::builder()
+//!     .name("payments-api")
+//!     .consecutive_failures(5)
+//!     .fail_fast()
+//!     .try_build()?;
+//! let client = ServiceBuilder::new()
+//!     .layer(CircuitBreakerLayer::new(breaker).classify(ServerErrors))
+//!     .timeout(Duration::from_secs(2)) // a hanging server becomes a failure
+//!     .service(hyper_client);
+//! ```
+//!
+//! `tests/http_end_to_end.rs` runs exactly this against a real axum server
+//! that returns 503s, hangs and refuses connections.
+//!
+//! ## Observability
+//!
+//! - `tracing`: every state change is an `info` event and every rejection a
+//!   `debug` event, both with a `breaker` field holding the breaker's name;
+//!   the default `on_error` is a `warn` event. Listener and freeze-function
+//!   panics are `error` events.
+//! - `metrics` (feature): [`Builder::export_metrics`](crate::Builder::export_metrics)
+//!   exports `tripswitch_calls_total{outcome}`, `tripswitch_slow_calls_total`,
+//!   `tripswitch_transitions_total{to}`, the `tripswitch_state` gauge and
+//!   the `tripswitch_wait_seconds` histogram, all labelled `breaker`.
+//! - Listeners ([`on_event`](crate::Builder::on_event)) see every event, and
+//!   [`metrics()`](crate::CircuitBreaker::metrics) is a snapshot to poll.
+//!
+//! ## Runtimes
+//!
+//! The core does not need tokio. What needs a runtime is a *timer*, for
+//! timed open periods that callers wait out:
+//!
+//! | feature / setting | timer | runtime |
+//! |---|---|---|
+//! | `tokio` (default), default clock | `tokio::time::sleep` | a tokio runtime with time enabled (current-thread or multi-thread) |
+//! | `.clock(StdClock::new())` or no `tokio` feature | one process-wide timer thread | any executor |
+//! | `.clock(your_clock)` | your `Clock::sleep` (e.g. smol's `Timer`) | yours |
+//! | `.freeze_with(f)` | the future `f` returns | whatever `f` needs |
+//! | `FakeClock` | moved by hand | any executor, in tests |
+//!
+//! Fail-fast breakers arm their open period's timer when they trip, so the
+//! timer must be usable where the tripping call runs. The `tower` layer and
+//! the `metrics` export are runtime-agnostic.
