@@ -227,14 +227,7 @@ where
                     return Poll::Ready(Err(Error::Rejected(rejected)));
                 }
                 match core.try_admit() {
-                    Ok(ticket) => {
-                        let future = (this.operation)();
-                        this.stage.set(Stage::Running {
-                            future,
-                            ticket: Some(ticket),
-                            retry: false,
-                        });
-                    }
+                    Ok(ticket) => start(&mut this, ticket, false),
                     Err(block) => {
                         this.stage.set(Stage::Done);
                         return Poll::Ready(Err(Error::Rejected(core.reject(block))));
@@ -242,14 +235,7 @@ where
                 }
             }
             StageProj::Start => match core.admit_fast() {
-                Some(ticket) => {
-                    let future = (this.operation)();
-                    this.stage.set(Stage::Running {
-                        future,
-                        ticket: Some(ticket),
-                        retry: false,
-                    });
-                }
+                Some(ticket) => start(&mut this, ticket, false),
                 None => this.stage.set(Stage::Waiting {
                     wait: Wait::new(core, WaitFor::Call),
                     first_error: None,
@@ -285,12 +271,7 @@ where
                         {
                             ticket.kind = TicketKind::Released;
                         }
-                        let future = (this.operation)();
-                        this.stage.set(Stage::Running {
-                            future,
-                            ticket: Some(ticket),
-                            retry,
-                        });
+                        start(&mut this, ticket, retry);
                     }
                     Err(rejected) => {
                         // A retry that cannot wait returns the first run's error.
@@ -308,6 +289,19 @@ where
             }
         }
     }
+}
+
+/// Starts a run of the operation with its admission ticket.
+fn start<F, Fut, E, C>(this: &mut ExecuteProj<'_, '_, F, Fut, E, C>, ticket: Ticket, retry: bool)
+where
+    F: FnMut() -> Fut,
+{
+    let future = (this.operation)();
+    this.stage.set(Stage::Running {
+        future,
+        ticket: Some(ticket),
+        retry,
+    });
 }
 
 /// Records a finished run (the stage is already `Done`). Ready with the

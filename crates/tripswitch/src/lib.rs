@@ -51,6 +51,7 @@
 //! | `macros` | yes     | the [`circuit_breaker`] attribute. |
 //! | `tower`  | no      | `tower`: a layer, a service and a keyed layer (a breaker per host). Runtime-agnostic. |
 //! | `http`   | no      | `tower::ServerErrors` (5xx responses are failures) and keying by request authority. |
+//! | `reqwest`| no      | `reqwest::CircuitBreakerMiddleware` for `reqwest-middleware`: one line to guard a reqwest client, a breaker per host. |
 //! | `metrics`| no      | counters, a state gauge and a wait-time histogram through the `metrics` crate (see [`Builder::export_metrics`]). |
 
 #![forbid(unsafe_code)]
@@ -73,6 +74,8 @@ mod outcome;
 mod permit;
 pub mod policy;
 mod registry;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 mod state;
 mod sync;
 #[cfg(feature = "tower")]

@@ -1,5 +1,6 @@
 //! The core on other executors: smol, and `futures::executor`, with a freeze
 //! function (or a clock) from that runtime. tokio is not involved.
+#![cfg(not(loom))]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

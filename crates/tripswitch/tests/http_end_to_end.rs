@@ -2,7 +2,7 @@
 //! mode the test switches (healthy, 503s, hangs, refused connections), and a
 //! hyper client going through the breaker. Real sockets and real time (the
 //! periods are a few hundred milliseconds).
-#![cfg(all(feature = "tower", feature = "http"))]
+#![cfg(all(feature = "tower", feature = "http", not(loom)))]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};

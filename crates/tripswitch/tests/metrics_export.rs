@@ -1,5 +1,5 @@
 //! The `metrics` feature: counters by outcome, the state gauge, wait times.
-#![cfg(feature = "metrics")]
+#![cfg(all(feature = "metrics", not(loom)))]
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The tower layer: admission in `poll_ready`, waiting without polling,
 //! fail-fast rejections as boxed errors, classification, per-clone permits.
-#![cfg(feature = "tower")]
+#![cfg(all(feature = "tower", not(loom)))]
 
 use std::convert::Infallible;
 use std::sync::Arc;
