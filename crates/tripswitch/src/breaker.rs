@@ -96,6 +96,9 @@ impl CircuitBreaker {
     /// [`Error::Rejected`] only comes from fail-fast mode or wait limits.
     ///
     /// `operation` may borrow local data: it needs neither `'static` nor `Send`.
+    /// Its error type must be `Debug + 'static`: the error is handed to
+    /// `on_error` and listeners, and a duration function can downcast the
+    /// error that tripped the breaker ([`TripContext::error`](crate::TripContext::error)).
     ///
     /// # Cancel safety
     ///

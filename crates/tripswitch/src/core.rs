@@ -889,8 +889,9 @@ impl Core {
             }
         }
         if !self.settings.fail_fast {
-            // Waiters that were already queued now have a freeze to drive.
-            self.waiters.wake_all();
+            // Waiters that were already queued now have a freeze to drive:
+            // one of them is enough (see `FreezeWake`).
+            self.waiters.wake_first();
         }
     }
 

@@ -13,9 +13,9 @@ use crate::clock::{Clock, default_clock};
 /// Breakers by key, created on first use by one factory.
 ///
 /// It holds at most `max_breakers` breakers: making room for a new key evicts
-/// the least recently used one. With [`evict_idle_after`](Self::evict_idle_after),
-/// breakers unused for that long are dropped as well (checked as keys are
-/// looked up, no background task). An evicted breaker that is still in use
+/// the least recently used one. With
+/// [`RegistryBuilder::evict_idle_after`], breakers unused for that long are
+/// dropped as well (checked as keys are looked up, no background task). An evicted breaker that is still in use
 /// elsewhere keeps working; the next lookup of its key starts a fresh one.
 ///
 /// Cloning a registry shares it.
@@ -73,8 +73,26 @@ impl<K: Eq + Hash + Clone> Registry<K> {
         max_breakers: usize,
         factory: impl Fn(&K) -> CircuitBreaker + Send + Sync + 'static,
     ) -> Self {
-        Self {
-            shared: Arc::new(Shared {
+        Self::builder(max_breakers, factory).build()
+    }
+
+    /// Settings beyond the size: idle eviction and the clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tripswitch::{CircuitBreaker, Registry};
+    ///
+    /// let registry = Registry::builder(1_000, |_: &String| CircuitBreaker::new())
+    ///     .evict_idle_after(Duration::from_secs(600))
+    ///     .build();
+    /// # drop(registry);
+    /// ```
+    pub fn builder(
+        max_breakers: usize,
+        factory: impl Fn(&K) -> CircuitBreaker + Send + Sync + 'static,
+    ) -> RegistryBuilder<K> {
+        RegistryBuilder {
+            shared: Shared {
                 factory: Box::new(factory),
                 max_breakers: max_breakers.max(1),
                 idle_after: None,
@@ -84,31 +102,8 @@ impl<K: Eq + Hash + Clone> Registry<K> {
                     tick: 0,
                     lookups: 0,
                 }),
-            }),
+            },
         }
-    }
-
-    fn reconfigure(self, change: impl FnOnce(&mut Shared<K>)) -> Self {
-        match Arc::try_unwrap(self.shared) {
-            Ok(mut shared) => {
-                change(&mut shared);
-                Self {
-                    shared: Arc::new(shared),
-                }
-            }
-            // Already shared: settings are fixed once a registry is cloned.
-            Err(shared) => Self { shared },
-        }
-    }
-
-    /// Drop breakers that nobody looked up for `idle` (call before cloning the registry).
-    pub fn evict_idle_after(self, idle: Duration) -> Self {
-        self.reconfigure(|shared| shared.idle_after = Some(idle))
-    }
-
-    /// The clock idle times are measured on (call before cloning the registry).
-    pub fn clock(self, clock: impl Clock) -> Self {
-        self.reconfigure(|shared| shared.clock = Arc::new(clock))
     }
 
     /// The breaker for `key`, made now if there is none.
@@ -177,6 +172,43 @@ impl<K: Eq + Hash + Clone> Registry<K> {
     /// Whether it holds no breaker.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Builds a [`Registry`] with more than a size and a factory.
+#[must_use = "a builder does nothing until it is built"]
+pub struct RegistryBuilder<K> {
+    shared: Shared<K>,
+}
+
+impl<K: Eq + Hash + Clone> RegistryBuilder<K> {
+    /// Drop breakers that nobody looked up for `idle` (checked as keys are
+    /// looked up; no background task).
+    pub fn evict_idle_after(mut self, idle: Duration) -> Self {
+        self.shared.idle_after = Some(idle);
+        self
+    }
+
+    /// The clock idle times are measured on (default: the breakers' default clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.shared.clock = Arc::new(clock);
+        self
+    }
+
+    /// The registry.
+    pub fn build(self) -> Registry<K> {
+        Registry {
+            shared: Arc::new(self.shared),
+        }
+    }
+}
+
+impl<K> fmt::Debug for RegistryBuilder<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryBuilder")
+            .field("max_breakers", &self.shared.max_breakers)
+            .field("idle_after", &self.shared.idle_after)
+            .finish_non_exhaustive()
     }
 }
 

@@ -164,23 +164,6 @@ impl Waiters {
             waker.wake();
         }
     }
-
-    /// Wakes every waiting call without granting anything (so they look at the breaker again).
-    pub(crate) fn wake_all(&self) {
-        let wakers: Vec<Waker> = {
-            let locked = self.lock();
-            locked
-                .list
-                .slots
-                .iter()
-                .filter_map(|slot| match slot {
-                    Slot::Waiting { waker, .. } => Some(waker.clone()),
-                    _ => None,
-                })
-                .collect()
-        };
-        wakers.into_iter().for_each(Waker::wake);
-    }
 }
 
 impl Locked<'_> {

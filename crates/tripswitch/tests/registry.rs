@@ -54,10 +54,15 @@ fn the_least_recently_used_breaker_makes_room() {
 #[test]
 fn idle_breakers_are_evicted() {
     let clock = FakeClock::new();
-    let (registry, made) = counting_registry(100);
-    let registry = registry
-        .evict_idle_after(Duration::from_secs(60))
-        .clock(clock.clone());
+    let made = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&made);
+    let registry = Registry::builder(100, move |key: &String| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        CircuitBreaker::builder().name(key.as_str()).build()
+    })
+    .evict_idle_after(Duration::from_secs(60))
+    .clock(clock.clone())
+    .build();
     registry.get(&"a".to_string());
     clock.advance(Duration::from_secs(59));
     registry.get(&"a".to_string());
