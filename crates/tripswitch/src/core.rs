@@ -890,7 +890,9 @@ impl Core {
         }
         if !self.settings.fail_fast {
             // Waiters that were already queued now have a freeze to drive:
-            // one of them is enough (see `FreezeWake`).
+            // one of them is enough (see `FreezeWake`). Marked as woken, so
+            // that if that one is dropped before it polls, the next is woken.
+            self.freeze_woken.store(true, Ordering::SeqCst);
             self.waiters.wake_first();
         }
     }
