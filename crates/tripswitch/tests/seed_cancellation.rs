@@ -159,3 +159,34 @@ async fn cancelling_at_every_poll_point_never_wedges_the_breaker() {
         assert_eq!(breaker.metrics().waiting, 0);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_waiter_woken_to_drive_a_new_freeze_wakes_the_next() {
+    use tripswitch::HalfOpen;
+    let breaker = Arc::new(
+        CircuitBreaker::builder()
+            .half_open(HalfOpen::probes(1))
+            .freeze_for(Duration::from_secs(1))
+            .try_build()
+            .unwrap(),
+    );
+    breaker.acquire().await.unwrap().failure(&"trip");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let probe = breaker.try_acquire_owned().unwrap();
+    let spawn_waiter = |breaker: Arc<CircuitBreaker>| {
+        tokio::spawn(async move { breaker.execute(|| async { Ok::<_, ()>(1) }).await })
+    };
+    let first = spawn_waiter(Arc::clone(&breaker));
+    tokio::task::yield_now().await;
+    let second = spawn_waiter(Arc::clone(&breaker));
+    tokio::task::yield_now().await;
+    assert_eq!(breaker.metrics().waiting, 2);
+    // The probe fails: the breaker opens again and wakes the first waiter to
+    // drive the new freeze; that waiter is dropped before it runs.
+    probe.failure(&"still down");
+    first.abort();
+    let result = tokio::time::timeout(Duration::from_secs(30), second)
+        .await
+        .expect("the second waiter was not left hanging");
+    assert_eq!(result.unwrap(), Ok(1));
+}
