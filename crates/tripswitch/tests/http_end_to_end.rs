@@ -93,6 +93,16 @@ fn client(breaker: CircuitBreaker) -> Stack {
         .service(client)
 }
 
+/// Sends one request through the breaker-guarded client: the response's
+/// status, or the error (a rejection, a timeout, a refused connection).
+async fn send<S>(client: &mut S, request: Request) -> Result<u16, BoxError>
+where
+    S: Service<Request, Response = hyper::Response<hyper::body::Incoming>, Error = BoxError>,
+{
+    let response = client.ready().await?.call(request).await?;
+    Ok(response.status().as_u16())
+}
+
 fn is_rejection(error: &BoxError) -> bool {
     error.downcast_ref::<Rejected>().is_some()
 }
@@ -112,28 +122,14 @@ async fn fail_fast_over_real_http_opens_on_a_503_storm_probes_and_closes() {
 
     // Healthy.
     for _ in 0..5 {
-        let response = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(request(&server))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        assert_eq!(send(&mut svc, request(&server)).await.unwrap(), 200);
     }
     assert_eq!(breaker.state(), State::Closed);
 
     // A 503 storm: three 503s (returned to the caller as responses) open it.
     server.mode.store(UNAVAILABLE, Ordering::SeqCst);
     for _ in 0..3 {
-        let response = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(request(&server))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 503);
+        assert_eq!(send(&mut svc, request(&server)).await.unwrap(), 503);
     }
     assert_eq!(breaker.state(), State::Open);
     let hits_when_open = server.hits.load(Ordering::SeqCst);
@@ -149,39 +145,19 @@ async fn fail_fast_over_real_http_opens_on_a_503_storm_probes_and_closes() {
 
     // Still down when the probe goes out: open again.
     tokio::time::sleep(Duration::from_millis(350)).await;
-    let response = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(request(&server))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 503);
+    assert_eq!(send(&mut svc, request(&server)).await.unwrap(), 503);
     assert_eq!(breaker.state(), State::Open);
 
     // Recovered: the next probe closes it.
     server.mode.store(HEALTHY, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(350)).await;
-    let response = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(request(&server))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(send(&mut svc, request(&server)).await.unwrap(), 200);
     assert_eq!(breaker.state(), State::Closed);
 
     // Hanging: timeouts are failures.
     server.mode.store(HANGING, Ordering::SeqCst);
     for _ in 0..3 {
-        let error = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(request(&server))
-            .await
-            .unwrap_err();
+        let error = send(&mut svc, request(&server)).await.unwrap_err();
         assert!(!is_rejection(&error));
     }
     assert_eq!(breaker.state(), State::Open);
@@ -197,13 +173,7 @@ async fn fail_fast_over_real_http_opens_on_a_503_storm_probes_and_closes() {
     // A new client: no pooled connection to the dead server.
     let mut fresh = client(breaker.clone());
     for _ in 0..3 {
-        let error = fresh
-            .ready()
-            .await
-            .unwrap()
-            .call(request_to(address))
-            .await
-            .unwrap_err();
+        let error = send(&mut fresh, request_to(address)).await.unwrap_err();
         assert!(!is_rejection(&error), "{error}");
     }
     assert_eq!(breaker.state(), State::Open);
@@ -228,14 +198,7 @@ async fn in_wait_mode_callers_wait_out_the_storm_over_real_http() {
     server.mode.store(UNAVAILABLE, Ordering::SeqCst);
     for _ in 0..2 {
         let mut client = client.clone();
-        let response = client
-            .ready()
-            .await
-            .unwrap()
-            .call(request(&server))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 503);
+        assert_eq!(send(&mut client, request(&server)).await.unwrap(), 503);
     }
     assert_eq!(breaker.state(), State::Open);
     // The service recovers while the callers wait.
@@ -284,14 +247,7 @@ async fn a_breaker_per_host_keeps_healthy_hosts_flowing() {
         )
         .service(http);
     for _ in 0..2 {
-        let response = client
-            .ready()
-            .await
-            .unwrap()
-            .call(request(&down))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 503);
+        assert_eq!(send(&mut client, request(&down)).await.unwrap(), 503);
     }
     let rejected = client
         .ready()
