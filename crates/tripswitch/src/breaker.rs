@@ -179,6 +179,15 @@ impl CircuitBreaker {
     /// Whether the breaker is frozen (open) now: true from the failure that
     /// tripped it until its freeze ends, whether or not any call is waiting.
     /// Also true while it is forced open.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let breaker = tripswitch::CircuitBreaker::new();
+    /// assert!(!breaker.is_frozen());
+    /// breaker.force_open();
+    /// assert!(breaker.is_frozen());
+    /// ```
     pub fn is_frozen(&self) -> bool {
         self.core.refresh(true);
         self.core.load().state().is_open()
@@ -192,6 +201,15 @@ impl CircuitBreaker {
     /// # Cancel safety
     ///
     /// Cancel safe: dropping it only leaves the queue.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let breaker = tripswitch::CircuitBreaker::new();
+    /// breaker.wait_unfrozen().await; // not frozen: returns at once
+    /// # }
+    /// ```
     pub async fn wait_unfrozen(&self) {
         // An unfrozen wait is never rejected: it has no limits.
         let _ = Wait::new(&*self.core, WaitFor::Unfrozen).await;
@@ -201,12 +219,34 @@ impl CircuitBreaker {
     /// time has passed is ended first, so such a breaker reads as half-open
     /// (or closed). (An async freeze function's future is not polled here;
     /// [`is_frozen`](Self::is_frozen) does that.)
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tripswitch::{CircuitBreaker, State};
+    /// let breaker = CircuitBreaker::new();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// breaker.disable();
+    /// assert_eq!(breaker.state(), State::Disabled);
+    /// ```
     pub fn state(&self) -> State {
         self.core.refresh(false);
         self.core.load().state()
     }
 
     /// A snapshot of the breaker's state and counts.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let breaker = tripswitch::CircuitBreaker::builder().fail_fast().build();
+    /// breaker.execute(|| async { Ok::<_, std::io::Error>(()) }).await.unwrap();
+    /// let metrics = breaker.metrics();
+    /// assert_eq!(metrics.totals.successes, 1);
+    /// assert_eq!(metrics.retry_after, Some(std::time::Duration::ZERO));
+    /// # }
+    /// ```
     pub fn metrics(&self) -> Metrics {
         self.core.metrics()
     }
@@ -233,6 +273,15 @@ impl CircuitBreaker {
     ///
     /// [`Rejected`] when the breaker is open, forced open, or has no free
     /// half-open slot.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let breaker = tripswitch::CircuitBreaker::builder().fail_fast().build();
+    /// breaker.try_acquire().expect("closed").failure(&"boom");
+    /// let rejected = breaker.try_acquire().unwrap_err();
+    /// assert!(rejected.retry_after().is_some());
+    /// ```
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
         match self.core.try_admit() {
             Ok(ticket) => Ok(permit::permit(&self.core, ticket)),
@@ -256,6 +305,17 @@ impl CircuitBreaker {
     /// Opens the breaker by hand. It stays open (calls wait, or are rejected
     /// when failing fast, without a retry time) until [`release`](Self::release)
     /// or [`reset`](Self::reset).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tripswitch::{CircuitBreaker, RejectReason};
+    /// let breaker = CircuitBreaker::builder().fail_fast().build();
+    /// breaker.force_open();
+    /// assert_eq!(breaker.try_acquire().unwrap_err().reason(), RejectReason::ForcedOpen);
+    /// breaker.release();
+    /// assert!(breaker.try_acquire().is_ok());
+    /// ```
     pub fn force_open(&self) {
         self.core
             .force(State::ForcedOpen, TransitionReason::ForcedOpen, |_| true);
@@ -289,6 +349,16 @@ impl CircuitBreaker {
 
     /// Back to closed, whatever the state, with the trip policies' counts and
     /// the backoff cleared. Waiting calls are let through.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let breaker = tripswitch::CircuitBreaker::builder().fail_fast().build();
+    /// breaker.try_acquire().unwrap().failure(&"boom");
+    /// assert!(breaker.is_frozen());
+    /// breaker.reset();
+    /// assert!(!breaker.is_frozen());
+    /// ```
     pub fn reset(&self) {
         self.core
             .force(State::Closed, TransitionReason::Reset, |_| true);
