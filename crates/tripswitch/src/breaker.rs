@@ -333,6 +333,12 @@ impl CircuitBreaker {
             });
     }
 
+    /// The handle a shared store uses to steer this breaker (see the
+    /// [`shared`](crate::shared) module). It holds the breaker weakly.
+    pub fn shared_control(&self) -> crate::shared::SharedControl {
+        crate::shared::SharedControl::new(&self.core)
+    }
+
     /// Turns the breaker off: every call goes through and nothing is recorded,
     /// until [`release`](Self::release) or [`reset`](Self::reset).
     pub fn disable(&self) {

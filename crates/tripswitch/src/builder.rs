@@ -17,6 +17,7 @@ use crate::open_period::{Backoff, FreezeFuture, OpenPeriod, TripContext};
 use crate::policy::{
     ConsecutiveFailures, FailureRate, Policy, RateState, SlowCallRate, TripPolicy,
 };
+use crate::shared::SharedState;
 
 /// The seed's default freeze.
 const SEED_FREEZE: Duration = Duration::from_secs(5);
@@ -102,6 +103,7 @@ pub struct Builder<V = Valid> {
     retry_after_freeze: Option<bool>,
     seed_accounting: Option<bool>,
     error_rules: Vec<ErrorRule>,
+    shared: Option<Arc<dyn SharedState>>,
     seed_preset: bool,
     checked: PhantomData<V>,
 }
@@ -134,6 +136,7 @@ impl Builder<Valid> {
             retry_after_freeze: None,
             seed_accounting: None,
             error_rules: Vec::new(),
+            shared: None,
             seed_preset: true,
             checked: PhantomData,
         }
@@ -166,6 +169,7 @@ impl<V> Builder<V> {
             retry_after_freeze: self.retry_after_freeze,
             seed_accounting: self.seed_accounting,
             error_rules: self.error_rules,
+            shared: self.shared,
             seed_preset: false,
             checked: PhantomData,
         }
@@ -276,6 +280,19 @@ impl<V> Builder<V> {
     /// ignored errors, slow calls, rejections).
     pub fn on_event(mut self, listener: impl Fn(&Event<'_>) + Send + Sync + 'static) -> Self {
         self.listeners.push(Arc::new(listener));
+        self
+    }
+
+    /// Plugs the breaker into a store that shares its state with other
+    /// processes (a fleet of replicas): the store is told of every
+    /// transition, and steers the breaker through a
+    /// [`SharedControl`](crate::shared::SharedControl). Calls never wait on
+    /// the store; see the [`shared`](crate::shared) module. Stores such as
+    /// `tripswitch-redis` set this for you.
+    ///
+    /// It does not change any other setting (the seed preset stays the seed preset).
+    pub fn shared_state(mut self, store: Arc<dyn SharedState>) -> Self {
+        self.shared = Some(store);
         self
     }
 
@@ -484,6 +501,7 @@ impl<V> Builder<V> {
             error_rules: self.error_rules.into(),
             on_error,
             listeners: self.listeners.into(),
+            shared: self.shared,
         };
         CircuitBreaker::from_core(Core::new(settings, policies))
     }

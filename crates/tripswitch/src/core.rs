@@ -25,6 +25,7 @@ use crate::half_open::HalfOpen;
 use crate::metrics::{Counts, Metrics, Tally, Totals};
 use crate::open_period::{AnyDebug, FreezeFuture, OpenPeriod, PeriodEnd, TripContext};
 use crate::policy::{CallRecord, Policy};
+use crate::shared::SharedState;
 use crate::state::{State, Word};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, Weak, lock};
 use crate::waiters::{Grant, Locked, WaitFor, Waiters};
@@ -57,6 +58,7 @@ pub(crate) struct Settings {
     pub(crate) error_rules: Box<[ErrorRule]>,
     pub(crate) on_error: ErrorCallback,
     pub(crate) listeners: Box<[Listener]>,
+    pub(crate) shared: Option<Arc<dyn SharedState>>,
 }
 
 /// How a call's run is counted.
@@ -140,6 +142,12 @@ pub(crate) struct Core {
     half_open_successes: AtomicU32,
     /// Openings since the breaker was last closed (drives backoff).
     openings: AtomicU32,
+    /// The open period a shared store asked for (nanoseconds), read when a
+    /// transition with [`TransitionReason::Shared`] opens the breaker.
+    shared_open_for: AtomicU64,
+    /// The half-open lease a shared store granted (nanoseconds), read when
+    /// a transition with [`TransitionReason::Shared`] half-opens it.
+    shared_half_open_for: AtomicU64,
     /// Read the clock when a run starts (slow-call detection).
     times_calls: bool,
     /// Read the clock when a run ends (time windows, events).
@@ -208,6 +216,8 @@ impl Core {
             half_open_until: AtomicU64::new(NO_DEADLINE),
             half_open_successes: AtomicU32::new(0),
             openings: AtomicU32::new(0),
+            shared_open_for: AtomicU64::new(0),
+            shared_half_open_for: AtomicU64::new(NO_DEADLINE),
             times_calls,
             needs_time,
             slow_probe_fails,
@@ -731,9 +741,20 @@ impl Core {
         reason: TransitionReason,
         only_from: impl Fn(State) -> bool,
     ) -> bool {
+        self.switch(to, reason, |state| state != to && only_from(state))
+    }
+
+    /// Moves to `to` (a new generation, even if the breaker already is in
+    /// `to`) from any state that `allowed` accepts. Returns whether it moved.
+    pub(crate) fn switch(
+        &self,
+        to: State,
+        reason: TransitionReason,
+        allowed: impl Fn(State) -> bool,
+    ) -> bool {
         let mut current = self.load();
         let (from, next) = loop {
-            if current.state() == to || !only_from(current.state()) {
+            if !allowed(current.state()) {
                 return false;
             }
             let next = current.next(to);
@@ -749,6 +770,32 @@ impl Core {
         };
         self.entered(from, next, reason, None);
         true
+    }
+
+    /// A shared store's order to be open for `remaining` (from closed,
+    /// half-open, or open with another deadline).
+    pub(crate) fn shared_open(&self, remaining: Duration) -> bool {
+        self.shared_open_for
+            .store(nanos(remaining), Ordering::Release);
+        self.switch(State::Open, TransitionReason::Shared, |state| {
+            matches!(state, State::Closed | State::Open | State::HalfOpen)
+        })
+    }
+
+    /// A shared store's grant of the fleet's probes to this breaker, for at most `lease`.
+    pub(crate) fn shared_half_open(&self, lease: Duration) -> bool {
+        self.shared_half_open_for
+            .store(nanos(lease), Ordering::Release);
+        self.switch(State::HalfOpen, TransitionReason::Shared, |state| {
+            state == State::Open
+        })
+    }
+
+    /// A shared store's order to close (the fleet closed).
+    pub(crate) fn shared_close(&self) -> bool {
+        self.switch(State::Closed, TransitionReason::Shared, |state| {
+            matches!(state, State::Open | State::HalfOpen)
+        })
     }
 
     /// Clears the counts of the trip policies and the backoff.
@@ -786,12 +833,30 @@ impl Core {
             %reason,
             "tripswitch: state changed"
         );
+        if let Some(shared) = &self.settings.shared {
+            call_guarded("the shared state's transition hook", self.name(), || {
+                shared.transitioned(from, to, reason)
+            });
+        }
 
         match to {
             State::Open => self.opened(from, word, reason, error, now),
             State::HalfOpen => {
                 self.half_open_successes.store(0, Ordering::Release);
-                if let Some(max) = self.settings.half_open.max_duration {
+                let max = match reason {
+                    TransitionReason::Shared => {
+                        let lease = self.shared_half_open_for.load(Ordering::Acquire);
+                        let lease = Duration::from_nanos(lease);
+                        Some(
+                            self.settings
+                                .half_open
+                                .max_duration
+                                .map_or(lease, |m| m.min(lease)),
+                        )
+                    }
+                    _ => self.settings.half_open.max_duration,
+                };
+                if let Some(max) = max {
                     let until = nanos(now.saturating_add(max));
                     self.half_open_until.store(until, Ordering::Release);
                     if !self.settings.fail_fast {
@@ -837,11 +902,14 @@ impl Core {
         now: Duration,
     ) {
         let generation = word.generation();
-        let openings = if from == State::HalfOpen {
-            self.openings.fetch_add(1, Ordering::Relaxed)
-        } else {
-            self.openings.store(1, Ordering::Relaxed);
-            0
+        let openings = match from {
+            State::HalfOpen => self.openings.fetch_add(1, Ordering::Relaxed),
+            // A shared store moved the deadline: the same opening.
+            State::Open => self.openings.load(Ordering::Relaxed).saturating_sub(1),
+            _ => {
+                self.openings.store(1, Ordering::Relaxed);
+                0
+            }
         };
         let context = TripContext {
             error,
@@ -858,7 +926,13 @@ impl Core {
             slow_call_rate: self.rate(crate::policy::RateMeasure::Slow, now),
         };
         let period = &self.settings.open_period;
-        match catch_unwind(AssertUnwindSafe(|| period.start(&context))) {
+        let end = if reason == TransitionReason::Shared {
+            let remaining = self.shared_open_for.load(Ordering::Acquire);
+            Ok(PeriodEnd::After(Duration::from_nanos(remaining)))
+        } else {
+            catch_unwind(AssertUnwindSafe(|| period.start(&context)))
+        };
+        match end {
             Ok(PeriodEnd::After(duration)) => {
                 let until = nanos(now.saturating_add(duration));
                 self.period_due.store(false, Ordering::Release);

@@ -32,6 +32,9 @@ pub enum TransitionReason {
     MetricsOnly,
     /// [`reset`](crate::CircuitBreaker::reset) was called.
     Reset,
+    /// A shared store (state shared by a fleet of processes) said so,
+    /// through [`SharedControl`](crate::shared::SharedControl).
+    Shared,
 }
 
 impl fmt::Display for TransitionReason {
@@ -47,6 +50,7 @@ impl fmt::Display for TransitionReason {
             TransitionReason::Disabled => "it was disabled",
             TransitionReason::MetricsOnly => "it was set to metrics-only",
             TransitionReason::Reset => "it was reset",
+            TransitionReason::Shared => "the fleet's shared state said so",
         })
     }
 }

@@ -76,6 +76,7 @@ pub mod policy;
 mod registry;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
+pub mod shared;
 mod state;
 mod sync;
 #[cfg(feature = "tower")]

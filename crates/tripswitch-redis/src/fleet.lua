@@ -1,0 +1,152 @@
+-- The fleet's breaker state, updated atomically on the server.
+--
+-- KEYS[1]  the state hash of one breaker
+-- KEYS[2]  the prefix of its count buckets (same hash tag, so one slot)
+-- ARGV     1 action (report | acquire | result | restore | read), 2 replica id,
+--          3 probes (0: no half-open state), 4 lease ms, 5 base open ms,
+--          6 max open ms, 7 backoff multiplier, 8 bucket ms, 9 buckets,
+--          10 minimum calls, 11 failure rate (0: off), 12 quorum,
+--          13 channel, 14 breaker name, 15.. the action's arguments
+--
+-- Time is the server's (TIME), so replicas' clocks never need to agree.
+-- Returns { state, epoch, remaining ms, lease (0 none, 1 mine, 2 another's),
+--           backoff step, probes granted }.
+
+local key, counts = KEYS[1], KEYS[2]
+local action, me = ARGV[1], ARGV[2]
+local probes, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
+local base, max_open, multiplier = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local bucket_ms, buckets = tonumber(ARGV[8]), tonumber(ARGV[9])
+local min_calls, rate, quorum = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local channel, name = ARGV[13], ARGV[14]
+
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local bucket = math.floor(now / bucket_ms)
+
+local f = redis.call('HMGET', key, 'state', 'epoch', 'until', 'step', 'owner', 'lease_until')
+local state = f[1] or 'closed'
+local epoch = tonumber(f[2]) or 0
+local open_until = tonumber(f[3]) or 0
+local step = tonumber(f[4]) or 0
+local owner = f[5] or ''
+local lease_until = tonumber(f[6]) or 0
+-- changed: a transition (published); dirty: only the lease moved.
+local changed, dirty = false, false
+
+local function clear_counts()
+  for i = 0, buckets do
+    local b = bucket - i
+    redis.call('DEL', counts .. ':c:' .. b, counts .. ':f:' .. b, counts .. ':t:' .. b)
+  end
+end
+
+local function open()
+  local period = base * (multiplier ^ step)
+  if period > max_open then period = max_open end
+  state, epoch, open_until = 'open', epoch + 1, now + math.floor(period)
+  step, owner, lease_until, changed = step + 1, '', 0, true
+  clear_counts()
+end
+
+local function close()
+  state, epoch, open_until, step = 'closed', epoch + 1, 0, 0
+  owner, lease_until, changed = '', 0, true
+  clear_counts()
+end
+
+-- Periods that ran out since the last update.
+if state == 'open' and now >= open_until then
+  if probes == 0 then
+    close()
+  else
+    state, epoch, owner, lease_until, changed = 'half_open', epoch + 1, '', 0, true
+  end
+end
+if state == 'half_open' and owner ~= '' and now >= lease_until then
+  -- The lease holder went away (or is too slow): the probes are free again.
+  owner, lease_until, dirty = '', 0, true
+end
+
+local granted = 0
+if action == 'report' then
+  local calls, failures, tripped = tonumber(ARGV[15]), tonumber(ARGV[16]), ARGV[17] == '1'
+  local ttl = bucket_ms * (buckets + 1)
+  local c, fk, tk = counts .. ':c:' .. bucket, counts .. ':f:' .. bucket, counts .. ':t:' .. bucket
+  if calls > 0 then
+    redis.call('HINCRBY', c, 'calls', calls)
+    redis.call('HINCRBY', c, 'failures', failures)
+    redis.call('PEXPIRE', c, ttl)
+  end
+  if failures > 0 or tripped then
+    redis.call('SADD', fk, me)
+    redis.call('PEXPIRE', fk, ttl)
+  end
+  if tripped then
+    redis.call('SADD', tk, me)
+    redis.call('PEXPIRE', tk, ttl)
+  end
+  if state == 'closed' and (failures > 0 or tripped) then
+    local total, failed, fkeys, tkeys = 0, 0, {}, {}
+    for i = 0, buckets - 1 do
+      local b = bucket - i
+      local n = redis.call('HMGET', counts .. ':c:' .. b, 'calls', 'failures')
+      total = total + (tonumber(n[1]) or 0)
+      failed = failed + (tonumber(n[2]) or 0)
+      fkeys[#fkeys + 1] = counts .. ':f:' .. b
+      tkeys[#tkeys + 1] = counts .. ':t:' .. b
+    end
+    local failing = #redis.call('SUNION', unpack(fkeys))
+    local tripping = #redis.call('SUNION', unpack(tkeys))
+    local by_votes = tripping >= quorum
+    local by_rate = rate > 0 and total >= min_calls and total > 0
+      and failed / total >= rate and failing >= quorum
+    if by_votes or by_rate then
+      open()
+    end
+  end
+elseif action == 'acquire' then
+  if state == 'half_open' and (owner == '' or owner == me) then
+    owner, lease_until, dirty, granted = me, now + lease, true, probes
+  end
+elseif action == 'result' then
+  local at, outcome = tonumber(ARGV[15]), ARGV[16]
+  if state == 'half_open' and owner == me and epoch == at then
+    if outcome == 'closed' then
+      close()
+    elseif outcome == 'opened' then
+      open()
+    else
+      owner, lease_until, dirty = '', 0, true
+    end
+  end
+elseif action == 'restore' then
+  -- The server lost the state (a restart without persistence): a replica
+  -- that was open puts its open period back, unless another one did.
+  local remaining, at_step = tonumber(ARGV[15]), tonumber(ARGV[16])
+  if redis.call('EXISTS', key) == 0 and remaining > 0 then
+    state, epoch, open_until, step, changed = 'open', epoch + 1, now + remaining, at_step, true
+  end
+end
+
+if changed or dirty then
+  redis.call('HSET', key, 'state', state, 'epoch', epoch, 'until', open_until,
+    'step', step, 'owner', owner, 'lease_until', lease_until)
+  -- Unused breakers do not stay on the server for ever.
+  redis.call('PEXPIRE', key, 86400000)
+end
+
+local remaining = 0
+if state == 'open' then
+  remaining = open_until - now
+elseif state == 'half_open' and owner ~= '' then
+  remaining = lease_until - now
+end
+local holder = 0
+if owner == me then holder = 1 elseif owner ~= '' then holder = 2 end
+
+if changed then
+  redis.call('PUBLISH', channel, table.concat({ name, epoch, state, remaining, holder == 0 and '' or owner }, '\t'))
+end
+
+return { state, epoch, remaining, holder, step, granted }

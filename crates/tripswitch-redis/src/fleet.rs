@@ -1,0 +1,400 @@
+//! The fleet handle: settings, connection set-up, and attaching breakers.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, mpsc};
+use tripswitch::shared::SharedControl;
+use tripswitch::{Builder, CircuitBreaker};
+
+use crate::error::FleetError;
+use crate::events::{FleetEvent, FleetListener};
+use crate::hook::{Hook, News};
+use crate::policy::{FleetOpenPeriod, FleetPolicy};
+use crate::sync::{Entry, run};
+
+/// Settings shared by the fleet handle and its sync task.
+pub(crate) struct Inner {
+    pub(crate) client: redis::Client,
+    pub(crate) prefix: String,
+    pub(crate) channel: String,
+    pub(crate) replica: String,
+    pub(crate) sync_interval: Duration,
+    pub(crate) command_timeout: Duration,
+    pub(crate) lease: Duration,
+    pub(crate) policy: FleetPolicy,
+    pub(crate) period: FleetOpenPeriod,
+    pub(crate) listener: Option<FleetListener>,
+    pub(crate) connected: AtomicBool,
+    /// The breakers attached through this handle (for duplicate names).
+    attached: Mutex<Vec<(Arc<str>, SharedControl)>>,
+}
+
+impl Inner {
+    /// How much longer than the fleet says a local breaker is held open, so
+    /// that the sync task (not the local timer) ends a fleet period while
+    /// Redis answers; and the longest a dead Redis can keep it open beyond
+    /// the fleet's own deadline.
+    pub(crate) fn grace(&self) -> Duration {
+        self.sync_interval * 2 + self.command_timeout
+    }
+
+    pub(crate) fn emit(&self, event: FleetEvent) {
+        match &event {
+            FleetEvent::Unreachable { error } => tracing::warn!(
+                replica = %self.replica,
+                %error,
+                "tripswitch-redis: Redis unreachable; breakers fall back to their local state"
+            ),
+            FleetEvent::Reconnected => tracing::info!(
+                replica = %self.replica,
+                "tripswitch-redis: Redis reachable again; breaker state resynced"
+            ),
+            FleetEvent::Opened { breaker, remaining } => tracing::info!(
+                replica = %self.replica,
+                breaker = %breaker,
+                ?remaining,
+                "tripswitch-redis: the fleet opened the breaker"
+            ),
+            FleetEvent::ProbesGranted { breaker } => tracing::info!(
+                replica = %self.replica,
+                breaker = %breaker,
+                "tripswitch-redis: this replica runs the fleet's probes"
+            ),
+            FleetEvent::Closed { breaker } => tracing::info!(
+                replica = %self.replica,
+                breaker = %breaker,
+                "tripswitch-redis: the fleet closed the breaker"
+            ),
+        }
+        if let Some(listener) = &self.listener {
+            let call = std::panic::AssertUnwindSafe(|| listener(&event));
+            if std::panic::catch_unwind(call).is_err() {
+                tracing::error!("tripswitch-redis: the fleet event listener panicked");
+            }
+        }
+    }
+}
+
+/// Breakers that share their state with every other process attached to the
+/// same Redis server and prefix. See the [crate documentation](crate).
+///
+/// A `Fleet` is a cheap handle (clone it freely). It owns one background
+/// task (the only task this crate spawns): it publishes outcome counts,
+/// applies the fleet's state to the local breakers, and listens for changes
+/// pushed by other replicas. The task ends when the last handle is dropped;
+/// the breakers then go on with their local state alone.
+#[derive(Clone)]
+pub struct Fleet {
+    inner: Arc<Inner>,
+    register: mpsc::UnboundedSender<Arc<Entry>>,
+    wake: Arc<Notify>,
+}
+
+impl Fleet {
+    /// Settings for a fleet on the Redis server at `url`
+    /// (`redis://host:port/db`).
+    pub fn builder(url: impl Into<String>) -> FleetBuilder {
+        FleetBuilder {
+            url: url.into(),
+            prefix: "tripswitch".to_string(),
+            replica: None,
+            sync_interval: Duration::from_millis(100),
+            command_timeout: Duration::from_millis(250),
+            lease: Duration::from_secs(10),
+            policy: FleetPolicy::default(),
+            period: FleetOpenPeriod::default(),
+            listener: None,
+        }
+    }
+
+    /// A fleet with the default settings (see [`FleetBuilder`]).
+    ///
+    /// # Errors
+    ///
+    /// See [`FleetBuilder::connect`].
+    pub async fn connect(url: impl Into<String>) -> Result<Fleet, FleetError> {
+        Fleet::builder(url).connect().await
+    }
+
+    /// Builds the breaker `builder` describes, named `name`, as this
+    /// process's member of the fleet-wide breaker `name`.
+    ///
+    /// Waits (at most the command timeout) for a first sync, so that a
+    /// replica that starts while the fleet is open starts open. If Redis
+    /// cannot be reached the breaker starts on its local state alone.
+    ///
+    /// The fleet's half-open probe limit is the breaker's own
+    /// [`HalfOpen::probes`](tripswitch::HalfOpen::probes); a breaker without
+    /// a half-open state (the seed's) makes the fleet close straight after
+    /// its open period.
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::Breaker`] if the breaker's settings are invalid,
+    /// [`FleetError::Config`] if the name is empty or holds a tab, a newline
+    /// or braces, [`FleetError::DuplicateName`] if this handle already has a
+    /// live breaker of that name.
+    pub async fn breaker<V>(
+        &self,
+        name: &str,
+        builder: Builder<V>,
+    ) -> Result<CircuitBreaker, FleetError> {
+        if name.is_empty() || name.contains(['\t', '\n', '{', '}']) {
+            return Err(FleetError::config(
+                "breaker name",
+                format!("{name:?}"),
+                "a non-empty name without tabs, newlines or braces",
+            ));
+        }
+        let name: Arc<str> = name.into();
+        let news = Arc::new(News::default());
+        let hook = Hook {
+            news: news.clone(),
+            wake: self.wake.clone(),
+        };
+        {
+            let mut attached = self
+                .inner
+                .attached
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            attached.retain(|(_, control)| control.is_alive());
+            if attached.iter().any(|(other, _)| **other == *name) {
+                return Err(FleetError::DuplicateName(name.to_string()));
+            }
+            // Reserved before building, so that two concurrent calls cannot both pass.
+            attached.push((name.clone(), CircuitBreaker::new().shared_control()));
+        }
+        let built = builder
+            .name(name.to_string())
+            .shared_state(Arc::new(hook))
+            .try_build();
+        let breaker = match built {
+            Ok(breaker) => breaker,
+            Err(error) => {
+                self.forget(&name);
+                return Err(FleetError::Breaker(error));
+            }
+        };
+        let control = breaker.shared_control();
+        {
+            let mut attached = self
+                .inner
+                .attached
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(slot) = attached.iter_mut().find(|(other, _)| **other == *name) {
+                slot.1 = control.clone();
+            }
+        }
+        let entry = Arc::new(Entry::new(&self.inner, name, control, news));
+        if self.register.send(entry.clone()).is_ok() {
+            entry.first_sync(self.inner.command_timeout * 2).await;
+        }
+        Ok(breaker)
+    }
+
+    fn forget(&self, name: &str) {
+        self.inner
+            .attached
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(other, _)| &**other != name);
+    }
+
+    /// This process's id in the fleet.
+    pub fn replica_id(&self) -> &str {
+        &self.inner.replica
+    }
+
+    /// Whether the last exchange with Redis succeeded.
+    pub fn is_connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Acquire)
+    }
+}
+
+impl fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fleet")
+            .field("replica", &self.inner.replica)
+            .field("prefix", &self.inner.prefix)
+            .field("connected", &self.is_connected())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings of a [`Fleet`].
+///
+/// | setting | default | what |
+/// |---|---|---|
+/// | [`prefix`](Self::prefix) | `tripswitch` | key and channel prefix: fleets with different prefixes are separate |
+/// | [`replica_id`](Self::replica_id) | pid and a random suffix | this process's id (quorum, probe lease) |
+/// | [`sync_interval`](Self::sync_interval) | 100 ms | how often counts are published and state is read |
+/// | [`command_timeout`](Self::command_timeout) | 250 ms | how long one Redis exchange may take before Redis counts as unreachable |
+/// | [`probe_lease`](Self::probe_lease) | 10 s | how long one replica may hold the fleet's half-open probes |
+/// | [`policy`](Self::policy) | [`FleetPolicy::default`] | when the fleet trips |
+/// | [`open_period`](Self::open_period) | 5 s doubling to 60 s | how long the fleet stays open |
+#[must_use = "a builder does nothing until `connect` is called"]
+pub struct FleetBuilder {
+    url: String,
+    prefix: String,
+    replica: Option<String>,
+    sync_interval: Duration,
+    command_timeout: Duration,
+    lease: Duration,
+    policy: FleetPolicy,
+    period: FleetOpenPeriod,
+    listener: Option<FleetListener>,
+}
+
+impl FleetBuilder {
+    /// The prefix of every key and of the change channel.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// This process's id in the fleet (unique per process).
+    pub fn replica_id(mut self, id: impl Into<String>) -> Self {
+        self.replica = Some(id.into());
+        self
+    }
+
+    /// How often outcome counts are published and the fleet's state is read
+    /// back. It bounds how late a replica learns of a change if a pushed
+    /// message is lost, and how late a fleet-wide failure rate is noticed.
+    pub fn sync_interval(mut self, interval: Duration) -> Self {
+        self.sync_interval = interval;
+        self
+    }
+
+    /// How long one exchange with Redis may take. A slower or failed
+    /// exchange makes every breaker fall back to its local state.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// How long one replica may hold the fleet's half-open probes. If it
+    /// dies (or its probes hang) the lease runs out and another replica
+    /// takes the probes. Must be longer than the command timeout.
+    pub fn probe_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// When the fleet trips.
+    pub fn policy(mut self, policy: FleetPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How long the fleet stays open.
+    pub fn open_period(mut self, period: FleetOpenPeriod) -> Self {
+        self.period = period;
+        self
+    }
+
+    /// Listens to [`FleetEvent`]s (called on the sync task; keep it short).
+    pub fn on_event(mut self, listener: impl Fn(&FleetEvent) + Send + Sync + 'static) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// Checks the settings and starts the fleet's background task. Does not
+    /// wait for Redis: an unreachable server only means the breakers start
+    /// on their local state.
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::Url`] for a URL that cannot be parsed,
+    /// [`FleetError::Config`] for a setting out of range, and
+    /// [`FleetError::NoRuntime`] outside a tokio runtime.
+    pub async fn connect(self) -> Result<Fleet, FleetError> {
+        let client = redis::Client::open(self.url.as_str()).map_err(FleetError::Url)?;
+        self.policy.validate()?;
+        self.period.validate()?;
+        for (setting, value) in [
+            ("sync_interval", self.sync_interval),
+            ("command_timeout", self.command_timeout),
+        ] {
+            if value < Duration::from_millis(1) {
+                return Err(FleetError::config(
+                    setting,
+                    format!("{value:?}"),
+                    "at least 1 ms",
+                ));
+            }
+        }
+        if self.lease <= self.command_timeout {
+            return Err(FleetError::config(
+                "probe_lease",
+                format!("{:?}", self.lease),
+                "longer than the command timeout",
+            ));
+        }
+        for (setting, value) in [
+            ("prefix", &self.prefix),
+            ("replica_id", &self.replica.clone().unwrap_or_default()),
+        ] {
+            if value.contains(['\t', '\n', '{', '}']) || (setting == "prefix" && value.is_empty()) {
+                return Err(FleetError::config(
+                    setting,
+                    format!("{value:?}"),
+                    "a non-empty text without tabs, newlines or braces",
+                ));
+            }
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
+        let replica = match self.replica {
+            Some(id) if !id.is_empty() => id,
+            _ => default_replica_id(),
+        };
+        let inner = Arc::new(Inner {
+            client,
+            channel: format!("{}:changes", self.prefix),
+            prefix: self.prefix,
+            replica,
+            sync_interval: self.sync_interval,
+            command_timeout: self.command_timeout,
+            lease: self.lease,
+            policy: self.policy,
+            period: self.period,
+            listener: self.listener,
+            connected: AtomicBool::new(false),
+            attached: Mutex::new(Vec::new()),
+        });
+        let (register, registrations) = mpsc::unbounded_channel();
+        let wake = Arc::new(Notify::new());
+        runtime.spawn(run(Arc::downgrade(&inner), registrations, wake.clone()));
+        Ok(Fleet {
+            inner,
+            register,
+            wake,
+        })
+    }
+}
+
+impl fmt::Debug for FleetBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FleetBuilder")
+            .field("prefix", &self.prefix)
+            .field("replica", &self.replica)
+            .field("sync_interval", &self.sync_interval)
+            .field("command_timeout", &self.command_timeout)
+            .field("probe_lease", &self.lease)
+            .field("policy", &self.policy)
+            .field("open_period", &self.period)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_replica_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}-{:08x}", std::process::id(), nanos ^ 0x9e37_79b9)
+}

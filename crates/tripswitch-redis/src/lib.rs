@@ -1,0 +1,118 @@
+//! Fleet-wide [`tripswitch`] breakers: breakers of the same name in many
+//! processes share one state through Redis, and no call ever waits on Redis.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tripswitch::{CircuitBreaker, HalfOpen};
+//! use tripswitch_redis::{Fleet, FleetPolicy};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let fleet = Fleet::builder("redis://127.0.0.1:6379/")
+//!     .policy(FleetPolicy::default().quorum(2))
+//!     .connect()
+//!     .await?;
+//! let payments = fleet
+//!     .breaker(
+//!         "payments",
+//!         CircuitBreaker::builder()
+//!             .consecutive_failures(5)
+//!             .half_open(HalfOpen::probes(1))
+//!             .fail_fast(),
+//!     )
+//!     .await?;
+//! // An ordinary breaker: calls use its local state only.
+//! let answer = payments.execute(|| async { Ok::<_, std::io::Error>(42) }).await?;
+//! # let _ = answer; Ok(()) }
+//! ```
+//!
+//! # How it works
+//!
+//! Every process (replica) builds an ordinary [`CircuitBreaker`](tripswitch::CircuitBreaker)
+//! through [`Fleet::breaker`]. Calls use that local breaker's atomics, as
+//! without Redis: the closed path costs the same (see `benches/shared_store.rs`).
+//! One background task per [`Fleet`] does the rest:
+//!
+//! - **Counts out.** Every [`sync_interval`](FleetBuilder::sync_interval)
+//!   (100 ms) it publishes the calls and failures since the last sync, and
+//!   at once when the local breaker trips (a *trip vote*).
+//! - **Decision on the server.** One Lua script, run atomically by Redis,
+//!   keeps each breaker's fleet state: closed / open / half-open, an epoch
+//!   that changes on every transition, the open-until time (server time, so
+//!   replicas' clocks never need to agree), the backoff step and the
+//!   half-open lease. It trips the fleet on [`FleetPolicy`]: `quorum`
+//!   distinct replicas that tripped, or a fleet-wide failure rate seen by
+//!   `quorum` replicas. Two replicas that trip at once give one open period
+//!   and one backoff step: the second finds the fleet already open.
+//! - **State in.** Every transition is published on a channel; each replica
+//!   applies it to its local breaker as soon as it arrives (and reads the
+//!   state back at every sync in case a message was lost).
+//! - **Probes.** When the fleet's open period ends, the first replica that
+//!   has calls waiting (or being rejected) takes a lease on the half-open
+//!   state: only it runs probes, at most the breaker's
+//!   [`HalfOpen::probes`](tripswitch::HalfOpen::probes), fleet-wide. Its
+//!   local result (closed, or open again) becomes the fleet's. If it dies
+//!   mid-probe, the lease ([`probe_lease`](FleetBuilder::probe_lease),
+//!   10 s) runs out on the server and another replica takes over.
+//!
+//! # Bounds
+//!
+//! - **Propagation.** A trip reaches the other replicas in one script call
+//!   plus one pushed message (about a millisecond on a LAN; measured on
+//!   loopback by `benches/shared_store.rs` and the tests). If the pushed
+//!   message is lost, the next sync finds the change: at most
+//!   `sync_interval + command_timeout` (350 ms by default). A fleet-wide
+//!   failure rate is noticed within one `sync_interval` of the calls that
+//!   reach it.
+//! - **Redis failure.** An exchange that fails or takes longer than
+//!   [`command_timeout`](FleetBuilder::command_timeout) (250 ms) marks Redis
+//!   unreachable: a [`FleetEvent::Unreachable`] and a warning are emitted
+//!   within `sync_interval + command_timeout` of the failure, and each
+//!   breaker goes on alone. One held open by the fleet stays open until the
+//!   fleet's deadline (plus `2 × sync_interval + command_timeout`), then
+//!   probes locally as usual. Calls never wait on Redis, alive or dead.
+//! - **Recovery.** The task reconnects at every sync interval. Once Redis
+//!   answers ([`FleetEvent::Reconnected`]), counts flow again, the fleet's
+//!   state is applied, and a breaker open here writes its open period back
+//!   if the server lost it (a restart without persistence). State is only
+//!   ever written by the script, whole, so a restart cannot leave half an
+//!   update behind.
+//!
+//! # When to use it, and when not
+//!
+//! Use a fleet breaker when many replicas call the same dependency the same
+//! way, so that what one learns is true for all: a shared database, an
+//! external API, a payment provider. The fleet then learns of an outage
+//! from the first replicas that see it, sends one set of probes instead of
+//! one per replica, and keeps a dependency that is down from taking
+//! `replicas ×` the traffic.
+//!
+//! Do not use it when failures are local to a replica (its own network
+//! path, its own connection pool, a zone of its own): one replica's trouble
+//! would freeze everybody. A quorum above 1 limits that, at the price of a
+//! slower fleet trip; a plain local breaker avoids it. Nor when the
+//! dependency is per replica (a sidecar, a local cache).
+//!
+//! # Consistency
+//!
+//! The fleet state is **linearizable on the server** (one script at a time)
+//! and **eventually consistent on the replicas**: a replica may let calls
+//! through for up to the propagation bound after another one tripped the
+//! fleet, and it keeps following its local breaker while Redis is down.
+//! Fleet-wide probe limits hold while Redis is up; during an outage each
+//! replica probes for itself (it cannot know what the others do).
+//! Counts are published at least once per sync, never twice: a failed
+//! publish is retried with the next sync's counts added.
+#![forbid(unsafe_code)]
+
+mod error;
+mod events;
+mod fleet;
+mod hook;
+mod policy;
+mod script;
+mod sync;
+
+pub use error::FleetError;
+pub use events::FleetEvent;
+pub use fleet::{Fleet, FleetBuilder};
+pub use policy::{FleetOpenPeriod, FleetPolicy};
