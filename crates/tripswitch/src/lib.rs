@@ -41,7 +41,9 @@
 //! # }
 //! ```
 //!
-//! See the [`guide`] for presets and recipes.
+//! See the [`guide`] for presets and recipes. To share a breaker's state
+//! across the replicas of a service, see the [`shared`] seam and the
+//! `tripswitch-redis` crate built on it.
 //!
 //! ## Cargo features
 //!
