@@ -160,6 +160,10 @@ pub(crate) struct Core {
     /// Every policy is a consecutive count or a count window: a success can
     /// be recorded without the general path (it can never trip them).
     cheap_success: bool,
+    /// Every policy is a consecutive count, a count window or a time window,
+    /// nothing times runs and nobody listens: a success needs one clock read
+    /// (for the time windows) and no general path.
+    timed_success: bool,
     pub(crate) waiters: Waiters,
     freeze: Mutex<Option<FreezeSlot>>,
     freeze_woken: AtomicBool,
@@ -208,6 +212,13 @@ impl Core {
             Policy::Rate(rate) => rate.ring().is_some(),
             Policy::Custom(_) => false,
         });
+        let timed_success = !times_calls
+            && settings.listeners.is_empty()
+            && policies.iter().all(|p| match p {
+                Policy::Consecutive(_) => true,
+                Policy::Rate(rate) => rate.ring().is_some() || rate.buckets().is_some(),
+                Policy::Custom(_) => false,
+            });
         Arc::new_cyclic(|weak: &Weak<Core>| Core {
             settings,
             policies: policies.into(),
@@ -223,6 +234,7 @@ impl Core {
             slow_probe_fails,
             plain_success: !times_calls && !needs_time,
             cheap_success,
+            timed_success,
             waiters: Waiters::default(),
             freeze: Mutex::new(None),
             freeze_woken: AtomicBool::new(false),
@@ -501,11 +513,16 @@ impl Core {
                 return;
             }
         }
+        if self.timed_success && ticket.kind == TicketKind::Counted {
+            self.totals.add(Tally::Success);
+            self.success_to_windows(ticket);
+            return;
+        }
         self.record(ticket, Verdict::Success);
     }
 
     /// A success for policies that a success can never trip: consecutive
-    /// counts and count windows, in the call's generation only.
+    /// counts and count and time windows, in the call's generation only.
     #[inline]
     fn success_to_windows(&self, ticket: Ticket) {
         let word = self.load();
@@ -514,6 +531,7 @@ impl Core {
         {
             return;
         }
+        let mut now = None;
         for policy in self.policies.iter() {
             match policy {
                 Policy::Consecutive(consecutive) => {
@@ -522,6 +540,8 @@ impl Core {
                 Policy::Rate(rate) => {
                     if let Some(ring) = rate.ring() {
                         ring.record_success();
+                    } else if let Some(buckets) = rate.buckets() {
+                        buckets.record_success(*now.get_or_insert_with(|| self.now()));
                     }
                 }
                 Policy::Custom(_) => {}

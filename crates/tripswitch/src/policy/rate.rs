@@ -247,4 +247,9 @@ impl RateState {
     pub(crate) fn ring(&self) -> Option<&super::window::CountRing> {
         self.window.ring()
     }
+
+    /// The time buckets, when the window counts time (successes then take the fast path).
+    pub(crate) fn buckets(&self) -> Option<&super::window::TimeBuckets> {
+        self.window.buckets()
+    }
 }

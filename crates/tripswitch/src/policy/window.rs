@@ -137,6 +137,14 @@ impl WindowState {
             WindowState::Time(_) => None,
         }
     }
+
+    /// The time buckets, for the fast success path.
+    pub(crate) fn buckets(&self) -> Option<&TimeBuckets> {
+        match self {
+            WindowState::Time(buckets) => Some(buckets),
+            WindowState::Count(_) => None,
+        }
+    }
 }
 
 /// The last `size` outcomes as two bit rings (failed, slow) plus running counts.
@@ -256,7 +264,16 @@ fn set_bit(word: &AtomicU64, mask: u64, value: bool, count: &AtomicU32) -> u32 {
 pub(crate) struct TimeBuckets {
     bucket_nanos: u64,
     buckets: Box<[Bucket]>,
+    /// The time slice most calls fall in, and its bucket's index, packed
+    /// (slice << INDEX_BITS | index; 0 = none yet): a call in that slice
+    /// finds its bucket with a load, a multiplication and a comparison,
+    /// without the two divisions of [`TimeBuckets::slot`].
+    current: AtomicU64,
 }
+
+/// Bits of [`TimeBuckets::current`] that hold the bucket index (enough for `MAX_BUCKETS`).
+const INDEX_BITS: u32 = 17;
+const _: () = assert!(MAX_BUCKETS < 1 << INDEX_BITS);
 
 #[derive(Debug)]
 struct Bucket {
@@ -279,6 +296,7 @@ impl TimeBuckets {
                     slow: AtomicU32::new(0),
                 })
                 .collect(),
+            current: AtomicU64::new(0),
         }
     }
 
@@ -286,9 +304,46 @@ impl TimeBuckets {
         nanos(at) / self.bucket_nanos + 1
     }
 
+    /// The time slice of `at` and the index of its bucket.
+    #[inline]
+    fn slot(&self, at: Duration) -> (u64, usize) {
+        let at = nanos(at);
+        let current = self.current.load(Ordering::Relaxed);
+        let slice = current >> INDEX_BITS;
+        // Slice `s` covers [(s - 1) * bucket_nanos, s * bucket_nanos).
+        let start = slice.wrapping_sub(1).wrapping_mul(self.bucket_nanos);
+        if slice != 0 && at >= start && at - start < self.bucket_nanos {
+            return (slice, (current & ((1 << INDEX_BITS) - 1)) as usize);
+        }
+        let slice = at / self.bucket_nanos + 1;
+        let index = (slice % self.buckets.len() as u64) as usize;
+        if slice < 1 << (64 - INDEX_BITS) {
+            self.current
+                .store(slice << INDEX_BITS | index as u64, Ordering::Relaxed);
+        }
+        (slice, index)
+    }
+
+    /// A success that cannot trip anything: counted, nothing computed.
+    #[inline]
+    pub(crate) fn record_success(&self, at: Duration) {
+        let (slice, index) = self.slot(at);
+        self.count(slice, index, false, false);
+    }
+
     fn record(&self, failed: bool, slow: bool, at: Duration) -> WindowCounts {
-        let slice = self.slice_at(at);
-        let bucket = &self.buckets[(slice % self.buckets.len() as u64) as usize];
+        let (slice, index) = self.slot(at);
+        self.count(slice, index, failed, slow);
+        if failed || slow {
+            self.counts(at)
+        } else {
+            WindowCounts::default()
+        }
+    }
+
+    #[inline]
+    fn count(&self, slice: u64, index: usize, failed: bool, slow: bool) {
+        let bucket = &self.buckets[index];
         let seen = bucket.slice.load(Ordering::Acquire);
         if seen != slice
             && seen < slice
@@ -309,11 +364,6 @@ impl TimeBuckets {
         if slow {
             bucket.slow.fetch_add(1, Ordering::Relaxed);
         }
-        if failed || slow {
-            self.counts(at)
-        } else {
-            WindowCounts::default()
-        }
     }
 
     fn counts(&self, at: Duration) -> WindowCounts {
@@ -332,6 +382,7 @@ impl TimeBuckets {
     }
 
     fn reset(&self) {
+        self.current.store(0, Ordering::Relaxed);
         for bucket in self.buckets.iter() {
             bucket.slice.store(0, Ordering::Release);
             bucket.calls.store(0, Ordering::Relaxed);
@@ -356,6 +407,24 @@ mod tests {
         assert_eq!((c.calls, c.failures), (3, 1));
         let c = ring.record(false, true);
         assert_eq!((c.calls, c.failures, c.slow), (3, 0, 1));
+    }
+
+    #[test]
+    fn the_slice_cache_gives_the_same_buckets_as_dividing() {
+        let ms = Duration::from_millis;
+        let window = TimeBuckets::new(ms(100), 4); // 25ms buckets
+        // In order, out of order (a call that read the clock earlier and
+        // records later), and far ahead: every call lands in its own slice.
+        for at in [0, 10, 24, 25, 49, 30, 3, 250, 26, 1_000_000] {
+            let (slice, index) = window.slot(ms(at));
+            let expected = at * 1_000_000 / window.bucket_nanos + 1;
+            assert_eq!(slice, expected, "at {at} ms");
+            assert_eq!(index, (expected % 4) as usize, "at {at} ms");
+        }
+        window.record_success(ms(1_000_010));
+        window.record_success(ms(1_000_020));
+        let c = window.record(true, false, ms(1_000_030));
+        assert_eq!((c.calls, c.failures), (3, 1));
     }
 
     #[test]
