@@ -69,6 +69,7 @@ pub const CASES: &[&str] = &[
     "closed-count-window/recloser",
     "closed-count-window/tower-resilience",
     "closed-time-window/tripswitch",
+    "closed-time-window/tripswitch-tsc",
     "closed-time-window/failsafe",
     "closed-time-window/tower-resilience",
     "rejected/tripswitch",
@@ -98,11 +99,21 @@ pub fn tripswitch_count_window() -> CircuitBreaker {
 
 /// tripswitch on a 50% failure rate over the last 60 seconds, failing fast.
 pub fn tripswitch_time_window() -> CircuitBreaker {
+    time_window_settings().try_build().expect("valid")
+}
+
+/// [`tripswitch_time_window`] on the time-stamp-counter clock (feature `quanta`).
+pub fn tripswitch_time_window_tsc() -> CircuitBreaker {
+    time_window_settings()
+        .clock(tripswitch::clock::TscClock::new())
+        .try_build()
+        .expect("valid")
+}
+
+fn time_window_settings() -> tripswitch::Builder<tripswitch::Unchecked> {
     CircuitBreaker::builder()
         .failure_rate(FailureRate::new(0.5, Window::last(Duration::from_secs(60))).min_calls(100))
         .fail_fast()
-        .try_build()
-        .expect("valid")
 }
 
 /// Builds the runner of a case, or `None` for an unknown name.
@@ -117,6 +128,7 @@ pub fn case(name: &str) -> Option<Runner> {
         "closed-consecutive/tripswitch" => tripswitch_runner(tripswitch_consecutive()),
         "closed-count-window/tripswitch" => tripswitch_runner(tripswitch_count_window()),
         "closed-time-window/tripswitch" => tripswitch_runner(tripswitch_time_window()),
+        "closed-time-window/tripswitch-tsc" => tripswitch_runner(tripswitch_time_window_tsc()),
         "closed-consecutive/failsafe" => {
             let breaker = failsafe::Config::new()
                 .failure_policy(failsafe::failure_policy::consecutive_failures(

@@ -10,11 +10,15 @@ mod fake;
 mod std_clock;
 #[cfg(feature = "tokio")]
 mod tokio_clock;
+#[cfg(feature = "quanta")]
+mod tsc_clock;
 
 pub use fake::FakeClock;
 pub use std_clock::StdClock;
 #[cfg(feature = "tokio")]
 pub use tokio_clock::TokioClock;
+#[cfg(feature = "quanta")]
+pub use tsc_clock::TscClock;
 
 use std::any::Any;
 use std::fmt;
