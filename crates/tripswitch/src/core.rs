@@ -154,12 +154,10 @@ pub(crate) struct Core {
     needs_time: bool,
     /// A slow probe counts as a failed probe.
     slow_probe_fails: bool,
-    /// A success needs no clock read, event or slow-call check: the short
-    /// path of [`Core::record_success`] applies.
-    plain_success: bool,
-    /// Every policy is a consecutive count or a count window: a success can
-    /// be recorded without the general path (it can never trip them).
-    cheap_success: bool,
+    /// One consecutive-failures policy, no timing, no listener: a success
+    /// with no failure counted is one counter increment (the shortest path
+    /// of [`Core::record_success`]).
+    solo_consecutive: bool,
     /// Every policy is a consecutive count, a count window or a time window,
     /// nothing times runs and nobody listens: a success needs one clock read
     /// (for the time windows) and no general path.
@@ -207,11 +205,8 @@ impl Core {
             .iter()
             .any(|p| matches!(p, Policy::Rate(r) if r.measure == crate::policy::RateMeasure::Slow));
         let clock_handle = ClockHandle::of(&settings.clock);
-        let cheap_success = policies.iter().all(|p| match p {
-            Policy::Consecutive(_) => true,
-            Policy::Rate(rate) => rate.ring().is_some(),
-            Policy::Custom(_) => false,
-        });
+        let solo_consecutive =
+            !times_calls && !needs_time && matches!(&policies[..], [Policy::Consecutive(_)]);
         let timed_success = !times_calls
             && settings.listeners.is_empty()
             && policies.iter().all(|p| match p {
@@ -232,8 +227,7 @@ impl Core {
             times_calls,
             needs_time,
             slow_probe_fails,
-            plain_success: !times_calls && !needs_time,
-            cheap_success,
+            solo_consecutive,
             timed_success,
             waiters: Waiters::default(),
             freeze: Mutex::new(None),
@@ -500,18 +494,13 @@ impl Core {
     /// such a policy, so not even the generation is read.
     #[inline(always)]
     pub(crate) fn record_success(&self, ticket: Ticket) {
-        if self.plain_success && ticket.kind == TicketKind::Counted {
-            if let [Policy::Consecutive(consecutive)] = &*self.policies
-                && consecutive.current() == 0
-            {
-                self.totals.add(Tally::Success);
-                return;
-            }
-            if self.cheap_success {
-                self.totals.add(Tally::Success);
-                self.success_to_windows(ticket);
-                return;
-            }
+        if self.solo_consecutive
+            && ticket.kind == TicketKind::Counted
+            && let Some(Policy::Consecutive(consecutive)) = self.policies.first()
+            && consecutive.current() == 0
+        {
+            self.totals.add(Tally::Success);
+            return;
         }
         if self.timed_success && ticket.kind == TicketKind::Counted {
             self.totals.add(Tally::Success);

@@ -1,5 +1,6 @@
 //! Counts and snapshots: what [`CircuitBreaker::metrics`](crate::CircuitBreaker::metrics) returns.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use crate::State;
@@ -150,41 +151,67 @@ impl Totals {
 /// writes before the new owner's first.
 #[inline]
 fn owned_stripe() -> Option<usize> {
-    OWNED.try_with(|owned| owned.index).ok().flatten()
+    // A const thread-local without a destructor: one thread-relative load.
+    let index = STRIPE.with(Cell::get);
+    if usize::from(index) < OWNED_STRIPES {
+        Some(usize::from(index))
+    } else if index == SHARED {
+        None
+    } else {
+        claim_stripe()
+    }
 }
+
+/// [`STRIPE`] before this thread's first count.
+const UNCLAIMED: u8 = u8::MAX;
+/// [`STRIPE`] of a thread that counts on the shared stripe (none was free,
+/// or the thread is exiting).
+const SHARED: u8 = u8::MAX - 1;
 
 /// Which of the [`OWNED_STRIPES`] indices are taken, one bit each.
 static OWNERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 thread_local! {
-    static OWNED: OwnedStripe = OwnedStripe::take();
+    /// This thread's stripe index, [`UNCLAIMED`] or [`SHARED`].
+    static STRIPE: Cell<u8> = const { Cell::new(UNCLAIMED) };
+    /// Holds the claimed index, to give it back when the thread exits.
+    static CLAIM: Claim = const { Claim };
 }
 
-struct OwnedStripe {
-    index: Option<usize>,
-}
+/// Gives this thread's stripe back when the thread exits.
+struct Claim;
 
-impl OwnedStripe {
-    fn take() -> Self {
-        use std::sync::atomic::Ordering::{Acquire, Relaxed};
-        let mut taken = OWNERS.load(Relaxed);
-        loop {
-            let free = (!taken).trailing_zeros() as usize;
-            if free >= OWNED_STRIPES {
-                return Self { index: None };
-            }
-            match OWNERS.compare_exchange_weak(taken, taken | 1 << free, Acquire, Relaxed) {
-                Ok(_) => return Self { index: Some(free) },
-                Err(now) => taken = now,
-            }
-        }
-    }
-}
-
-impl Drop for OwnedStripe {
+impl Drop for Claim {
     fn drop(&mut self) {
-        if let Some(index) = self.index {
+        let index = STRIPE.with(|stripe| stripe.replace(SHARED));
+        if usize::from(index) < OWNED_STRIPES {
             OWNERS.fetch_and(!(1 << index), std::sync::atomic::Ordering::Release);
         }
     }
+}
+
+/// This thread's first count: takes a free stripe, if any.
+#[cold]
+#[inline(never)]
+fn claim_stripe() -> Option<usize> {
+    use std::sync::atomic::Ordering::{Acquire, Relaxed};
+    // Registers the destructor that gives the stripe back; a thread that is
+    // already exiting cannot register one, and counts on the shared stripe.
+    if CLAIM.try_with(|_| ()).is_err() {
+        STRIPE.with(|stripe| stripe.set(SHARED));
+        return None;
+    }
+    let mut taken = OWNERS.load(Relaxed);
+    let index = loop {
+        let free = (!taken).trailing_zeros() as usize;
+        if free >= OWNED_STRIPES {
+            break None;
+        }
+        match OWNERS.compare_exchange_weak(taken, taken | 1 << free, Acquire, Relaxed) {
+            Ok(_) => break Some(free),
+            Err(now) => taken = now,
+        }
+    };
+    STRIPE.with(|stripe| stripe.set(index.map_or(SHARED, |i| i as u8)));
+    index
 }
