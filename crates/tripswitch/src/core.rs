@@ -158,6 +158,9 @@ pub(crate) struct Core {
     /// with no failure counted is one counter increment (the shortest path
     /// of [`Core::record_success`]).
     solo_consecutive: bool,
+    /// One count-window policy, no timing, no listener: a success is a
+    /// counter increment and, in the call's generation, the ring's short path.
+    solo_ring: bool,
     /// Every policy is a consecutive count, a count window or a time window,
     /// nothing times runs and nobody listens: a success needs one clock read
     /// (for the time windows) and no general path.
@@ -207,6 +210,9 @@ impl Core {
         let clock_handle = ClockHandle::of(&settings.clock);
         let solo_consecutive =
             !times_calls && !needs_time && matches!(&policies[..], [Policy::Consecutive(_)]);
+        let solo_ring = !times_calls
+            && !needs_time
+            && matches!(&policies[..], [Policy::Rate(rate)] if rate.ring().is_some());
         let timed_success = !times_calls
             && settings.listeners.is_empty()
             && policies.iter().all(|p| match p {
@@ -228,6 +234,7 @@ impl Core {
             needs_time,
             slow_probe_fails,
             solo_consecutive,
+            solo_ring,
             timed_success,
             waiters: Waiters::default(),
             freeze: Mutex::new(None),
@@ -502,6 +509,18 @@ impl Core {
             self.totals.add(Tally::Success);
             return;
         }
+        if self.solo_ring
+            && ticket.kind == TicketKind::Counted
+            && let Some(Policy::Rate(rate)) = self.policies.first()
+            && let Some(ring) = rate.ring()
+        {
+            self.totals.add(Tally::Success);
+            // Same generation: still in the state that admitted the call.
+            if self.load().generation() == ticket.generation {
+                ring.record_success();
+            }
+            return;
+        }
         if self.timed_success && ticket.kind == TicketKind::Counted {
             self.totals.add(Tally::Success);
             self.success_to_windows(ticket);
@@ -514,10 +533,9 @@ impl Core {
     /// counts and count and time windows, in the call's generation only.
     #[inline]
     fn success_to_windows(&self, ticket: Ticket) {
-        let word = self.load();
-        if word.generation() != ticket.generation
-            || !matches!(word.state(), State::Closed | State::MetricsOnly)
-        {
+        // A counted call was admitted closed or metrics-only; while the
+        // generation is the same, the breaker is still in that state.
+        if self.load().generation() != ticket.generation {
             return;
         }
         let mut now = None;
@@ -530,12 +548,20 @@ impl Core {
                     if let Some(ring) = rate.ring() {
                         ring.record_success();
                     } else if let Some(buckets) = rate.buckets() {
-                        buckets.record_success(*now.get_or_insert_with(|| self.now()));
+                        self.success_to_buckets(buckets, &mut now);
                     }
                 }
                 Policy::Custom(_) => {}
             }
         }
+    }
+
+    /// A success in a time window; the clock is read once for all of them.
+    /// Kept out of line so that the count-only path above stays small
+    /// enough to inline.
+    #[inline(never)]
+    fn success_to_buckets(&self, buckets: &crate::policy::TimeBuckets, now: &mut Option<Duration>) {
+        buckets.record_success(*now.get_or_insert_with(|| self.now()));
     }
 
     /// Records how a run ended. Returns whether the breaker is open after it

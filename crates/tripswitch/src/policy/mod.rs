@@ -18,6 +18,7 @@ pub use rate::{FailureRate, SlowCallRate};
 pub use window::{MAX_BUCKETS, MAX_WINDOW_CALLS, Window};
 
 pub(crate) use rate::{Measure as RateMeasure, RateState};
+pub(crate) use window::TimeBuckets;
 
 use std::fmt;
 use std::time::Duration;

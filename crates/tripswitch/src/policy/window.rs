@@ -204,8 +204,20 @@ impl CountRing {
     }
 
     /// A fast, untimed success: clear the slot's bits if they are set.
+    ///
+    /// While the ring holds no failure and no slow call, every slot is
+    /// alike, so the cursor need not move: only the fill count grows. (A
+    /// failure recorded later still leaves the ring exactly `size` calls
+    /// after it, since the cursor then walks over every slot once.)
     #[inline]
     pub(crate) fn record_success(&self) {
+        if self.failures.load(Ordering::Relaxed) == 0 && self.slow.load(Ordering::Relaxed) == 0 {
+            let filled = self.filled.load(Ordering::Relaxed);
+            if filled < self.size {
+                self.filled.store(filled + 1, Ordering::Relaxed);
+            }
+            return;
+        }
         let (word, mask) = self.advance();
         if self.failed_bits[word].load(Ordering::Relaxed) & mask != 0 {
             set_bit(&self.failed_bits[word], mask, false, &self.failures);
@@ -407,6 +419,47 @@ mod tests {
         assert_eq!((c.calls, c.failures), (3, 1));
         let c = ring.record(false, true);
         assert_eq!((c.calls, c.failures, c.slow), (3, 0, 1));
+    }
+
+    #[test]
+    fn successes_on_a_clean_ring_keep_a_failure_for_exactly_size_calls() {
+        let ring = CountRing::new(4);
+        ring.record_success();
+        ring.record_success();
+        assert_eq!(ring.counts().calls, 2);
+        for _ in 0..10 {
+            ring.record_success();
+        }
+        assert_eq!(ring.counts().calls, 4, "full");
+        assert_eq!(ring.record(true, false).failures, 1);
+        for _ in 0..3 {
+            ring.record_success();
+            assert_eq!(ring.counts().failures, 1, "still among the last 4");
+        }
+        ring.record_success();
+        assert_eq!(
+            ring.counts().failures,
+            0,
+            "the 4th call after it pushes it out"
+        );
+
+        // While filling.
+        let ring = CountRing::new(4);
+        ring.record_success();
+        ring.record(true, false);
+        for _ in 0..3 {
+            ring.record_success();
+            assert_eq!(ring.counts().failures, 1);
+        }
+        ring.record_success();
+        assert_eq!(
+            ring.counts(),
+            WindowCounts {
+                calls: 4,
+                failures: 0,
+                slow: 0
+            }
+        );
     }
 
     #[test]
