@@ -177,3 +177,97 @@ async fn counts_and_liveness_through_the_control() {
         "the seed has no half-open state"
     );
 }
+
+/// SplitMix64, so that a failing run replays by its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+/// One seeded run: callers (some dropped at random) while a store opens,
+/// half-opens and closes the breaker at random moments. Afterwards the
+/// store closes it and the breaker must be usable, with nothing leaked.
+async fn steered_run(seed: u64) {
+    let mut rng = Rng(seed);
+    let ms = Duration::from_millis;
+    let store = Arc::new(Store::default());
+    let builder = CircuitBreaker::builder()
+        .consecutive_failures(2)
+        .freeze_for(ms(15))
+        .shared_state(store.clone());
+    let breaker = match rng.below(3) {
+        0 => builder.half_open(HalfOpen::probes(2)).try_build().unwrap(),
+        1 => builder
+            .half_open(HalfOpen::probes(1))
+            .fail_fast()
+            .try_build()
+            .unwrap(),
+        _ => builder.max_wait(ms(40)).try_build().unwrap(),
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..(3 + rng.below(10)) {
+        let breaker = breaker.clone();
+        let (delay, work, fails) = (rng.below(40), rng.below(15), rng.below(3) == 0);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(ms(delay)).await;
+            let _ = breaker
+                .execute(|| async move {
+                    tokio::time::sleep(ms(work)).await;
+                    if fails { Err(Boom("down")) } else { Ok(()) }
+                })
+                .await;
+        }));
+    }
+    let control = breaker.shared_control();
+    for _ in 0..(1 + rng.below(8)) {
+        tokio::time::sleep(ms(rng.below(15))).await;
+        match rng.below(4) {
+            0 => {
+                control.hold_open(ms(rng.below(30)));
+            }
+            1 => {
+                control.half_open(ms(1 + rng.below(30)));
+            }
+            2 => {
+                control.close();
+            }
+            _ => {
+                let victim = rng.below(tasks.len() as u64) as usize;
+                tasks[victim].abort();
+            }
+        }
+    }
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap_or_else(|_| panic!("seed {seed}: a call never finished"));
+    }
+    control.close();
+    let metrics = breaker.metrics();
+    assert_eq!(metrics.waiting, 0, "seed {seed}: a queue entry leaked");
+    assert_eq!(metrics.probes_in_flight, 0, "seed {seed}: a probe slot leaked");
+    let after = tokio::time::timeout(Duration::from_secs(5), succeed(&breaker))
+        .await
+        .unwrap_or_else(|_| panic!("seed {seed}: stuck after the store closed it"));
+    assert!(after.is_ok(), "seed {seed}: refused after the store closed it");
+    assert_eq!(breaker.state(), State::Closed, "seed {seed}");
+}
+
+#[test]
+fn random_steering_never_wedges_the_breaker() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    for seed in 0..1_000 {
+        runtime.block_on(steered_run(seed));
+    }
+}
