@@ -260,7 +260,21 @@
 //! | `.clock(your_clock)` | your `Clock::sleep` (e.g. smol's `Timer`) | yours |
 //! | `.freeze_with(f)` | the future `f` returns | whatever `f` needs |
 //! | `FakeClock` | moved by hand | any executor, in tests |
+//! | `.clock(TscClock::new())` (feature `quanta`) | tokio's, else the timer thread | as above; real time, so not for paused-time tests |
 //!
 //! Fail-fast breakers arm their open period's timer when they trip, so the
 //! timer must be usable where the tripping call runs. The `tower` layer and
 //! the `metrics` export are runtime-agnostic.
+//!
+//! ## Many replicas, one breaker
+//!
+//! When a service runs as many processes that all call the same dependency,
+//! each one learning of an outage on its own multiplies the load on that
+//! dependency. The `tripswitch-redis` crate shares a breaker's state across
+//! processes through Redis without touching Redis on the call path: counts
+//! go out in batches, one Lua script decides atomically, changes are pushed
+//! back, and the fleet's half-open probes are leased to one replica at a
+//! time. A quorum keeps one bad replica from tripping everybody; a dead or
+//! slow Redis leaves every replica on its local breaker. Its crate docs say
+//! when to use it and when not. Other stores can plug into the same seam:
+//! [`shared`](crate::shared).
