@@ -12,6 +12,7 @@
 
 use std::any::{Any, TypeId};
 use std::fmt;
+use std::num::NonZeroU64;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -75,14 +76,54 @@ pub(crate) enum TicketKind {
 }
 
 /// A call's admission: which generation let it in, and how it counts.
+///
+/// Sixteen bytes, and `Option<Ticket>` too: it is copied on every call, and
+/// two words travel in registers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ticket {
-    pub(crate) generation: u64,
-    pub(crate) kind: TicketKind,
+    /// The generation, shifted left by [`KIND_BITS`], with the kind plus one
+    /// in the low bits (so it is never zero).
+    tag: NonZeroU64,
     /// When the run started in nanoseconds on the clock, when the breaker
-    /// measures runs; [`NOT_TIMED`] otherwise. (A plain integer keeps the
-    /// ticket small: it is copied on every call.)
+    /// measures runs; [`NOT_TIMED`] otherwise.
     started: u64,
+}
+
+/// Low bits of [`Ticket::tag`] holding the kind.
+const KIND_BITS: u32 = 3;
+const _: () = assert!(std::mem::size_of::<Option<Ticket>>() == 16);
+
+impl Ticket {
+    #[inline]
+    fn new(generation: u64, kind: TicketKind, started: u64) -> Ticket {
+        let tag = generation << KIND_BITS | (kind as u64 + 1);
+        Ticket {
+            tag: NonZeroU64::new(tag).unwrap_or(NonZeroU64::MIN),
+            started,
+        }
+    }
+
+    /// The generation that admitted the call.
+    #[inline]
+    pub(crate) fn generation(self) -> u64 {
+        self.tag.get() >> KIND_BITS
+    }
+
+    /// How the call counts.
+    #[inline]
+    pub(crate) fn kind(self) -> TicketKind {
+        match self.tag.get() & ((1 << KIND_BITS) - 1) {
+            1 => TicketKind::Counted,
+            2 => TicketKind::Probe,
+            3 => TicketKind::Released,
+            _ => TicketKind::PassThrough,
+        }
+    }
+
+    /// The same admission, counted another way.
+    pub(crate) fn with_kind(self, kind: TicketKind) -> Ticket {
+        Ticket::new(self.generation(), kind, self.started)
+    }
 }
 
 /// [`Ticket::started`] of a run that is not timed.
@@ -262,15 +303,12 @@ impl Core {
 
     #[inline]
     fn ticket(&self, generation: u64, kind: TicketKind) -> Ticket {
-        Ticket {
-            generation,
-            kind,
-            started: if self.times_calls {
-                nanos(self.now())
-            } else {
-                NOT_TIMED
-            },
-        }
+        let started = if self.times_calls {
+            nanos(self.now())
+        } else {
+            NOT_TIMED
+        };
+        Ticket::new(generation, kind, started)
     }
 
     // ----- admission -------------------------------------------------------
@@ -502,7 +540,7 @@ impl Core {
     #[inline(always)]
     pub(crate) fn record_success(&self, ticket: Ticket) {
         if self.solo_consecutive
-            && ticket.kind == TicketKind::Counted
+            && ticket.kind() == TicketKind::Counted
             && let Some(Policy::Consecutive(consecutive)) = self.policies.first()
             && consecutive.current() == 0
         {
@@ -510,18 +548,18 @@ impl Core {
             return;
         }
         if self.solo_ring
-            && ticket.kind == TicketKind::Counted
+            && ticket.kind() == TicketKind::Counted
             && let Some(Policy::Rate(rate)) = self.policies.first()
             && let Some(ring) = rate.ring()
         {
             self.totals.add(Tally::Success);
             // Same generation: still in the state that admitted the call.
-            if self.load().generation() == ticket.generation {
+            if self.load().generation() == ticket.generation() {
                 ring.record_success();
             }
             return;
         }
-        if self.timed_success && ticket.kind == TicketKind::Counted {
+        if self.timed_success && ticket.kind() == TicketKind::Counted {
             self.totals.add(Tally::Success);
             self.success_to_windows(ticket);
             return;
@@ -535,7 +573,7 @@ impl Core {
     fn success_to_windows(&self, ticket: Ticket) {
         // A counted call was admitted closed or metrics-only; while the
         // generation is the same, the breaker is still in that state.
-        if self.load().generation() != ticket.generation {
+        if self.load().generation() != ticket.generation() {
             return;
         }
         let mut now = None;
@@ -567,7 +605,7 @@ impl Core {
     /// Records how a run ended. Returns whether the breaker is open after it
     /// (because this run tripped it, or because it already was).
     pub(crate) fn record(&self, ticket: Ticket, verdict: Verdict<'_>) -> bool {
-        if ticket.kind == TicketKind::PassThrough {
+        if ticket.kind() == TicketKind::PassThrough {
             return false;
         }
         let (elapsed, at) = match ticket.started {
@@ -595,13 +633,13 @@ impl Core {
             self.totals.add(Tally::Slow);
         }
 
-        if ticket.kind == TicketKind::Released {
+        if ticket.kind() == TicketKind::Released {
             return self.load().state().is_open();
         }
         self.report(verdict, elapsed, slow, at);
 
         let word = self.load();
-        if word.generation() != ticket.generation {
+        if word.generation() != ticket.generation() {
             // A transition happened while the call ran: it counts in the
             // totals, not in the new state.
             return word.state().is_open();
@@ -610,7 +648,7 @@ impl Core {
             Verdict::Failure(error) => Some(error),
             _ => None,
         };
-        match (ticket.kind, word.state()) {
+        match (ticket.kind(), word.state()) {
             (TicketKind::Counted, State::Closed | State::MetricsOnly) => {
                 let failed = match verdict {
                     Verdict::Success => false,
@@ -643,11 +681,11 @@ impl Core {
             (TicketKind::Probe, State::HalfOpen) => {
                 match verdict {
                     Verdict::Success if !(slow && self.slow_probe_fails) => {
-                        self.probe_succeeded(ticket.generation);
+                        self.probe_succeeded(ticket.generation());
                     }
                     Verdict::Success | Verdict::Failure(_) => {
                         self.transition(
-                            ticket.generation,
+                            ticket.generation(),
                             State::HalfOpen,
                             State::Open,
                             TransitionReason::ProbeFailed,
@@ -655,7 +693,7 @@ impl Core {
                         );
                     }
                     Verdict::Ignored(_) | Verdict::Cancelled => {
-                        self.release_probe(ticket.generation)
+                        self.release_probe(ticket.generation())
                     }
                 }
                 self.load().state().is_open()
@@ -1349,12 +1387,12 @@ fn sample_the_clock() -> bool {
 }
 
 fn grant_of(ticket: Ticket) -> Grant {
-    match ticket.kind {
+    match ticket.kind() {
         TicketKind::Probe => Grant::Probe {
-            generation: ticket.generation,
+            generation: ticket.generation(),
         },
         kind => Grant::Admit {
-            generation: ticket.generation,
+            generation: ticket.generation(),
             kind,
         },
     }

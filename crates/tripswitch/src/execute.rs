@@ -267,9 +267,9 @@ where
                         let mut ticket = core.ticket_for(grant);
                         if retry
                             && core.settings.seed_accounting
-                            && ticket.kind == TicketKind::Counted
+                            && ticket.kind() == TicketKind::Counted
                         {
-                            ticket.kind = TicketKind::Released;
+                            ticket = ticket.with_kind(TicketKind::Released);
                         }
                         start(&mut this, ticket, retry);
                     }
@@ -350,7 +350,7 @@ where
     };
     let may_retry = !retry
         && outcome == Outcome::Failure
-        && matches!(ticket.kind, TicketKind::Counted | TicketKind::Probe)
+        && matches!(ticket.kind(), TicketKind::Counted | TicketKind::Probe)
         && core.settings.retry_after_freeze;
     let open_after = core.record(ticket, verdict);
     match result {

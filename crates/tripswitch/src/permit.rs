@@ -30,7 +30,7 @@ impl<C: Deref<Target = Core>> Run<C> {
     }
 
     pub(crate) fn kind(&self) -> Option<TicketKind> {
-        self.ticket.map(|t| t.kind)
+        self.ticket.map(|t| t.kind())
     }
 
     /// Records a success (the short path).

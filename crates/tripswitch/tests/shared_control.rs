@@ -252,11 +252,17 @@ async fn steered_run(seed: u64) {
     control.close();
     let metrics = breaker.metrics();
     assert_eq!(metrics.waiting, 0, "seed {seed}: a queue entry leaked");
-    assert_eq!(metrics.probes_in_flight, 0, "seed {seed}: a probe slot leaked");
+    assert_eq!(
+        metrics.probes_in_flight, 0,
+        "seed {seed}: a probe slot leaked"
+    );
     let after = tokio::time::timeout(Duration::from_secs(5), succeed(&breaker))
         .await
         .unwrap_or_else(|_| panic!("seed {seed}: stuck after the store closed it"));
-    assert!(after.is_ok(), "seed {seed}: refused after the store closed it");
+    assert!(
+        after.is_ok(),
+        "seed {seed}: refused after the store closed it"
+    );
     assert_eq!(breaker.state(), State::Closed, "seed {seed}");
 }
 
