@@ -28,8 +28,9 @@ pub(crate) struct Inner {
     pub(crate) period: FleetOpenPeriod,
     pub(crate) listener: Option<FleetListener>,
     pub(crate) connected: AtomicBool,
-    /// The breakers attached through this handle (for duplicate names).
-    attached: Mutex<Vec<(Arc<str>, SharedControl)>>,
+    /// The breakers attached through this handle (for duplicate names);
+    /// `None` while one is being built.
+    attached: Mutex<Vec<(Arc<str>, Option<SharedControl>)>>,
 }
 
 impl Inner {
@@ -161,12 +162,12 @@ impl Fleet {
                 .attached
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            attached.retain(|(_, control)| control.is_alive());
+            attached.retain(|(_, control)| control.as_ref().is_none_or(SharedControl::is_alive));
             if attached.iter().any(|(other, _)| **other == *name) {
                 return Err(FleetError::DuplicateName(name.to_string()));
             }
             // Reserved before building, so that two concurrent calls cannot both pass.
-            attached.push((name.clone(), CircuitBreaker::new().shared_control()));
+            attached.push((name.clone(), None));
         }
         let built = builder
             .name(name.to_string())
@@ -187,7 +188,7 @@ impl Fleet {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             if let Some(slot) = attached.iter_mut().find(|(other, _)| **other == *name) {
-                slot.1 = control.clone();
+                slot.1 = Some(control.clone());
             }
         }
         let entry = Arc::new(Entry::new(&self.inner, name, control, news));

@@ -1,0 +1,200 @@
+//! Settings refused with clear errors, and a fleet whose Redis was never
+//! there: no `redis-server` needed.
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tripswitch::{CircuitBreaker, HalfOpen, State};
+use tripswitch_redis::{Fleet, FleetError, FleetEvent, FleetOpenPeriod, FleetPolicy};
+
+/// A loopback address where nothing listens.
+fn nowhere() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("redis://127.0.0.1:{port}/")
+}
+
+async fn refused(builder: tripswitch_redis::FleetBuilder) -> String {
+    let error = builder.connect().await.expect_err("refused");
+    assert!(matches!(
+        error,
+        FleetError::Config { .. } | FleetError::Url(_)
+    ));
+    error.to_string()
+}
+
+#[tokio::test]
+async fn invalid_settings_are_refused_with_the_setting_named() {
+    let url = nowhere();
+    let message = refused(Fleet::builder(&url).policy(FleetPolicy::default().quorum(0))).await;
+    assert!(message.contains("`quorum`"), "{message}");
+    let message =
+        refused(Fleet::builder(&url).policy(FleetPolicy::default().failure_rate(1.5, 10))).await;
+    assert!(
+        message.contains("`failure_rate`") && message.contains("1.5"),
+        "{message}"
+    );
+    let message = refused(
+        Fleet::builder(&url).policy(FleetPolicy::default().window(Duration::from_millis(5))),
+    )
+    .await;
+    assert!(message.contains("`window`"), "{message}");
+    let message = refused(Fleet::builder(&url).open_period(FleetOpenPeriod::backoff(
+        Duration::from_secs(10),
+        2.0,
+        Duration::from_secs(1),
+    )))
+    .await;
+    assert!(message.contains("`open_period.max`"), "{message}");
+    let message = refused(Fleet::builder(&url).open_period(FleetOpenPeriod::backoff(
+        Duration::from_secs(1),
+        f64::NAN,
+        Duration::from_secs(10),
+    )))
+    .await;
+    assert!(message.contains("`open_period.multiplier`"), "{message}");
+    let message = refused(
+        Fleet::builder(&url)
+            .command_timeout(Duration::from_secs(1))
+            .probe_lease(Duration::from_millis(500)),
+    )
+    .await;
+    assert!(message.contains("`probe_lease`"), "{message}");
+    let message = refused(Fleet::builder(&url).sync_interval(Duration::ZERO)).await;
+    assert!(message.contains("`sync_interval`"), "{message}");
+    let message = refused(Fleet::builder(&url).prefix("a\tb")).await;
+    assert!(message.contains("`prefix`"), "{message}");
+    let message = refused(Fleet::builder("not a url")).await;
+    assert!(message.contains("invalid Redis URL"), "{message}");
+}
+
+#[tokio::test]
+async fn names_must_be_usable_and_unique_per_handle() {
+    let fleet = Fleet::builder(nowhere())
+        .command_timeout(Duration::from_millis(50))
+        .connect()
+        .await
+        .unwrap();
+    let error = fleet
+        .breaker("", CircuitBreaker::builder())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("`breaker name`"), "{error}");
+    let error = fleet
+        .breaker("a{b}", CircuitBreaker::builder())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, FleetError::Config { .. }));
+
+    let first = fleet
+        .breaker("db", CircuitBreaker::builder())
+        .await
+        .unwrap();
+    let error = fleet
+        .breaker("db", CircuitBreaker::builder())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, FleetError::DuplicateName(ref name) if name == "db"),
+        "{error}"
+    );
+    // Once the first is gone the name is free again.
+    drop(first);
+    fleet
+        .breaker("db", CircuitBreaker::builder())
+        .await
+        .unwrap();
+
+    // The breaker's own settings are checked too.
+    let error = fleet
+        .breaker(
+            "bad",
+            CircuitBreaker::builder().half_open(HalfOpen::probes(0)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, FleetError::Breaker(_)), "{error}");
+}
+
+#[test]
+fn connecting_needs_a_tokio_runtime() {
+    let error = pollster(Fleet::builder("redis://127.0.0.1/").connect()).unwrap_err();
+    assert!(matches!(error, FleetError::NoRuntime), "{error}");
+}
+
+/// Polls a future to completion on this thread with a no-op waker loop.
+fn pollster<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[tokio::test]
+async fn without_redis_breakers_work_alone_and_say_so() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let started = Instant::now();
+    let fleet = Fleet::builder(nowhere())
+        .sync_interval(Duration::from_millis(20))
+        .command_timeout(Duration::from_millis(50))
+        .on_event(move |event| seen.lock().unwrap().push(event.clone()))
+        .connect()
+        .await
+        .unwrap();
+    let breaker = fleet
+        .breaker(
+            "db",
+            CircuitBreaker::builder()
+                .consecutive_failures(2)
+                .half_open(HalfOpen::probes(1))
+                .fail_fast(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "building waits at most for one attempt"
+    );
+    assert!(!fleet.is_connected());
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, FleetEvent::Unreachable { .. })),
+        "said so"
+    );
+    for _ in 0..100 {
+        breaker
+            .execute(|| async { Ok::<_, &str>(()) })
+            .await
+            .unwrap();
+    }
+    for _ in 0..2 {
+        let _ = breaker.execute(|| async { Err::<(), _>("down") }).await;
+    }
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "the local breaker still trips"
+    );
+    // Several reconnection attempts later, still one event.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let unreachable = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, FleetEvent::Unreachable { .. }))
+        .count();
+    assert_eq!(unreachable, 1, "said once, not at every attempt");
+}
