@@ -126,6 +126,43 @@ impl Ticket {
     }
 }
 
+/// How [`Core::record_success`] records a counted success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SuccessPath {
+    /// One consecutive-failures policy: with no failure counted, a success
+    /// is one counter increment.
+    Consecutive,
+    /// One count window: a counter increment and, in the call's generation,
+    /// the ring's short path.
+    Ring,
+    /// Consecutive counts, count windows and time windows, which a success
+    /// can never trip: no event, no rate computed, at most one clock read.
+    Windows,
+    /// Anything else (timed runs, listeners, custom policies).
+    General,
+}
+
+impl SuccessPath {
+    /// `observed`: runs are timed or listeners want events.
+    fn for_settings(policies: &[Policy], observed: bool) -> SuccessPath {
+        let times = policies.iter().any(Policy::needs_time);
+        match policies {
+            _ if observed => SuccessPath::General,
+            [Policy::Consecutive(_)] => SuccessPath::Consecutive,
+            [Policy::Rate(rate)] if rate.ring().is_some() && !times => SuccessPath::Ring,
+            _ if policies.iter().all(|p| match p {
+                Policy::Consecutive(_) => true,
+                Policy::Rate(rate) => rate.ring().is_some() || rate.buckets().is_some(),
+                Policy::Custom(_) => false,
+            }) =>
+            {
+                SuccessPath::Windows
+            }
+            _ => SuccessPath::General,
+        }
+    }
+}
+
 /// [`Ticket::started`] of a run that is not timed.
 const NOT_TIMED: u64 = u64::MAX;
 
@@ -195,17 +232,8 @@ pub(crate) struct Core {
     needs_time: bool,
     /// A slow probe counts as a failed probe.
     slow_probe_fails: bool,
-    /// One consecutive-failures policy, no timing, no listener: a success
-    /// with no failure counted is one counter increment (the shortest path
-    /// of [`Core::record_success`]).
-    solo_consecutive: bool,
-    /// One count-window policy, no timing, no listener: a success is a
-    /// counter increment and, in the call's generation, the ring's short path.
-    solo_ring: bool,
-    /// Every policy is a consecutive count, a count window or a time window,
-    /// nothing times runs and nobody listens: a success needs one clock read
-    /// (for the time windows) and no general path.
-    timed_success: bool,
+    /// How a counted success is recorded (decided once, from the settings).
+    success_path: SuccessPath,
     pub(crate) waiters: Waiters,
     freeze: Mutex<Option<FreezeSlot>>,
     freeze_woken: AtomicBool,
@@ -249,18 +277,8 @@ impl Core {
             .iter()
             .any(|p| matches!(p, Policy::Rate(r) if r.measure == crate::policy::RateMeasure::Slow));
         let clock_handle = ClockHandle::of(&settings.clock);
-        let solo_consecutive =
-            !times_calls && !needs_time && matches!(&policies[..], [Policy::Consecutive(_)]);
-        let solo_ring = !times_calls
-            && !needs_time
-            && matches!(&policies[..], [Policy::Rate(rate)] if rate.ring().is_some());
-        let timed_success = !times_calls
-            && settings.listeners.is_empty()
-            && policies.iter().all(|p| match p {
-                Policy::Consecutive(_) => true,
-                Policy::Rate(rate) => rate.ring().is_some() || rate.buckets().is_some(),
-                Policy::Custom(_) => false,
-            });
+        let success_path =
+            SuccessPath::for_settings(&policies, times_calls || !settings.listeners.is_empty());
         Arc::new_cyclic(|weak: &Weak<Core>| Core {
             settings,
             policies: policies.into(),
@@ -274,9 +292,7 @@ impl Core {
             times_calls,
             needs_time,
             slow_probe_fails,
-            solo_consecutive,
-            solo_ring,
-            timed_success,
+            success_path,
             waiters: Waiters::default(),
             freeze: Mutex::new(None),
             freeze_woken: AtomicBool::new(false),
@@ -539,32 +555,35 @@ impl Core {
     /// such a policy, so not even the generation is read.
     #[inline(always)]
     pub(crate) fn record_success(&self, ticket: Ticket) {
-        if self.solo_consecutive
-            && ticket.kind() == TicketKind::Counted
-            && let Some(Policy::Consecutive(consecutive)) = self.policies.first()
-            && consecutive.current() == 0
-        {
-            self.totals.add(Tally::Success);
-            return;
-        }
-        if self.solo_ring
-            && ticket.kind() == TicketKind::Counted
-            && let Some(Policy::Rate(rate)) = self.policies.first()
-            && let Some(ring) = rate.ring()
-        {
-            self.totals.add(Tally::Success);
-            // Same generation: still in the state that admitted the call.
-            if self.load().generation() == ticket.generation() {
-                ring.record_success();
+        let counted = ticket.kind() == TicketKind::Counted;
+        match self.success_path {
+            SuccessPath::Consecutive if counted => {
+                self.totals.add(Tally::Success);
+                if let Some(Policy::Consecutive(consecutive)) = self.policies.first()
+                    && consecutive.current() != 0
+                {
+                    // A success that resets the count (in its generation).
+                    self.success_to_windows(ticket);
+                }
             }
-            return;
+            SuccessPath::Ring if counted => {
+                self.totals.add(Tally::Success);
+                // Same generation: still in the state that admitted the call.
+                if let Some(Policy::Rate(rate)) = self.policies.first()
+                    && let Some(ring) = rate.ring()
+                    && self.load().generation() == ticket.generation()
+                {
+                    ring.record_success();
+                }
+            }
+            SuccessPath::Windows if counted => {
+                self.totals.add(Tally::Success);
+                self.success_to_windows(ticket);
+            }
+            _ => {
+                self.record(ticket, Verdict::Success);
+            }
         }
-        if self.timed_success && ticket.kind() == TicketKind::Counted {
-            self.totals.add(Tally::Success);
-            self.success_to_windows(ticket);
-            return;
-        }
-        self.record(ticket, Verdict::Success);
     }
 
     /// A success for policies that a success can never trip: consecutive

@@ -209,7 +209,7 @@ impl CountRing {
     /// alike, so the cursor need not move: only the fill count grows. (A
     /// failure recorded later still leaves the ring exactly `size` calls
     /// after it, since the cursor then walks over every slot once.)
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_success(&self) {
         if self.failures.load(Ordering::Relaxed) == 0 && self.slow.load(Ordering::Relaxed) == 0 {
             let filled = self.filled.load(Ordering::Relaxed);
@@ -218,6 +218,14 @@ impl CountRing {
             }
             return;
         }
+        self.success_over_failures();
+    }
+
+    /// A success while the ring holds failures or slow calls: it takes the
+    /// next slot and clears it. Out of line, so that the clean case above
+    /// inlines into the call.
+    #[inline(never)]
+    fn success_over_failures(&self) {
         let (word, mask) = self.advance();
         if self.failed_bits[word].load(Ordering::Relaxed) & mask != 0 {
             set_bit(&self.failed_bits[word], mask, false, &self.failures);
