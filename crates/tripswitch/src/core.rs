@@ -396,11 +396,12 @@ impl Core {
         }
     }
 
-    /// The rejection of a fail-fast call while the breaker is open and its
-    /// timer has not fired: the common case of an outage, kept short (no
-    /// clock read, no admission loop). `None` means: take the full path.
+    /// Whether a fail-fast call is refused because the breaker is open and
+    /// its timer has not fired: the common case of an outage, kept short (no
+    /// clock read, no admission loop). Returns the open period's deadline;
+    /// `None` means: take the full path.
     #[inline]
-    pub(crate) fn reject_while_open(&self) -> Option<Rejected> {
+    pub(crate) fn reject_while_open(&self) -> Option<u64> {
         if self.load().state() != State::Open {
             return None;
         }
@@ -408,7 +409,14 @@ impl Core {
         if until == NO_DEADLINE || self.period_due.load(Ordering::Acquire) || sample_the_clock() {
             return None;
         }
-        Some(self.rejected(State::Open, RejectReason::Open, Some(until)))
+        Some(until)
+    }
+
+    /// The rejection [`reject_while_open`](Self::reject_while_open) decided
+    /// on, built where the caller's result goes.
+    #[inline]
+    pub(crate) fn rejected_while_open(&self, until: u64) -> Rejected {
+        self.rejected(State::Open, RejectReason::Open, Some(until))
     }
 
     /// Admission without waiting: performs any transition that is due
@@ -528,7 +536,7 @@ impl Core {
         self.rejected(state, reason, deadline)
     }
 
-    #[inline]
+    #[inline(always)]
     fn rejected(&self, state: State, reason: RejectReason, deadline: Option<u64>) -> Rejected {
         self.totals.add(Tally::Rejected);
         tracing::debug!(breaker = self.name().unwrap_or(""), %state, %reason, "tripswitch: call rejected");

@@ -131,11 +131,12 @@ where
         if let StageProj::Start = this.stage.as_mut().project() {
             let Some(ticket) = this.core.admit_fast() else {
                 if this.core.settings.fail_fast
-                    && let Some(rejected) = this.core.reject_while_open()
+                    && let Some(until) = this.core.reject_while_open()
                 {
-                    // An outage's common case, inlined too.
+                    // An outage's common case, inlined too; the rejection is
+                    // built where the result goes.
                     this.stage.set(Stage::Done);
-                    return Poll::Ready(Err(Error::Rejected(rejected)));
+                    return Poll::Ready(Err(Error::Rejected(this.core.rejected_while_open(until))));
                 }
                 return poll_slow(this, cx);
             };
@@ -222,9 +223,9 @@ where
     loop {
         match this.stage.as_mut().project() {
             StageProj::Start if core.settings.fail_fast => {
-                if let Some(rejected) = core.reject_while_open() {
+                if let Some(until) = core.reject_while_open() {
                     this.stage.set(Stage::Done);
-                    return Poll::Ready(Err(Error::Rejected(rejected)));
+                    return Poll::Ready(Err(Error::Rejected(core.rejected_while_open(until))));
                 }
                 match core.try_admit() {
                     Ok(ticket) => start(&mut this, ticket, false),
