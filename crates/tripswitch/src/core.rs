@@ -333,7 +333,7 @@ impl Core {
     #[inline]
     pub(crate) fn admit_fast(&self) -> Option<Ticket> {
         let word = self.load();
-        if word.state() == State::Closed {
+        if word.is(State::Closed) {
             Some(self.ticket(word.generation(), TicketKind::Counted))
         } else {
             None
@@ -402,7 +402,7 @@ impl Core {
     /// `None` means: take the full path.
     #[inline]
     pub(crate) fn reject_while_open(&self) -> Option<u64> {
-        if self.load().state() != State::Open {
+        if !self.load().is(State::Open) {
             return None;
         }
         let until = self.open_until.load(Ordering::Acquire);

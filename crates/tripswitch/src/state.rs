@@ -93,6 +93,13 @@ impl Word {
         State::from_bits(self.0 & KIND_MASK)
     }
 
+    /// Whether the word is in `state`: a mask and a compare, no decoding
+    /// (for the hot paths).
+    #[inline]
+    pub(crate) fn is(self, state: State) -> bool {
+        self.0 & KIND_MASK == state.bits()
+    }
+
     pub(crate) fn probes(self) -> u32 {
         ((self.0 & PROBE_MASK) >> PROBE_SHIFT) as u32
     }
