@@ -581,7 +581,7 @@ impl Core {
                     && let Some(ring) = rate.ring()
                     && self.load().generation() == ticket.generation()
                 {
-                    ring.record_success();
+                    ring.record_untimed_success();
                 }
             }
             SuccessPath::Windows if counted => {

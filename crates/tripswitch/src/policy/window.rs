@@ -212,13 +212,35 @@ impl CountRing {
     #[inline(always)]
     pub(crate) fn record_success(&self) {
         if self.failures.load(Ordering::Relaxed) == 0 && self.slow.load(Ordering::Relaxed) == 0 {
-            let filled = self.filled.load(Ordering::Relaxed);
-            if filled < self.size {
-                self.filled.store(filled + 1, Ordering::Relaxed);
-            }
+            self.grow();
             return;
         }
         self.success_over_failures();
+    }
+
+    /// [`record_success`](Self::record_success) for a breaker that does not
+    /// time its runs: no slow bit is ever set, so only failures are looked at.
+    #[inline(always)]
+    pub(crate) fn record_untimed_success(&self) {
+        debug_assert_eq!(
+            self.slow.load(Ordering::Relaxed),
+            0,
+            "slow bits without timing"
+        );
+        if self.failures.load(Ordering::Relaxed) == 0 {
+            self.grow();
+            return;
+        }
+        self.success_over_failures();
+    }
+
+    /// One more call in a ring whose slots are all alike (see `record_success`).
+    #[inline(always)]
+    fn grow(&self) {
+        let filled = self.filled.load(Ordering::Relaxed);
+        if filled < self.size {
+            self.filled.store(filled + 1, Ordering::Relaxed);
+        }
     }
 
     /// A success while the ring holds failures or slow calls: it takes the
