@@ -139,9 +139,10 @@ pub(crate) async fn run(
                             unreachable = false;
                             fleet.connected.store(true, Ordering::Release);
                             fleet.emit(FleetEvent::Reconnected);
-                            if let Some(link) = link.as_mut()
-                                && let Err(error) = restore(&fleet, link, &mut books).await
+                            if let Some(current) = link.as_mut()
+                                && let Err(error) = restore(&fleet, current, &mut books).await
                             {
+                                link = None;
                                 lost(&fleet, &mut books, &mut unreachable, error);
                             }
                         }
@@ -194,9 +195,13 @@ pub(crate) async fn run(
                     }
                 }
                 None => {
-                    // The subscription ended: Redis went away. The next sync
-                    // reconnects (or says it cannot).
+                    // The subscription ended: Redis went away, maybe only
+                    // for a restart that lost its data. Treated as an outage
+                    // either way, so that the reconnection restores state.
                     link = None;
+                    if let Some(fleet) = inner.upgrade() {
+                        lost(&fleet, &mut books, &mut unreachable, "the change subscription ended".to_string());
+                    }
                     next_sync = Instant::now();
                 }
             },

@@ -411,3 +411,38 @@ async fn a_replica_that_dies_holding_the_probes_loses_them_when_the_lease_runs_o
     assert!(b.saw(|e| matches!(e, FleetEvent::ProbesGranted { .. })));
     drop(hung_probe);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_redis_restart_that_loses_its_data_does_not_lose_the_open_period() {
+    let Some(mut server) = redis() else { return };
+    let setup = Setup::new(server.url(), "quick-restart");
+    let a = setup.replica("a").await;
+    let b = setup.replica("b").await;
+    a.fail().await;
+    a.fail().await;
+    eventually(SOON, "b open", || b.state() == State::Open).await;
+
+    // Down and up again at once, empty: the replicas put the open period back.
+    server.kill();
+    server.start();
+    let started = Instant::now();
+    let mut redis = server.connection().await;
+    loop {
+        let state: Option<String> = redis::cmd("HGET")
+            .arg("test-quick-restart:{db}:state")
+            .arg("state")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if state.as_deref() == Some("open") {
+            break;
+        }
+        assert!(started.elapsed() < SOON, "the open period was not restored");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Several syncs later nobody was closed by the empty server.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(a.state(), State::Open);
+    assert_eq!(b.state(), State::Open);
+    assert!(b.saw(|e| *e == FleetEvent::Reconnected));
+}

@@ -145,11 +145,10 @@ enum SuccessPath {
 impl SuccessPath {
     /// `observed`: runs are timed or listeners want events.
     fn for_settings(policies: &[Policy], observed: bool) -> SuccessPath {
-        let times = policies.iter().any(Policy::needs_time);
         match policies {
             _ if observed => SuccessPath::General,
             [Policy::Consecutive(_)] => SuccessPath::Consecutive,
-            [Policy::Rate(rate)] if rate.ring().is_some() && !times => SuccessPath::Ring,
+            [Policy::Rate(rate)] if rate.ring().is_some() => SuccessPath::Ring,
             _ if policies.iter().all(|p| match p {
                 Policy::Consecutive(_) => true,
                 Policy::Rate(rate) => rate.ring().is_some() || rate.buckets().is_some(),
@@ -557,7 +556,8 @@ impl Core {
 
     // ----- recording -------------------------------------------------------
 
-    /// Records a success. On the happy path (a counted call, no listeners,
+    /// Records a success, by the path chosen when the breaker was built (see
+    /// [`SuccessPath`]). On the happiest one (a counted call, no listeners,
     /// no timing, a consecutive-failures policy with nothing counted) this is
     /// one counter increment and one relaxed load; a success cannot change
     /// such a policy, so not even the generation is read.

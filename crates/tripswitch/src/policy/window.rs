@@ -308,8 +308,9 @@ pub(crate) struct TimeBuckets {
     buckets: Box<[Bucket]>,
     /// The time slice most calls fall in, and its bucket's index, packed
     /// (slice << INDEX_BITS | index; 0 = none yet): a call in that slice
-    /// finds its bucket with a load, a multiplication and a comparison,
-    /// without the two divisions of [`TimeBuckets::slot`].
+    /// finds its bucket with a load, a multiplication and a comparison;
+    /// only a call in another slice pays for the two divisions (see
+    /// [`TimeBuckets::slot`]).
     current: AtomicU64,
 }
 
