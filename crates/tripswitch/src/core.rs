@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use crate::clock::ClockHandle;
 use crate::clock::{Clock, StdClock, nanos};
-use crate::error::{RejectReason, Rejected, RetryAt};
+use crate::clock::{ClockAnchor, ClockKind};
+use crate::error::{RejectReason, RejectSource, Rejected};
 use crate::events::{ErrorCallback, Event, EventKind, Listener, TransitionReason, call_guarded};
 use crate::half_open::HalfOpen;
 use crate::metrics::{Counts, Metrics, Tally, Totals};
@@ -240,7 +240,10 @@ pub(crate) struct Core {
     /// rejections read the clock to see whether the period is over.
     period_due: AtomicBool,
     freeze_waker: Waker,
-    clock_handle: ClockHandle,
+    /// How rejections carry the open period's deadline.
+    anchor: ClockAnchor,
+    /// What rejections carry of the breaker (name, custom clock), if anything.
+    reject_source: Option<Arc<RejectSource>>,
     pub(crate) totals: Totals,
     state_since: Mutex<Counts>,
 }
@@ -275,7 +278,15 @@ impl Core {
         let slow_probe_fails = policies
             .iter()
             .any(|p| matches!(p, Policy::Rate(r) if r.measure == crate::policy::RateMeasure::Slow));
-        let clock_handle = ClockHandle::of(&settings.clock);
+        let anchor = ClockAnchor::of(&settings.clock);
+        let custom_clock =
+            (anchor.kind() == ClockKind::Custom).then(|| Arc::clone(&settings.clock));
+        let reject_source = (settings.name.is_some() || custom_clock.is_some()).then(|| {
+            Arc::new(RejectSource {
+                name: settings.name.clone(),
+                clock: custom_clock,
+            })
+        });
         let success_path =
             SuccessPath::for_settings(&policies, times_calls || !settings.listeners.is_empty());
         Arc::new_cyclic(|weak: &Weak<Core>| Core {
@@ -296,7 +307,8 @@ impl Core {
             freeze: Mutex::new(None),
             freeze_woken: AtomicBool::new(false),
             period_due: AtomicBool::new(false),
-            clock_handle,
+            anchor,
+            reject_source,
             freeze_waker: Waker::from(Arc::new(FreezeWake { core: weak.clone() })),
             totals: Totals::default(),
             state_since: Mutex::new(Counts::default()),
@@ -541,16 +553,11 @@ impl Core {
         tracing::debug!(breaker = self.name().unwrap_or(""), %state, %reason, "tripswitch: call rejected");
         self.emit(EventKind::Rejected { reason }, None);
         Rejected {
-            name: self.settings.name.clone(),
+            deadline: deadline.map_or(0, |nanos| self.anchor.anchor(nanos)),
+            source: self.reject_source.clone(),
             state,
             reason,
-            retry_at: match deadline {
-                Some(nanos) => RetryAt::Deadline {
-                    nanos,
-                    clock: self.clock_handle.clone(),
-                },
-                None => RetryAt::Unknown,
-            },
+            clock: deadline.map(|_| self.anchor.kind()),
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::State;
-use crate::clock::ClockHandle;
+use crate::clock::{self, Clock, ClockKind};
 
 /// The error of a call made through a breaker.
 ///
@@ -123,38 +123,38 @@ impl fmt::Display for RejectReason {
 /// Its message says which breaker refused, why, and when calls go through
 /// again if that is known, e.g.
 /// `circuit breaker "payments" rejected the call: it is open; calls are let through again in 1.5s`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Rejected {
-    pub(crate) name: Option<Arc<str>>,
+    /// Where the breaker's open period ends, anchored (see
+    /// `ClockAnchor::anchor`); meaningless when `clock` is `None`.
+    pub(crate) deadline: i64,
+    /// The breaker's name and custom clock; `None` for an unnamed breaker on
+    /// a built-in clock, so that rejecting its calls touches no reference count.
+    pub(crate) source: Option<Arc<RejectSource>>,
     pub(crate) state: State,
     pub(crate) reason: RejectReason,
-    pub(crate) retry_at: RetryAt,
+    /// The clock to read `retry_after` on; `None` when the end is not known.
+    pub(crate) clock: Option<ClockKind>,
 }
 
-/// When a rejected call may come back. Kept as a deadline on the breaker's
-/// clock and turned into a duration only when asked, so that rejecting a
-/// call never reads the clock.
-#[derive(Debug, Clone)]
-pub(crate) enum RetryAt {
-    Unknown,
-    Deadline { nanos: u64, clock: ClockHandle },
+// Small, because it travels in the caller's `Result` on every call, the
+// successful ones included: three words.
+const _: () = assert!(std::mem::size_of::<Rejected>() <= 24);
+
+/// What a rejection needs from its breaker beyond copies of plain values.
+pub(crate) struct RejectSource {
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) clock: Option<Arc<dyn Clock>>,
 }
 
-impl RetryAt {
-    fn remaining(&self) -> Option<Duration> {
-        match self {
-            RetryAt::Unknown => None,
-            RetryAt::Deadline { nanos, clock } => Some(Duration::from_nanos(
-                nanos.saturating_sub(crate::clock::nanos(clock.now())),
-            )),
-        }
-    }
-
-    fn deadline(&self) -> Option<u64> {
-        match self {
-            RetryAt::Unknown => None,
-            RetryAt::Deadline { nanos, .. } => Some(*nanos),
-        }
+impl fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("name", &self.name())
+            .field("state", &self.state)
+            .field("reason", &self.reason)
+            .field("retry_after", &self.retry_after())
+            .finish()
     }
 }
 
@@ -162,10 +162,11 @@ impl PartialEq for Rejected {
     /// Two rejections are equal when they come from the same-named breaker,
     /// in the same state, for the same reason, with the same deadline.
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
+        self.name() == other.name()
             && self.state == other.state
             && self.reason == other.reason
-            && self.retry_at.deadline() == other.retry_at.deadline()
+            && self.clock == other.clock
+            && (self.clock.is_none() || self.deadline == other.deadline)
     }
 }
 
@@ -174,7 +175,7 @@ impl Eq for Rejected {}
 impl Rejected {
     /// The breaker's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.source.as_ref()?.name.as_deref()
     }
 
     /// The breaker's state when it refused the call.
@@ -197,13 +198,15 @@ impl Rejected {
     /// when it is half-open, or when the open period ends with an async freeze
     /// function whose length is not known in advance.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_at.remaining()
+        let kind = self.clock?;
+        let custom = self.source.as_ref().and_then(|s| s.clock.as_deref());
+        Some(clock::remaining(kind, self.deadline, custom))
     }
 }
 
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
+        match self.name() {
             Some(name) => write!(
                 f,
                 "circuit breaker {name:?} rejected the call: {}",

@@ -178,3 +178,48 @@ async fn an_async_freeze_in_fail_fast_mode_has_no_known_retry_time() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     succeed(&breaker).await.unwrap();
 }
+
+/// A rejection says when to come back on whichever clock the breaker runs:
+/// the built-in ones (anchored process-wide) and a clock of the caller's own.
+#[test]
+fn retry_after_is_read_on_the_breakers_own_clock() {
+    use tripswitch::clock::{FakeClock, StdClock};
+
+    let fake = FakeClock::new();
+    fake.advance(Duration::from_secs(100));
+    let breaker = CircuitBreaker::builder()
+        .clock(fake.clone())
+        .freeze_for(Duration::from_secs(10))
+        .fail_fast()
+        .build();
+    let rejected = futures::executor::block_on(async {
+        fail(&breaker).await.unwrap_err();
+        fake.advance(Duration::from_secs(4));
+        succeed(&breaker).await.unwrap_err()
+    });
+    let rejected = rejected.rejected().expect("rejected").clone();
+    assert_eq!(rejected.name(), None);
+    assert_eq!(rejected.retry_after(), Some(Duration::from_secs(6)));
+    fake.advance(Duration::from_secs(5));
+    assert_eq!(rejected.retry_after(), Some(Duration::from_secs(1)));
+    fake.advance(Duration::from_secs(5));
+    assert_eq!(rejected.retry_after(), Some(Duration::ZERO));
+
+    let breaker = CircuitBreaker::builder()
+        .name("std")
+        .clock(StdClock::new())
+        .freeze_for(Duration::from_secs(60))
+        .fail_fast()
+        .build();
+    let rejected = futures::executor::block_on(async {
+        fail(&breaker).await.unwrap_err();
+        succeed(&breaker).await.unwrap_err()
+    });
+    let rejected = rejected.rejected().expect("rejected");
+    assert_eq!(rejected.name(), Some("std"));
+    let after = rejected.retry_after().expect("a known deadline");
+    assert!(
+        after > Duration::from_secs(50) && after <= Duration::from_secs(60),
+        "{after:?}"
+    );
+}

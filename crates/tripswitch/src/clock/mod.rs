@@ -92,42 +92,104 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A handle to read a breaker's clock later, without an atomic reference
-/// count for the built-in clocks: a rejection carries one so that its
-/// `retry_after` is computed when asked, not on every rejected call.
-#[derive(Clone)]
-pub(crate) enum ClockHandle {
+/// Which clock a rejection reads when asked for its `retry_after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClockKind {
+    /// [`TokioClock`]: `tokio::time::Instant`, anchored process-wide.
     #[cfg(feature = "tokio")]
-    Tokio(TokioClock),
-    Std(StdClock),
-    Shared(Arc<dyn Clock>),
+    Tokio,
+    /// [`StdClock`]: `std::time::Instant`, anchored process-wide.
+    Std,
+    /// Any other clock: the rejection holds the breaker's clock itself.
+    Custom,
 }
 
-impl ClockHandle {
+/// How a breaker's deadlines are handed to its rejections without reading
+/// the clock and without an atomic reference count.
+///
+/// A built-in clock's origin is a per-breaker instant (so that event times
+/// start near zero), but a rejection must not carry 16 bytes of `Instant`
+/// plus a tag: it travels in every caller's `Result`. Instead the deadline
+/// is shifted onto a process-wide anchor of the same kind of instant when
+/// the rejection is made (one addition), and read back against that anchor
+/// when `retry_after` is asked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClockAnchor {
+    kind: ClockKind,
+    /// The breaker clock's origin minus the process-wide anchor, in
+    /// nanoseconds (negative when the clock started before the anchor).
+    offset: i64,
+}
+
+impl ClockAnchor {
     pub(crate) fn of(clock: &Arc<dyn Clock>) -> Self {
         let any: &dyn Any = &**clock;
         #[cfg(feature = "tokio")]
         if let Some(tokio) = any.downcast_ref::<TokioClock>() {
-            return ClockHandle::Tokio(*tokio);
+            let anchor = tokio_anchor();
+            return ClockAnchor {
+                kind: ClockKind::Tokio,
+                offset: signed_nanos(tokio.origin.into_std(), anchor.into_std()),
+            };
         }
         if let Some(std) = any.downcast_ref::<StdClock>() {
-            return ClockHandle::Std(*std);
+            return ClockAnchor {
+                kind: ClockKind::Std,
+                offset: signed_nanos(std.origin, std_anchor()),
+            };
         }
-        ClockHandle::Shared(Arc::clone(clock))
+        ClockAnchor {
+            kind: ClockKind::Custom,
+            offset: 0,
+        }
     }
 
-    pub(crate) fn now(&self) -> Duration {
-        match self {
-            #[cfg(feature = "tokio")]
-            ClockHandle::Tokio(clock) => clock.now(),
-            ClockHandle::Std(clock) => clock.now(),
-            ClockHandle::Shared(clock) => clock.now(),
-        }
+    pub(crate) fn kind(self) -> ClockKind {
+        self.kind
+    }
+
+    /// A deadline on the breaker's clock, as a rejection keeps it.
+    #[inline(always)]
+    pub(crate) fn anchor(self, nanos: u64) -> i64 {
+        i64::try_from(nanos)
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.offset)
     }
 }
 
-impl fmt::Debug for ClockHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClockHandle")
+/// How long until an anchored deadline (see [`ClockAnchor::anchor`]); zero
+/// once it has passed. `custom` is the breaker's clock for [`ClockKind::Custom`].
+pub(crate) fn remaining(kind: ClockKind, deadline: i64, custom: Option<&dyn Clock>) -> Duration {
+    let now: i128 = match (kind, custom) {
+        #[cfg(feature = "tokio")]
+        (ClockKind::Tokio, _) => signed_nanos(
+            tokio::time::Instant::now().into_std(),
+            tokio_anchor().into_std(),
+        )
+        .into(),
+        (ClockKind::Std, _) => signed_nanos(std::time::Instant::now(), std_anchor()).into(),
+        (ClockKind::Custom, Some(clock)) => nanos(clock.now()).into(),
+        (ClockKind::Custom, None) => return Duration::ZERO,
+    };
+    let left = (i128::from(deadline) - now).max(0);
+    Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX))
+}
+
+/// `a - b` in nanoseconds, saturating at the ends of `i64` (292 years).
+fn signed_nanos(a: std::time::Instant, b: std::time::Instant) -> i64 {
+    match a.checked_duration_since(b) {
+        Some(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+        None => i64::try_from(b.duration_since(a).as_nanos()).map_or(i64::MIN, |n| -n),
     }
+}
+
+#[cfg(feature = "tokio")]
+fn tokio_anchor() -> tokio::time::Instant {
+    static ANCHOR: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    *ANCHOR.get_or_init(tokio::time::Instant::now)
+}
+
+fn std_anchor() -> std::time::Instant {
+    static ANCHOR: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *ANCHOR.get_or_init(std::time::Instant::now)
 }

@@ -18,7 +18,7 @@ use super::{Clock, Sleep};
 /// breaker a clock on your own runtime's timer.
 #[derive(Debug, Clone, Copy)]
 pub struct StdClock {
-    origin: Instant,
+    pub(super) origin: Instant,
 }
 
 impl StdClock {

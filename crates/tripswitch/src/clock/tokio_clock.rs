@@ -11,7 +11,7 @@ use super::{Clock, Sleep};
 /// Sleeping needs a tokio runtime with the time driver enabled.
 #[derive(Debug, Clone, Copy)]
 pub struct TokioClock {
-    origin: tokio::time::Instant,
+    pub(super) origin: tokio::time::Instant,
 }
 
 impl TokioClock {
