@@ -20,12 +20,12 @@ use std::time::Duration;
 
 use crate::clock::{Clock, StdClock, nanos};
 use crate::clock::{ClockAnchor, ClockKind};
-use crate::error::{RejectReason, RejectSource, Rejected};
+use crate::error::{RejectReason, RejectSource, Rejected, Why};
 use crate::events::{ErrorCallback, Event, EventKind, Listener, TransitionReason, call_guarded};
 use crate::half_open::HalfOpen;
 use crate::metrics::{Counts, Metrics, Tally, Totals};
 use crate::open_period::{AnyDebug, FreezeFuture, OpenPeriod, PeriodEnd, TripContext};
-use crate::policy::{CallRecord, Policy};
+use crate::policy::{CallRecord, ConsecutiveState, CountRing, Policy};
 use crate::shared::SharedState;
 use crate::state::{State, Word};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, Weak, lock};
@@ -110,6 +110,14 @@ impl Ticket {
     }
 
     /// How the call counts.
+    /// Whether the call counts with the policies of its generation.
+    #[inline(always)]
+    pub(crate) fn is_counted(self) -> bool {
+        // Counted is the only kind whose code (kind + 1) has neither of the
+        // two upper kind bits set: one test.
+        self.tag.get() & 0b110 == 0
+    }
+
     #[inline]
     pub(crate) fn kind(self) -> TicketKind {
         match self.tag.get() & ((1 << KIND_BITS) - 1) {
@@ -126,39 +134,47 @@ impl Ticket {
     }
 }
 
-/// How [`Core::record_success`] records a counted success.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SuccessPath {
-    /// One consecutive-failures policy: with no failure counted, a success
-    /// is one counter increment.
-    Consecutive,
-    /// One count window: a counter increment and, in the call's generation,
-    /// the ring's short path.
-    Ring,
+/// How [`Core::record_success`] records a counted success, decided once
+/// from the settings. Separate fields rather than one enum: tests of two
+/// pointers and a flag cost fewer instructions than the indirect jump a
+/// `match` compiles to.
+struct SuccessPath {
+    /// One count window, in a breaker that neither times runs nor has
+    /// listeners: a counter increment and, unless the ring is full and clean,
+    /// the ring's short path in the call's generation.
+    ring: Option<Arc<CountRing>>,
+    /// One consecutive-failures policy (same conditions): with no failure
+    /// counted, a success is one counter increment.
+    consecutive: Option<Arc<ConsecutiveState>>,
     /// Consecutive counts, count windows and time windows, which a success
     /// can never trip: no event, no rate computed, at most one clock read.
-    Windows,
-    /// Anything else (timed runs, listeners, custom policies).
-    General,
+    windows: bool,
 }
 
 impl SuccessPath {
-    /// `observed`: runs are timed or listeners want events.
+    /// `observed`: runs are timed or listeners want events. Otherwise
+    /// everything goes through [`Core::record`].
     fn for_settings(policies: &[Policy], observed: bool) -> SuccessPath {
-        match policies {
-            _ if observed => SuccessPath::General,
-            [Policy::Consecutive(_)] => SuccessPath::Consecutive,
-            [Policy::Rate(rate)] if rate.ring().is_some() => SuccessPath::Ring,
-            _ if policies.iter().all(|p| match p {
-                Policy::Consecutive(_) => true,
-                Policy::Rate(rate) => rate.ring().is_some() || rate.buckets().is_some(),
-                Policy::Custom(_) => false,
-            }) =>
-            {
-                SuccessPath::Windows
-            }
-            _ => SuccessPath::General,
+        let mut path = SuccessPath {
+            ring: None,
+            consecutive: None,
+            windows: false,
+        };
+        if observed {
+            return path;
         }
+        match policies {
+            [Policy::Consecutive(consecutive)] => path.consecutive = Some(Arc::clone(consecutive)),
+            [Policy::Rate(rate)] if rate.ring().is_some() => path.ring = rate.ring().cloned(),
+            _ => {
+                path.windows = policies.iter().all(|p| match p {
+                    Policy::Consecutive(_) => true,
+                    Policy::Rate(rate) => rate.ring().is_some() || rate.buckets().is_some(),
+                    Policy::Custom(_) => false,
+                });
+            }
+        }
+        path
     }
 }
 
@@ -555,9 +571,11 @@ impl Core {
         Rejected {
             deadline: deadline.map_or(0, |nanos| self.anchor.anchor(nanos)),
             source: self.reject_source.clone(),
-            state,
-            reason,
-            clock: deadline.map(|_| self.anchor.kind()),
+            why: Why::new(state, reason),
+            clock: match deadline {
+                Some(_) => self.anchor.kind(),
+                None => ClockKind::Unknown,
+            },
         }
     }
 
@@ -570,34 +588,27 @@ impl Core {
     /// such a policy, so not even the generation is read.
     #[inline(always)]
     pub(crate) fn record_success(&self, ticket: Ticket) {
-        let counted = ticket.kind() == TicketKind::Counted;
-        match self.success_path {
-            SuccessPath::Consecutive if counted => {
-                self.totals.add(Tally::Success);
-                if let Some(Policy::Consecutive(consecutive)) = self.policies.first()
-                    && consecutive.current() != 0
-                {
-                    // A success that resets the count (in its generation).
-                    self.success_to_windows(ticket);
-                }
+        if !ticket.is_counted() {
+            self.record(ticket, Verdict::Success);
+        } else if let Some(ring) = &self.success_path.ring {
+            self.totals.add(Tally::Success);
+            // A full ring without failures needs nothing, in any generation;
+            // otherwise only in the call's own generation (the breaker is
+            // still in the state that admitted the call).
+            if !ring.success_is_a_no_op() && self.load().generation() == ticket.generation() {
+                ring.record_untimed_success();
             }
-            SuccessPath::Ring if counted => {
-                self.totals.add(Tally::Success);
-                // Same generation: still in the state that admitted the call.
-                if let Some(Policy::Rate(rate)) = self.policies.first()
-                    && let Some(ring) = rate.ring()
-                    && self.load().generation() == ticket.generation()
-                {
-                    ring.record_untimed_success();
-                }
-            }
-            SuccessPath::Windows if counted => {
-                self.totals.add(Tally::Success);
+        } else if let Some(consecutive) = &self.success_path.consecutive {
+            self.totals.add(Tally::Success);
+            if consecutive.current() != 0 {
+                // A success that resets the count (in its generation).
                 self.success_to_windows(ticket);
             }
-            _ => {
-                self.record(ticket, Verdict::Success);
-            }
+        } else if self.success_path.windows {
+            self.totals.add(Tally::Success);
+            self.success_to_windows(ticket);
+        } else {
+            self.record(ticket, Verdict::Success);
         }
     }
 

@@ -126,20 +126,47 @@ impl fmt::Display for RejectReason {
 #[derive(Clone)]
 pub struct Rejected {
     /// Where the breaker's open period ends, anchored (see
-    /// `ClockAnchor::anchor`); meaningless when `clock` is `None`.
+    /// `ClockAnchor::anchor`); meaningless when `clock` is `Unknown`.
     pub(crate) deadline: i64,
     /// The breaker's name and custom clock; `None` for an unnamed breaker on
     /// a built-in clock, so that rejecting its calls touches no reference count.
     pub(crate) source: Option<Arc<RejectSource>>,
-    pub(crate) state: State,
-    pub(crate) reason: RejectReason,
-    /// The clock to read `retry_after` on; `None` when the end is not known.
-    pub(crate) clock: Option<ClockKind>,
+    /// The state and the reason, packed by [`Why`] (a whole word, like
+    /// `clock`, so that copying a rejection moves words only).
+    pub(crate) why: Why,
+    /// The clock to read `retry_after` on; `Unknown` when the end is not known.
+    pub(crate) clock: ClockKind,
 }
 
 // Small, because it travels in the caller's `Result` on every call, the
-// successful ones included: three words.
-const _: () = assert!(std::mem::size_of::<Rejected>() <= 24);
+// successful ones included: four words, and no more with a `Result` around it.
+const _: () = assert!(std::mem::size_of::<Rejected>() <= 32);
+const _: () = assert!(std::mem::size_of::<Result<u64, Error<()>>>() <= 32);
+
+/// A rejection's state and reason in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Why(u64);
+
+impl Why {
+    #[inline(always)]
+    pub(crate) fn new(state: State, reason: RejectReason) -> Why {
+        Why(state.bits() | (reason as u64) << 8)
+    }
+
+    fn state(self) -> State {
+        State::from_bits(self.0 & 0xff)
+    }
+
+    fn reason(self) -> RejectReason {
+        match self.0 >> 8 {
+            0 => RejectReason::Open,
+            1 => RejectReason::HalfOpenFull,
+            2 => RejectReason::ForcedOpen,
+            3 => RejectReason::WaitTimedOut,
+            _ => RejectReason::TooManyWaiters,
+        }
+    }
+}
 
 /// What a rejection needs from its breaker beyond copies of plain values.
 pub(crate) struct RejectSource {
@@ -151,8 +178,8 @@ impl fmt::Debug for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rejected")
             .field("name", &self.name())
-            .field("state", &self.state)
-            .field("reason", &self.reason)
+            .field("state", &self.state())
+            .field("reason", &self.reason())
             .field("retry_after", &self.retry_after())
             .finish()
     }
@@ -163,10 +190,9 @@ impl PartialEq for Rejected {
     /// in the same state, for the same reason, with the same deadline.
     fn eq(&self, other: &Self) -> bool {
         self.name() == other.name()
-            && self.state == other.state
-            && self.reason == other.reason
+            && self.why == other.why
             && self.clock == other.clock
-            && (self.clock.is_none() || self.deadline == other.deadline)
+            && (self.clock == ClockKind::Unknown || self.deadline == other.deadline)
     }
 }
 
@@ -180,12 +206,12 @@ impl Rejected {
 
     /// The breaker's state when it refused the call.
     pub fn state(&self) -> State {
-        self.state
+        self.why.state()
     }
 
     /// Why the call was refused.
     pub fn reason(&self) -> RejectReason {
-        self.reason
+        self.why.reason()
     }
 
     /// How long from now until the breaker lets calls through again, when known.
@@ -198,7 +224,10 @@ impl Rejected {
     /// when it is half-open, or when the open period ends with an async freeze
     /// function whose length is not known in advance.
     pub fn retry_after(&self) -> Option<Duration> {
-        let kind = self.clock?;
+        let kind = self.clock;
+        if kind == ClockKind::Unknown {
+            return None;
+        }
         let custom = self.source.as_ref().and_then(|s| s.clock.as_deref());
         Some(clock::remaining(kind, self.deadline, custom))
     }
@@ -210,13 +239,13 @@ impl fmt::Display for Rejected {
             Some(name) => write!(
                 f,
                 "circuit breaker {name:?} rejected the call: {}",
-                self.reason
+                self.reason()
             )?,
-            None => write!(f, "circuit breaker rejected the call: {}", self.reason)?,
+            None => write!(f, "circuit breaker rejected the call: {}", self.reason())?,
         }
         match self.retry_after() {
             Some(after) => write!(f, "; calls are let through again in {after:?}"),
-            None if self.state == State::ForcedOpen => {
+            None if self.state() == State::ForcedOpen => {
                 f.write_str("; it stays open until it is released")
             }
             None => Ok(()),

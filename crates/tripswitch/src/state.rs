@@ -33,7 +33,7 @@ impl State {
         matches!(self, State::Open | State::ForcedOpen)
     }
 
-    fn from_bits(bits: u64) -> State {
+    pub(crate) fn from_bits(bits: u64) -> State {
         match bits {
             0 => State::Closed,
             1 => State::Open,
@@ -44,7 +44,7 @@ impl State {
         }
     }
 
-    fn bits(self) -> u64 {
+    pub(crate) fn bits(self) -> u64 {
         match self {
             State::Closed => 0,
             State::Open => 1,

@@ -17,8 +17,9 @@ pub use consecutive::ConsecutiveFailures;
 pub use rate::{FailureRate, SlowCallRate};
 pub use window::{MAX_BUCKETS, MAX_WINDOW_CALLS, Window};
 
+pub(crate) use consecutive::ConsecutiveState;
 pub(crate) use rate::{Measure as RateMeasure, RateState};
-pub(crate) use window::TimeBuckets;
+pub(crate) use window::{CountRing, TimeBuckets};
 
 use std::fmt;
 use std::time::Duration;
@@ -84,7 +85,8 @@ pub trait TripPolicy: Send + Sync + fmt::Debug + 'static {
 /// A configured trip policy, as the breaker holds it.
 #[derive(Debug)]
 pub(crate) enum Policy {
-    Consecutive(consecutive::ConsecutiveState),
+    /// Shared with the breaker's success path (see `Core::record_success`).
+    Consecutive(std::sync::Arc<consecutive::ConsecutiveState>),
     Rate(RateState),
     Custom(Box<dyn TripPolicy>),
 }
@@ -123,8 +125,8 @@ impl Policy {
 }
 
 /// The live state of `ConsecutiveFailures::new(n)`, for `n` already checked (0 counts as 1).
-pub(crate) fn consecutive_state(n: u32) -> consecutive::ConsecutiveState {
-    consecutive::ConsecutiveState::new(ConsecutiveFailures {
+pub(crate) fn consecutive_state(n: u32) -> std::sync::Arc<consecutive::ConsecutiveState> {
+    std::sync::Arc::new(consecutive::ConsecutiveState::new(ConsecutiveFailures {
         threshold: n.max(1),
-    })
+    }))
 }

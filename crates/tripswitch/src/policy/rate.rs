@@ -244,7 +244,7 @@ impl RateState {
     }
 
     /// The count ring, when the window counts calls (successes then take the fast path).
-    pub(crate) fn ring(&self) -> Option<&super::window::CountRing> {
+    pub(crate) fn ring(&self) -> Option<&std::sync::Arc<super::window::CountRing>> {
         self.window.ring()
     }
 

@@ -91,14 +91,17 @@ pub(crate) struct WindowCounts {
 /// The live state of a [`Window`].
 #[derive(Debug)]
 pub(crate) enum WindowState {
-    Count(CountRing),
+    /// Shared with the breaker's success path (see `Core::record_success`).
+    Count(std::sync::Arc<CountRing>),
     Time(TimeBuckets),
 }
 
 impl WindowState {
     pub(crate) fn new(window: Window) -> Self {
         match window {
-            Window::LastCalls(n) => WindowState::Count(CountRing::new(n.max(1))),
+            Window::LastCalls(n) => {
+                WindowState::Count(std::sync::Arc::new(CountRing::new(n.max(1))))
+            }
             Window::LastDuration { length, buckets } => {
                 WindowState::Time(TimeBuckets::new(length, buckets.max(1)))
             }
@@ -131,7 +134,7 @@ impl WindowState {
     }
 
     /// The count ring, for the fast success path.
-    pub(crate) fn ring(&self) -> Option<&CountRing> {
+    pub(crate) fn ring(&self) -> Option<&std::sync::Arc<CountRing>> {
         match self {
             WindowState::Count(ring) => Some(ring),
             WindowState::Time(_) => None,
@@ -232,6 +235,15 @@ impl CountRing {
             return;
         }
         self.success_over_failures();
+    }
+
+    /// Whether a success changes nothing at all: the ring is full and holds
+    /// no failure (and, when runs are timed, no slow call). The steady state
+    /// of a healthy service, checked before anything else.
+    #[inline(always)]
+    pub(crate) fn success_is_a_no_op(&self) -> bool {
+        self.failures.load(Ordering::Relaxed) == 0
+            && self.filled.load(Ordering::Relaxed) >= self.size
     }
 
     /// One more call in a ring whose slots are all alike (see `record_success`).
