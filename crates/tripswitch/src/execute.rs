@@ -163,10 +163,10 @@ where
             match polled {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(value)) => {
-                    // The stage stays `Running` without its ticket: nothing is
-                    // left to record, and polling again is a caller's bug that
-                    // the completed operation reports itself.
-                    if let Some(ticket) = ticket.take() {
+                    // Done before recording: then the drop has nothing to check.
+                    let ticket = *ticket;
+                    this.stage.set(Stage::Done);
+                    if let Some(ticket) = ticket {
                         this.core.record_success(ticket);
                     }
                     return Poll::Ready(Ok(value));
