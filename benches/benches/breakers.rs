@@ -7,6 +7,7 @@
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -57,12 +58,23 @@ fn two_threads(c: &mut Criterion) {
                 // One shared breaker; each thread makes `iterations × BATCH` calls.
                 let runner = shared_runner(name);
                 let barrier = Arc::new(Barrier::new(2));
+                let running = Arc::new(AtomicUsize::new(0));
                 let threads: Vec<_> = (0..2)
                     .map(|_| {
                         let runner = runner.clone();
                         let barrier = Arc::clone(&barrier);
+                        let running = Arc::clone(&running);
                         std::thread::spawn(move || {
                             barrier.wait();
+                            // Start the clock only once both threads are
+                            // on a CPU: a thread woken late from the barrier
+                            // (tens of microseconds on a VM) would otherwise
+                            // run its short samples alone, and the figure
+                            // would be two single-thread runs, not contention.
+                            running.fetch_add(1, Ordering::AcqRel);
+                            while running.load(Ordering::Acquire) < 2 {
+                                std::hint::spin_loop();
+                            }
                             let start = Instant::now();
                             for _ in 0..iterations {
                                 runner(BATCH);
