@@ -51,8 +51,15 @@ fn two_threads(c: &mut Criterion) {
         "closed-consecutive/failsafe",
         "closed-count-window/recloser",
         "closed-consecutive/tower-resilience",
+        "closed-time-window/tripswitch",
+        "closed-time-window/tripswitch-tsc",
+        "closed-time-window/failsafe",
     ] {
-        let label = name.split('/').nth(1).unwrap();
+        let label = match name.split_once('/') {
+            Some(("closed-time-window", peer)) => format!("time-window-{peer}"),
+            Some((_, peer)) => peer.to_owned(),
+            None => name.to_owned(),
+        };
         group.bench_function(BenchmarkId::from_parameter(label), |b| {
             b.iter_custom(|iterations| {
                 // One shared breaker; each thread makes `iterations × BATCH` calls.
@@ -117,6 +124,19 @@ fn shared_runner(name: &'static str) -> Arc<dyn Fn(u64) + Send + Sync> {
         "closed-consecutive/tripswitch" => {
             let breaker = tripswitch_consecutive();
             Arc::new(move |n| calls(n, |i| breaker.execute(move || operation(i))))
+        }
+        "closed-time-window/tripswitch" => {
+            let breaker = tripswitch_benches::tripswitch_time_window();
+            Arc::new(move |n| calls(n, |i| breaker.execute(move || operation(i))))
+        }
+        "closed-time-window/tripswitch-tsc" => {
+            let breaker = tripswitch_benches::tripswitch_time_window_tsc();
+            Arc::new(move |n| calls(n, |i| breaker.execute(move || operation(i))))
+        }
+        "closed-time-window/failsafe" => {
+            use failsafe::futures::CircuitBreaker as _;
+            let breaker = failsafe::Config::new().build();
+            Arc::new(move |n| calls(n, |i| breaker.call(operation(i))))
         }
         "closed-consecutive/failsafe" => {
             use failsafe::futures::CircuitBreaker as _;

@@ -164,6 +164,33 @@ pub mod __private {
     }
 }
 
+/// Not public API: internals the loom models check directly (only under
+/// `--cfg loom`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    /// A time window's per-thread success cells, with explicit rows.
+    #[derive(Debug)]
+    pub struct StripedSuccesses(crate::policy::StripedSuccesses);
+
+    impl StripedSuccesses {
+        /// Cells for `buckets` buckets and `rows` threads.
+        pub fn new(buckets: usize, rows: usize) -> Option<Self> {
+            crate::policy::StripedSuccesses::new(buckets, rows).map(Self)
+        }
+
+        /// Counts a success in `row` (which only the caller writes).
+        pub fn add(&self, row: usize, slice: u64, index: usize) -> bool {
+            self.0.add(row, slice, index)
+        }
+
+        /// Successes counted for `slice`, every row.
+        pub fn count(&self, slice: u64, index: usize) -> u64 {
+            self.0.count(slice, index)
+        }
+    }
+}
+
 /// The README's examples, compiled and run as doc-tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

@@ -86,7 +86,7 @@ pub(crate) enum Tally {
 const COUNTERS: usize = 6;
 /// Stripes owned by one thread at a time: an owner updates its stripe with
 /// a plain load and store, no locked instruction.
-const OWNED_STRIPES: usize = 8;
+pub(crate) const OWNED_STRIPES: usize = 8;
 
 /// Running totals. Up to [`OWNED_STRIPES`] live threads each own a stripe (a
 /// cache line of their own) and are its only writer, so an increment is a
@@ -150,7 +150,7 @@ impl Totals {
 /// (release on exit, acquire on take), which orders the old owner's last
 /// writes before the new owner's first.
 #[inline]
-fn owned_stripe() -> Option<usize> {
+pub(crate) fn owned_stripe() -> Option<usize> {
     // A const thread-local without a destructor: one thread-relative load.
     let index = STRIPE.with(Cell::get);
     if usize::from(index) < OWNED_STRIPES {

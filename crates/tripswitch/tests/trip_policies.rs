@@ -214,3 +214,47 @@ async fn windows_start_empty_when_the_breaker_closes_again() {
         "one failure in a fresh window is below the minimum"
     );
 }
+
+/// Successes on a time window from several threads at once (each counting
+/// in cells of its own, without a locked instruction) are all counted, in
+/// the slices they happened in, and leave the window with them.
+#[test]
+fn a_time_window_counts_every_success_from_many_threads_exactly() {
+    use tripswitch::clock::FakeClock;
+
+    let clock = FakeClock::new();
+    let breaker = CircuitBreaker::builder()
+        .clock(clock.clone())
+        .failure_rate(FailureRate::new(0.9, Window::last(Duration::from_secs(10))).min_calls(1))
+        .fail_fast()
+        .try_build()
+        .expect("valid");
+    let run = |calls: u32| {
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    futures::executor::block_on(async {
+                        for _ in 0..calls {
+                            succeed(&breaker).await.expect("closed");
+                        }
+                    })
+                });
+            }
+        });
+    };
+    run(1000);
+    clock.advance(Duration::from_secs(3));
+    run(500);
+    futures::executor::block_on(fail(&breaker)).unwrap_err();
+    let rate = breaker.metrics().failure_rate.expect("a rate");
+    assert_eq!(
+        rate,
+        1.0 / 6001.0,
+        "4,000 + 2,000 successes and one failure"
+    );
+    // The first batch leaves the window; the second and the failure stay.
+    clock.advance(Duration::from_secs(8));
+    let rate = breaker.metrics().failure_rate.expect("a rate");
+    assert_eq!(rate, 1.0 / 2001.0);
+    assert_eq!(breaker.state(), State::Closed);
+}

@@ -11,6 +11,7 @@
 
 mod consecutive;
 mod rate;
+mod striped_successes;
 mod window;
 
 pub use consecutive::ConsecutiveFailures;
@@ -19,6 +20,8 @@ pub use window::{MAX_BUCKETS, MAX_WINDOW_CALLS, Window};
 
 pub(crate) use consecutive::ConsecutiveState;
 pub(crate) use rate::{Measure as RateMeasure, RateState};
+#[cfg(loom)]
+pub(crate) use striped_successes::StripedSuccesses;
 pub(crate) use window::{CountRing, TimeBuckets};
 
 use std::fmt;

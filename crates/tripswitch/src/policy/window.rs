@@ -1,7 +1,9 @@
 use std::time::Duration;
 
+use super::striped_successes::StripedSuccesses;
 use crate::clock::nanos;
 use crate::error::ConfigError;
+use crate::metrics::{OWNED_STRIPES, owned_stripe};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// The largest count window: 10 million calls (two 1.25 MB bit rings).
@@ -324,6 +326,9 @@ pub(crate) struct TimeBuckets {
     /// only a call in another slice pays for the two divisions (see
     /// [`TimeBuckets::slot`]).
     current: AtomicU64,
+    /// Successes of threads that own a counter stripe, counted without a
+    /// locked instruction (`None` for windows of many buckets).
+    striped: Option<StripedSuccesses>,
 }
 
 /// Bits of [`TimeBuckets::current`] that hold the bucket index (enough for `MAX_BUCKETS`).
@@ -352,6 +357,14 @@ impl TimeBuckets {
                 })
                 .collect(),
             current: AtomicU64::new(0),
+            // Under loom every model thread shares one thread-local stripe
+            // index, so rows would have two writers: the cells are modelled
+            // on their own instead (tests/loom.rs).
+            striped: if cfg!(loom) {
+                None
+            } else {
+                StripedSuccesses::new(buckets as usize, OWNED_STRIPES)
+            },
         }
     }
 
@@ -383,6 +396,12 @@ impl TimeBuckets {
     #[inline]
     pub(crate) fn record_success(&self, at: Duration) {
         let (slice, index) = self.slot(at);
+        if let Some(striped) = &self.striped
+            && let Some(row) = owned_stripe()
+            && striped.add(row, slice, index)
+        {
+            return;
+        }
         self.count(slice, index, false, false);
     }
 
@@ -433,10 +452,19 @@ impl TimeBuckets {
                 counts.slow += u64::from(bucket.slow.load(Ordering::Relaxed));
             }
         }
+        if let Some(striped) = &self.striped {
+            let buckets = striped.buckets() as u64;
+            for slice in oldest..=newest {
+                counts.calls += striped.count(slice, (slice % buckets) as usize);
+            }
+        }
         counts
     }
 
     fn reset(&self) {
+        if let Some(striped) = &self.striped {
+            striped.reset();
+        }
         self.current.store(0, Ordering::Relaxed);
         for bucket in self.buckets.iter() {
             bucket.slice.store(0, Ordering::Release);
