@@ -109,7 +109,6 @@ impl Ticket {
         self.tag.get() >> KIND_BITS
     }
 
-    /// How the call counts.
     /// Whether the call counts with the policies of its generation.
     #[inline(always)]
     pub(crate) fn is_counted(self) -> bool {
@@ -118,6 +117,7 @@ impl Ticket {
         self.tag.get() & 0b110 == 0
     }
 
+    /// How the call counts.
     #[inline]
     pub(crate) fn kind(self) -> TicketKind {
         match self.tag.get() & ((1 << KIND_BITS) - 1) {
@@ -152,8 +152,8 @@ struct SuccessPath {
 }
 
 impl SuccessPath {
-    /// `observed`: runs are timed or listeners want events. Otherwise
-    /// everything goes through [`Core::record`].
+    /// `observed`: runs are timed or listeners want events; then every
+    /// success goes through [`Core::record`].
     fn for_settings(policies: &[Policy], observed: bool) -> SuccessPath {
         let mut path = SuccessPath {
             ring: None,
