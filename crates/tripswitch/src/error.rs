@@ -150,7 +150,14 @@ pub(crate) struct Why(u64);
 impl Why {
     #[inline(always)]
     pub(crate) fn new(state: State, reason: RejectReason) -> Why {
-        Why(state.bits() | (reason as u64) << 8)
+        let code = match reason {
+            RejectReason::Open => 0,
+            RejectReason::HalfOpenFull => 1,
+            RejectReason::ForcedOpen => 2,
+            RejectReason::WaitTimedOut => 3,
+            RejectReason::TooManyWaiters => 4,
+        };
+        Why(state.bits() | code << 8)
     }
 
     fn state(self) -> State {
@@ -306,3 +313,33 @@ impl fmt::Display for ConfigError {
 }
 
 impl StdError for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn why_round_trips_every_state_and_reason() {
+        let states = [
+            State::Closed,
+            State::Open,
+            State::HalfOpen,
+            State::ForcedOpen,
+            State::Disabled,
+            State::MetricsOnly,
+        ];
+        let reasons = [
+            RejectReason::Open,
+            RejectReason::HalfOpenFull,
+            RejectReason::ForcedOpen,
+            RejectReason::WaitTimedOut,
+            RejectReason::TooManyWaiters,
+        ];
+        for state in states {
+            for reason in reasons {
+                let why = Why::new(state, reason);
+                assert_eq!((why.state(), why.reason()), (state, reason));
+            }
+        }
+    }
+}
