@@ -12,7 +12,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tripswitch_benches::{CASES, case};
+use tripswitch_benches::{CASES, case, consume};
 
 /// Calls per measured iteration (one `block_on` each).
 const BATCH: u64 = 1_000;
@@ -111,7 +111,7 @@ fn shared_runner(name: &'static str) -> Arc<dyn Fn(u64) + Send + Sync> {
     {
         futures::executor::block_on(async {
             for i in 0..n {
-                black_box(call(i).await);
+                consume(&call(i).await);
             }
         });
     }
@@ -176,7 +176,7 @@ fn shared_runner(name: &'static str) -> Arc<dyn Fn(u64) + Send + Sync> {
                 futures::executor::block_on(async {
                     for i in 0..n {
                         if let Ok(ready) = service.ready().await {
-                            let _ = black_box(ready.call(i).await);
+                            consume(&ready.call(i).await);
                         }
                     }
                 });
