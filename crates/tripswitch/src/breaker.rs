@@ -251,12 +251,25 @@ impl CircuitBreaker {
         self.core.metrics()
     }
 
-    /// Waits for leave to run one call, for code that cannot be wrapped in a
-    /// closure. See [`Permit`].
+    /// Waits for permission to run one call, for code that cannot be wrapped
+    /// in a closure. See [`Permit`].
     ///
     /// # Cancel safety
     ///
     /// Dropping the future leaves the queue; a probe slot it was handed is given back.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let breaker = tripswitch::CircuitBreaker::new();
+    /// let permit = breaker.acquire().await.expect("no limits: a call is never refused");
+    /// match std::fs::metadata("/") {
+    ///     Ok(_) => permit.success(),
+    ///     Err(error) => permit.failure(&error),
+    /// }
+    /// # }
+    /// ```
     pub fn acquire(&self) -> Acquire<'_> {
         permit::acquire(&self.core)
     }
@@ -267,7 +280,7 @@ impl CircuitBreaker {
         permit::acquire_owned(Arc::clone(&self.core))
     }
 
-    /// Leave to run one call now, or the reason there is none; never waits.
+    /// Permission to run one call now, or the reason there is none; never waits.
     ///
     /// # Errors
     ///
@@ -341,6 +354,19 @@ impl CircuitBreaker {
 
     /// Turns the breaker off: every call goes through and nothing is recorded,
     /// until [`release`](Self::release) or [`reset`](Self::reset).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tripswitch::State;
+    /// let breaker = tripswitch::CircuitBreaker::builder().fail_fast().build();
+    /// breaker.disable();
+    /// breaker.try_acquire().unwrap().failure(&"not counted");
+    /// assert_eq!(breaker.state(), State::Disabled);
+    /// assert!(breaker.try_acquire().is_ok());
+    /// breaker.release();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// ```
     pub fn disable(&self) {
         self.core
             .force(State::Disabled, TransitionReason::Disabled, |_| true);

@@ -252,6 +252,18 @@ impl<V> Builder<V> {
     }
 
     /// Stay open for exponentially growing periods while probes keep failing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tripswitch::{Backoff, CircuitBreaker};
+    ///
+    /// // 1 s, 2 s, 4 s, ... up to a minute, each spread by up to ±20%.
+    /// let breaker = CircuitBreaker::builder()
+    ///     .backoff(Backoff::exponential(Duration::from_secs(1), Duration::from_secs(60)).jitter(0.2))
+    ///     .try_build()?;
+    /// # drop(breaker);
+    /// # Ok::<(), tripswitch::ConfigError>(())
+    /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Builder<Unchecked> {
         self.backoff = Some(backoff);
         self.open_period = None;
@@ -278,6 +290,21 @@ impl<V> Builder<V> {
 
     /// Adds a listener for every [`Event`] (transitions, successes, failures,
     /// ignored errors, slow calls, rejections).
+    ///
+    /// ```
+    /// use tripswitch::CircuitBreaker;
+    /// use tripswitch::events::EventKind;
+    ///
+    /// let breaker = CircuitBreaker::builder()
+    ///     .name("inventory")
+    ///     .on_event(|event| {
+    ///         if let EventKind::Transition { from, to, reason } = event.kind() {
+    ///             println!("{:?}: {from} -> {to} ({reason:?})", event.breaker());
+    ///         }
+    ///     })
+    ///     .build();
+    /// # drop(breaker);
+    /// ```
     pub fn on_event(mut self, listener: impl Fn(&Event<'_>) + Send + Sync + 'static) -> Self {
         self.listeners.push(Arc::new(listener));
         self
@@ -315,7 +342,16 @@ impl<V> Builder<V> {
         self.on_event(crate::export::listener(name))
     }
 
-    /// Trip after `n` failures in a row (n = 1 is the seed).
+    /// Trip after `n` failures in a row (n = 1 is the seed); `n` must be at
+    /// least 1.
+    ///
+    /// ```
+    /// let breaker = tripswitch::CircuitBreaker::builder()
+    ///     .consecutive_failures(5)
+    ///     .try_build()?;
+    /// # drop(breaker);
+    /// # Ok::<(), tripswitch::ConfigError>(())
+    /// ```
     pub fn consecutive_failures(mut self, n: u32) -> Builder<Unchecked> {
         self.consecutive = Some(n);
         self.unchecked()
@@ -328,6 +364,18 @@ impl<V> Builder<V> {
     }
 
     /// Trip when the slow-call rate over a sliding window reaches a threshold.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tripswitch::policy::{SlowCallRate, Window};
+    ///
+    /// // Open when 80% of the last 50 calls took longer than 200 ms.
+    /// let breaker = tripswitch::CircuitBreaker::builder()
+    ///     .slow_call_rate(SlowCallRate::new(Duration::from_millis(200), 0.8, Window::last_calls(50)))
+    ///     .try_build()?;
+    /// # drop(breaker);
+    /// # Ok::<(), tripswitch::ConfigError>(())
+    /// ```
     pub fn slow_call_rate(mut self, policy: SlowCallRate) -> Builder<Unchecked> {
         self.slow_rates.push(policy);
         self.unchecked()
@@ -347,6 +395,19 @@ impl<V> Builder<V> {
     }
 
     /// How the breaker tests the service after an open period.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tripswitch::HalfOpen;
+    ///
+    /// // Three probes at a time; close after five successes; reopen if
+    /// // probing takes longer than ten seconds.
+    /// let breaker = tripswitch::CircuitBreaker::builder()
+    ///     .half_open(HalfOpen::probes(3).close_after(5).max_duration(Duration::from_secs(10)))
+    ///     .try_build()?;
+    /// # drop(breaker);
+    /// # Ok::<(), tripswitch::ConfigError>(())
+    /// ```
     pub fn half_open(mut self, half_open: HalfOpen) -> Builder<Unchecked> {
         self.half_open = Some(half_open);
         self.unchecked()
@@ -365,7 +426,18 @@ impl<V> Builder<V> {
         self
     }
 
-    /// Reject a waiting call once it has waited `max` (wait mode).
+    /// Reject a waiting call once it has waited `max` (wait mode): it
+    /// returns [`Error::Rejected`](crate::Error::Rejected) with
+    /// [`RejectReason::WaitTimedOut`](crate::RejectReason::WaitTimedOut).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let breaker = tripswitch::CircuitBreaker::builder()
+    ///     .max_wait(Duration::from_millis(500))
+    ///     .max_waiters(1_000)
+    ///     .build();
+    /// # drop(breaker);
+    /// ```
     pub fn max_wait(mut self, max: Duration) -> Self {
         self.max_wait = Some(max);
         self.leave_seed()
@@ -422,6 +494,17 @@ impl<V> Builder<V> {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the first invalid setting.
+    ///
+    /// ```
+    /// use tripswitch::policy::{FailureRate, Window};
+    ///
+    /// let error = tripswitch::CircuitBreaker::builder()
+    ///     .failure_rate(FailureRate::new(1.5, Window::last_calls(100)))
+    ///     .try_build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.setting(), "failure_rate.threshold");
+    /// println!("{error}"); // invalid failure_rate.threshold: 1.5 (must be between 0 and 1)
+    /// ```
     pub fn try_build(self) -> Result<CircuitBreaker, ConfigError> {
         if let Some(n) = self.consecutive {
             ConsecutiveFailures::new(n)?;

@@ -230,6 +230,22 @@ impl Rejected {
     /// `None` when the breaker was forced open (it stays open until released),
     /// when it is half-open, or when the open period ends with an async freeze
     /// function whose length is not known in advance.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tripswitch::clock::FakeClock;
+    ///
+    /// let clock = FakeClock::new();
+    /// let breaker = tripswitch::CircuitBreaker::builder()
+    ///     .clock(clock.clone())
+    ///     .freeze_for(Duration::from_secs(30))
+    ///     .fail_fast()
+    ///     .build();
+    /// breaker.try_acquire().unwrap().failure(&"boom");
+    /// clock.advance(Duration::from_secs(10));
+    /// let rejected = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(20)));
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         let kind = self.clock;
         if kind == ClockKind::Unknown {

@@ -108,7 +108,7 @@ macro_rules! permit_methods {
     };
 }
 
-/// Leave to run one call through a breaker; say how it went with
+/// Permission to run one call through a breaker; say how it went with
 /// [`success`](Permit::success), [`failure`](Permit::failure) or
 /// [`ignored`](Permit::ignored).
 ///
