@@ -123,7 +123,68 @@ fn heap_use_per_call_and_per_state_change() {
         "live bytes after a million open/close cycles equal those after the first thousand"
     );
 
+    on_tokio_clock();
     sizes_of_breakers();
+}
+
+/// The same paths on the default clock (tokio's, paused), with the
+/// configurations whose calls do more: a time window (a clock read and a
+/// per-thread cell per success), a named breaker's rejections (the name is
+/// shared, not copied), and permits.
+fn on_tokio_clock() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let timed = CircuitBreaker::builder()
+            .failure_rate(FailureRate::new(0.5, Window::last(Duration::from_secs(60))))
+            .fail_fast()
+            .try_build()
+            .unwrap();
+        let closed = allocations_per_run(|i| {
+            let _ =
+                block_on(timed.execute(|| async move { if i % 5 == 0 { Err(()) } else { Ok(i) } }));
+        });
+        assert_eq!(closed, 0, "closed path, time window, tokio clock");
+
+        let named = CircuitBreaker::builder()
+            .name("inventory")
+            .freeze_for(Duration::from_secs(3600))
+            .fail_fast()
+            .build();
+        let _ = named.execute(|| async { Err::<(), _>("trip") }).await;
+        assert_eq!(named.state(), State::Open);
+        let rejected = allocations_per_run(|i| {
+            let result = block_on(named.execute(|| async move { Ok::<_, ()>(i) }));
+            let rejected = result.unwrap_err().rejected().cloned().expect("rejected");
+            assert_eq!(rejected.name(), Some("inventory"));
+            assert!(rejected.retry_after().is_some());
+        });
+        assert_eq!(rejected, 0, "rejected path, named breaker, tokio clock");
+
+        let half_open = CircuitBreaker::builder()
+            .half_open(HalfOpen::probes(1).close_after(u32::MAX))
+            .freeze_for(Duration::from_secs(1))
+            .fail_fast()
+            .try_build()
+            .unwrap();
+        let _ = half_open.execute(|| async { Err::<(), _>("trip") }).await;
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let probes = allocations_per_run(|i| {
+            block_on(half_open.execute(|| async move { Ok::<_, ()>(i) })).unwrap();
+        });
+        assert_eq!(probes, 0, "half-open admission, tokio clock");
+        assert_eq!(half_open.state(), State::HalfOpen);
+
+        let permits = CircuitBreaker::builder()
+            .consecutive_failures(3)
+            .try_build()
+            .unwrap();
+        let permitted = allocations_per_run(|_| permits.try_acquire().unwrap().success());
+        assert_eq!(permitted, 0, "permits");
+    });
 }
 
 /// Heap bytes a breaker built by `build` owns.
