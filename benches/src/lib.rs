@@ -84,6 +84,7 @@ pub const CASES: &[&str] = &[
     "closed-count-window/tower-resilience",
     "closed-time-window/tripswitch",
     "closed-time-window/tripswitch-tsc",
+    "closed-time-window/tripswitch-fake-clock",
     "closed-time-window/failsafe",
     "closed-time-window/tower-resilience",
     "rejected/tripswitch",
@@ -124,6 +125,15 @@ pub fn tripswitch_time_window_tsc() -> CircuitBreaker {
         .expect("valid")
 }
 
+/// [`tripswitch_time_window`] on a `FakeClock`, whose read is one atomic
+/// load: what the window itself costs, without the clock.
+pub fn tripswitch_time_window_fake_clock() -> CircuitBreaker {
+    time_window_settings()
+        .clock(tripswitch::clock::FakeClock::new())
+        .try_build()
+        .expect("valid")
+}
+
 fn time_window_settings() -> tripswitch::Builder<tripswitch::Unchecked> {
     CircuitBreaker::builder()
         .failure_rate(FailureRate::new(0.5, Window::last(Duration::from_secs(60))).min_calls(100))
@@ -143,6 +153,9 @@ pub fn case(name: &str) -> Option<Runner> {
         "closed-count-window/tripswitch" => tripswitch_runner(tripswitch_count_window()),
         "closed-time-window/tripswitch" => tripswitch_runner(tripswitch_time_window()),
         "closed-time-window/tripswitch-tsc" => tripswitch_runner(tripswitch_time_window_tsc()),
+        "closed-time-window/tripswitch-fake-clock" => {
+            tripswitch_runner(tripswitch_time_window_fake_clock())
+        }
         "closed-consecutive/failsafe" => {
             let breaker = failsafe::Config::new()
                 .failure_policy(failsafe::failure_policy::consecutive_failures(

@@ -19,13 +19,13 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use crate::clock::{Clock, StdClock, nanos};
-use crate::clock::{ClockAnchor, ClockKind};
+use crate::clock::{ClockAnchor, ClockKind, ClockReader};
 use crate::error::{RejectReason, RejectSource, Rejected, Why};
 use crate::events::{ErrorCallback, Event, EventKind, Listener, TransitionReason, call_guarded};
 use crate::half_open::HalfOpen;
 use crate::metrics::{Counts, Metrics, Tally, Totals};
 use crate::open_period::{AnyDebug, FreezeFuture, OpenPeriod, PeriodEnd, TripContext};
-use crate::policy::{CallRecord, ConsecutiveState, CountRing, Policy};
+use crate::policy::{CallRecord, ConsecutiveState, CountRing, Policy, TimeBuckets};
 use crate::shared::SharedState;
 use crate::state::{State, Word};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, Weak, lock};
@@ -146,6 +146,9 @@ struct SuccessPath {
     /// One consecutive-failures policy (same conditions): with no failure
     /// counted, a success is one counter increment.
     consecutive: Option<Arc<ConsecutiveState>>,
+    /// One time window (same conditions): a counter increment, one clock
+    /// read and the window's per-thread cell, in the call's generation.
+    buckets: Option<Arc<TimeBuckets>>,
     /// Consecutive counts, count windows and time windows, which a success
     /// can never trip: no event, no rate computed, at most one clock read.
     windows: bool,
@@ -158,6 +161,7 @@ impl SuccessPath {
         let mut path = SuccessPath {
             ring: None,
             consecutive: None,
+            buckets: None,
             windows: false,
         };
         if observed {
@@ -166,6 +170,9 @@ impl SuccessPath {
         match policies {
             [Policy::Consecutive(consecutive)] => path.consecutive = Some(Arc::clone(consecutive)),
             [Policy::Rate(rate)] if rate.ring().is_some() => path.ring = rate.ring().cloned(),
+            [Policy::Rate(rate)] if rate.buckets().is_some() => {
+                path.buckets = rate.buckets().cloned();
+            }
             _ => {
                 path.windows = policies.iter().all(|p| match p {
                     Policy::Consecutive(_) => true,
@@ -258,6 +265,8 @@ pub(crate) struct Core {
     freeze_waker: Waker,
     /// How rejections carry the open period's deadline.
     anchor: ClockAnchor,
+    /// How the breaker reads its clock.
+    reader: ClockReader,
     /// What rejections carry of the breaker (name, custom clock), if anything.
     reject_source: Option<Arc<RejectSource>>,
     pub(crate) totals: Totals,
@@ -295,6 +304,7 @@ impl Core {
             .iter()
             .any(|p| matches!(p, Policy::Rate(r) if r.measure == crate::policy::RateMeasure::Slow));
         let anchor = ClockAnchor::of(&settings.clock);
+        let reader = ClockReader::of(&settings.clock);
         let custom_clock =
             (anchor.kind() == ClockKind::Custom).then(|| Arc::clone(&settings.clock));
         let reject_source = (settings.name.is_some() || custom_clock.is_some()).then(|| {
@@ -324,6 +334,7 @@ impl Core {
             freeze_woken: AtomicBool::new(false),
             period_due: AtomicBool::new(false),
             anchor,
+            reader,
             reject_source,
             freeze_waker: Waker::from(Arc::new(FreezeWake { core: weak.clone() })),
             totals: Totals::default(),
@@ -340,8 +351,9 @@ impl Core {
         Word(self.word.load(Ordering::Acquire))
     }
 
+    #[inline]
     pub(crate) fn now(&self) -> Duration {
-        self.settings.clock.now()
+        self.reader.now(&self.settings.clock)
     }
 
     #[inline]
@@ -604,6 +616,11 @@ impl Core {
                 // A success that resets the count (in its generation).
                 self.success_to_windows(ticket);
             }
+        } else if let Some(buckets) = &self.success_path.buckets {
+            self.totals.add(Tally::Success);
+            if self.load().generation() == ticket.generation() {
+                self.success_to_buckets(buckets);
+            }
         } else if self.success_path.windows {
             self.totals.add(Tally::Success);
             self.success_to_windows(ticket);
@@ -631,7 +648,7 @@ impl Core {
                     if let Some(ring) = rate.ring() {
                         ring.record_success();
                     } else if let Some(buckets) = rate.buckets() {
-                        self.success_to_buckets(buckets, &mut now);
+                        buckets.record_success(*now.get_or_insert_with(|| self.now()));
                     }
                 }
                 Policy::Custom(_) => {}
@@ -639,12 +656,12 @@ impl Core {
         }
     }
 
-    /// A success in a time window; the clock is read once for all of them.
-    /// Kept out of line so that the count-only path above stays small
+    /// A success in a breaker's only time window, in the call's generation.
+    /// Kept out of line so that the count-only paths above stay small
     /// enough to inline.
     #[inline(never)]
-    fn success_to_buckets(&self, buckets: &crate::policy::TimeBuckets, now: &mut Option<Duration>) {
-        buckets.record_success(*now.get_or_insert_with(|| self.now()));
+    fn success_to_buckets(&self, buckets: &TimeBuckets) {
+        buckets.record_success(self.now());
     }
 
     /// Records how a run ended. Returns whether the breaker is open after it

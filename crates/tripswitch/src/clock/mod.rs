@@ -78,6 +78,43 @@ pub(crate) fn default_clock() -> Arc<dyn Clock> {
     }
 }
 
+/// How the breaker reads its own clock: a built-in clock's instant is read
+/// in place, with the same arithmetic as its [`Clock::now`], so that a time
+/// window's success costs no indirect call; any other clock through its
+/// trait object.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ClockReader {
+    #[cfg(feature = "tokio")]
+    Tokio(tokio::time::Instant),
+    Std(std::time::Instant),
+    Other,
+}
+
+impl ClockReader {
+    pub(crate) fn of(clock: &Arc<dyn Clock>) -> Self {
+        let any: &dyn Any = &**clock;
+        #[cfg(feature = "tokio")]
+        if let Some(tokio) = any.downcast_ref::<TokioClock>() {
+            return ClockReader::Tokio(tokio.origin);
+        }
+        match any.downcast_ref::<StdClock>() {
+            Some(std) => ClockReader::Std(std.origin),
+            None => ClockReader::Other,
+        }
+    }
+
+    /// `clock.now()`, where `clock` is the clock this reader was made of.
+    #[inline]
+    pub(crate) fn now(&self, clock: &Arc<dyn Clock>) -> Duration {
+        match self {
+            #[cfg(feature = "tokio")]
+            ClockReader::Tokio(origin) => tokio_clock::since(*origin),
+            ClockReader::Std(origin) => origin.elapsed(),
+            ClockReader::Other => clock.now(),
+        }
+    }
+}
+
 /// Nanoseconds on a clock, saturating at `u64::MAX` (about 584 years).
 pub(crate) fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)

@@ -31,10 +31,17 @@ impl Default for TokioClock {
 
 impl Clock for TokioClock {
     fn now(&self) -> Duration {
-        tokio::time::Instant::now().saturating_duration_since(self.origin)
+        since(self.origin)
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
         Box::pin(tokio::time::sleep(duration))
     }
+}
+
+/// Time on tokio's clock since `origin` (zero if tokio's paused clock was
+/// moved behind it).
+#[inline]
+pub(super) fn since(origin: tokio::time::Instant) -> Duration {
+    tokio::time::Instant::now().saturating_duration_since(origin)
 }

@@ -249,7 +249,7 @@ impl RateState {
     }
 
     /// The time buckets, when the window counts time (successes then take the fast path).
-    pub(crate) fn buckets(&self) -> Option<&super::window::TimeBuckets> {
+    pub(crate) fn buckets(&self) -> Option<&std::sync::Arc<super::window::TimeBuckets>> {
         self.window.buckets()
     }
 }

@@ -95,7 +95,8 @@ pub(crate) struct WindowCounts {
 pub(crate) enum WindowState {
     /// Shared with the breaker's success path (see `Core::record_success`).
     Count(std::sync::Arc<CountRing>),
-    Time(TimeBuckets),
+    /// Shared with the breaker's success path too.
+    Time(std::sync::Arc<TimeBuckets>),
 }
 
 impl WindowState {
@@ -104,9 +105,9 @@ impl WindowState {
             Window::LastCalls(n) => {
                 WindowState::Count(std::sync::Arc::new(CountRing::new(n.max(1))))
             }
-            Window::LastDuration { length, buckets } => {
-                WindowState::Time(TimeBuckets::new(length, buckets.max(1)))
-            }
+            Window::LastDuration { length, buckets } => WindowState::Time(std::sync::Arc::new(
+                TimeBuckets::new(length, buckets.max(1)),
+            )),
         }
     }
 
@@ -144,7 +145,7 @@ impl WindowState {
     }
 
     /// The time buckets, for the fast success path.
-    pub(crate) fn buckets(&self) -> Option<&TimeBuckets> {
+    pub(crate) fn buckets(&self) -> Option<&std::sync::Arc<TimeBuckets>> {
         match self {
             WindowState::Time(buckets) => Some(buckets),
             WindowState::Count(_) => None,
