@@ -619,7 +619,11 @@ impl Core {
         } else if let Some(buckets) = &self.success_path.buckets {
             self.totals.add(Tally::Success);
             if self.load().generation() == ticket.generation() {
-                self.success_to_buckets(buckets);
+                if self.reader.reads_instants() {
+                    self.success_to_buckets_at_instant(buckets);
+                } else {
+                    self.success_to_buckets(buckets);
+                }
             }
         } else if self.success_path.windows {
             self.totals.add(Tally::Success);
@@ -657,11 +661,21 @@ impl Core {
     }
 
     /// A success in a breaker's only time window, in the call's generation.
-    /// Kept out of line so that the count-only paths above stay small
-    /// enough to inline.
+    /// Kept out of line (as is the next one) so that the count-only paths
+    /// above stay small enough to inline.
     #[inline(never)]
     fn success_to_buckets(&self, buckets: &TimeBuckets) {
         buckets.record_success(self.now());
+    }
+
+    /// [`success_to_buckets`](Self::success_to_buckets) on a built-in
+    /// clock, whose instants let the thread's last slice be reused.
+    #[inline(never)]
+    fn success_to_buckets_at_instant(&self, buckets: &TimeBuckets) {
+        match self.reader.instants() {
+            Some((now, origin)) => buckets.record_success_at(now, origin),
+            None => buckets.record_success(self.now()),
+        }
     }
 
     /// Records how a run ended. Returns whether the breaker is open after it

@@ -258,3 +258,153 @@ fn a_time_window_counts_every_success_from_many_threads_exactly() {
     assert_eq!(rate, 1.0 / 2001.0);
     assert_eq!(breaker.state(), State::Closed);
 }
+
+/// The same on tokio's paused clock, whose readings are instants: there a
+/// thread's successes after the first in a slice skip the clock arithmetic
+/// (they go to the cell of the span the thread remembers), and the counts
+/// must stay exact across slices, threads and windows.
+#[test]
+fn a_time_window_on_tokios_clock_counts_every_success_from_many_threads_exactly() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    let handle = runtime.handle().clone();
+    let breaker = runtime.block_on(async {
+        CircuitBreaker::builder()
+            .failure_rate(FailureRate::new(0.9, Window::last(Duration::from_secs(10))).min_calls(1))
+            .fail_fast()
+            .try_build()
+            .expect("valid")
+    });
+    // A second window on the same threads, so that each thread's memory
+    // of its last slice moves between windows.
+    let other = runtime.block_on(async {
+        CircuitBreaker::builder()
+            .failure_rate(FailureRate::new(0.9, Window::last(Duration::from_secs(4))).min_calls(1))
+            .fail_fast()
+            .try_build()
+            .expect("valid")
+    });
+    let run = |calls: u32| {
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    // Inside the runtime's context: tokio's (paused) clock.
+                    let _context = handle.enter();
+                    futures::executor::block_on(async {
+                        for _ in 0..calls {
+                            succeed(&breaker).await.expect("closed");
+                            succeed(&other).await.expect("closed");
+                        }
+                    })
+                });
+            }
+        });
+    };
+    run(1000);
+    runtime.block_on(tokio::time::advance(Duration::from_secs(3)));
+    run(500);
+    runtime.block_on(async {
+        fail(&breaker).await.unwrap_err();
+        let rate = breaker.metrics().failure_rate.expect("a rate");
+        assert_eq!(
+            rate,
+            1.0 / 6001.0,
+            "4,000 + 2,000 successes and one failure"
+        );
+        // The first batch leaves the window; the second and the failure stay.
+        tokio::time::advance(Duration::from_secs(8)).await;
+        let rate = breaker.metrics().failure_rate.expect("a rate");
+        assert_eq!(rate, 1.0 / 2001.0);
+        assert_eq!(breaker.state(), State::Closed);
+        // The other window (4 s) kept only the second batch, then nothing.
+        fail(&other).await.unwrap_err();
+        let rate = other.metrics().failure_rate.expect("a rate");
+        assert_eq!(rate, 1.0, "both batches are older than 4 seconds");
+    });
+}
+
+/// One thread, successes a few milliseconds apart on tokio's paused clock,
+/// crossing slice boundaries all the time: the window's count of calls is
+/// exactly the number made in its last `length`, slice by slice.
+#[tokio::test(start_paused = true)]
+async fn time_window_successes_land_in_the_slice_of_their_instant() {
+    // 1 s in 10 slices of 100 ms.
+    let breaker = CircuitBreaker::builder()
+        .failure_rate(FailureRate::new(0.99, Window::last(Duration::from_secs(1))).min_calls(1))
+        .fail_fast()
+        .try_build()
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    let mut made = Vec::new();
+    for step in 0..200u64 {
+        succeed(&breaker).await.unwrap();
+        made.push(start.elapsed());
+        // 7, 14, 21, ... ms apart in turn: calls land on, near and across
+        // slice boundaries.
+        tokio::time::advance(Duration::from_millis(7 * (step % 5 + 1))).await;
+    }
+    fail(&breaker).await.unwrap_err();
+    let now = start.elapsed();
+    // The window holds the slices that overlap the last second: the
+    // current one and the nine before it.
+    let slice = |at: Duration| at.as_millis() / 100;
+    let oldest = slice(now).saturating_sub(9);
+    let expected = made.iter().filter(|&&at| slice(at) >= oldest).count() as f64;
+    let rate = breaker.metrics().failure_rate.expect("a rate");
+    assert_eq!(
+        rate,
+        1.0 / (expected + 1.0),
+        "{expected} successes in the window"
+    );
+}
+
+/// Successes right at and right before a slice boundary, on tokio's paused
+/// clock: each counts in the slice its instant belongs to, even when the
+/// thread's previous success was in the slice next to it.
+#[tokio::test(start_paused = true)]
+async fn time_window_successes_at_slice_boundaries_count_in_their_own_slice() {
+    // 1 s in 10 slices of 100 ms; slice k is [k * 100 ms, (k + 1) * 100 ms).
+    let breaker = CircuitBreaker::builder()
+        .failure_rate(FailureRate::new(0.99, Window::last(Duration::from_secs(1))).min_calls(1))
+        .fail_fast()
+        .try_build()
+        .unwrap();
+    let nanos = Duration::from_nanos;
+    succeed(&breaker).await.unwrap(); // t = 0, slice 0
+    tokio::time::advance(Duration::from_millis(100) - nanos(1)).await;
+    succeed(&breaker).await.unwrap(); // last nanosecond of slice 0
+    tokio::time::advance(nanos(1)).await;
+    succeed(&breaker).await.unwrap(); // first nanosecond of slice 1
+    succeed(&breaker).await.unwrap(); // slice 1 again
+    // At 1 s the window is slices 1..=10: slice 0's two successes are out.
+    tokio::time::advance(Duration::from_millis(900)).await;
+    fail(&breaker).await.unwrap_err();
+    let rate = breaker.metrics().failure_rate.expect("a rate");
+    assert_eq!(rate, 1.0 / 3.0, "two successes of slice 1 and the failure");
+    // One nanosecond before slice 2 begins... then slice 1 leaves too.
+    tokio::time::advance(Duration::from_millis(100) - nanos(1)).await;
+    assert_eq!(breaker.metrics().failure_rate, Some(1.0 / 3.0));
+    tokio::time::advance(nanos(1)).await;
+    assert_eq!(breaker.metrics().failure_rate, Some(1.0));
+}
+
+/// A reset forgets the window's counts, also those of the slice the
+/// thread's successes go straight to.
+#[tokio::test(start_paused = true)]
+async fn a_reset_forgets_successes_of_the_current_slice() {
+    let breaker = CircuitBreaker::builder()
+        .failure_rate(FailureRate::new(0.99, Window::last(Duration::from_secs(10))).min_calls(1))
+        .fail_fast()
+        .try_build()
+        .unwrap();
+    for _ in 0..5 {
+        succeed(&breaker).await.unwrap();
+    }
+    breaker.reset();
+    succeed(&breaker).await.unwrap();
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(breaker.metrics().failure_rate, Some(0.5));
+}

@@ -103,6 +103,27 @@ impl ClockReader {
         }
     }
 
+    /// Whether [`instants`](Self::instants) gives instants (a built-in clock).
+    #[inline]
+    pub(crate) fn reads_instants(&self) -> bool {
+        !matches!(self, ClockReader::Other)
+    }
+
+    /// For a built-in clock, its reading and its origin as instants (tokio's
+    /// are `std`'s underneath); `now.saturating_duration_since(origin)` is
+    /// what [`now`](Self::now) returns.
+    #[inline]
+    pub(crate) fn instants(&self) -> Option<(std::time::Instant, std::time::Instant)> {
+        match self {
+            #[cfg(feature = "tokio")]
+            ClockReader::Tokio(origin) => {
+                Some((tokio::time::Instant::now().into_std(), origin.into_std()))
+            }
+            ClockReader::Std(origin) => Some((std::time::Instant::now(), *origin)),
+            ClockReader::Other => None,
+        }
+    }
+
     /// `clock.now()`, where `clock` is the clock this reader was made of.
     #[inline]
     pub(crate) fn now(&self, clock: &Arc<dyn Clock>) -> Duration {

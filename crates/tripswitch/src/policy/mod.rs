@@ -10,6 +10,7 @@
 //! - anything implementing [`TripPolicy`].
 
 mod consecutive;
+mod last_slice;
 mod rate;
 mod striped_successes;
 mod window;

@@ -71,10 +71,17 @@ impl StripedSuccesses {
     }
 
     fn cell(&self, row: usize, index: usize) -> Option<&Cell> {
-        let line = self
-            .lines
-            .get(row * self.row_lines + index / CELLS_PER_LINE)?;
-        line.0.get(index % CELLS_PER_LINE)
+        self.cell_at(self.position(row, index))
+    }
+
+    /// Where bucket `index`'s cell of `row` is among all the cells.
+    fn position(&self, row: usize, index: usize) -> usize {
+        (row * self.row_lines) * CELLS_PER_LINE + index
+    }
+
+    fn cell_at(&self, position: usize) -> Option<&Cell> {
+        let line = self.lines.get(position / CELLS_PER_LINE)?;
+        line.0.get(position % CELLS_PER_LINE)
     }
 
     fn tag(&self, slice: u64) -> Option<u64> {
@@ -89,17 +96,19 @@ impl StripedSuccesses {
     /// shared bucket.
     #[inline]
     pub(crate) fn add(&self, row: usize, slice: u64, index: usize) -> bool {
-        let (Some(cell), Some(tag)) = (self.cell(row, index), self.tag(slice)) else {
-            return false;
+        self.add_at(row, slice, index).is_some()
+    }
+
+    /// [`add`](Self::add), telling where the success went: the cell's
+    /// position and tag, for [`add_again`](Self::add_again).
+    #[inline]
+    pub(crate) fn add_at(&self, row: usize, slice: u64, index: usize) -> Option<(usize, u64)> {
+        let position = self.position(row, index);
+        let (Some(cell), Some(tag)) = (self.cell_at(position), self.tag(slice)) else {
+            return None;
         };
         if cell.tag.load(Ordering::Relaxed) == tag {
-            let count = cell.count.load(Ordering::Relaxed);
-            if count == u64::MAX {
-                return false;
-            }
-            // Single writer: a plain increment.
-            cell.count.store(count + 1, Ordering::Release);
-            return true;
+            return increment(cell).then_some((position, tag));
         }
         // The cell moves to a new slice (or epoch): clear the tag first, so
         // that no reader pairs the new count with the old tag.
@@ -107,7 +116,21 @@ impl StripedSuccesses {
         fence(Ordering::Release);
         cell.count.store(1, Ordering::Relaxed);
         cell.tag.store(tag, Ordering::Release);
-        true
+        Some((position, tag))
+    }
+
+    /// Counts one more success in the cell at `position` (the calling
+    /// thread's own, as [`add_at`](Self::add_at) returned it), if it still
+    /// holds `tag` in the window's current epoch. False when anything moved:
+    /// then go the long way.
+    #[inline]
+    pub(crate) fn add_again(&self, position: usize, tag: u64) -> bool {
+        let Some(cell) = self.cell_at(position) else {
+            return false;
+        };
+        tag >> SLICE_BITS == self.epoch.load(Ordering::Relaxed)
+            && cell.tag.load(Ordering::Relaxed) == tag
+            && increment(cell)
     }
 
     /// Successes counted in cells for `slice` (bucket `index`), every row.
@@ -132,6 +155,18 @@ impl StripedSuccesses {
     pub(crate) fn buckets(&self) -> usize {
         self.buckets
     }
+}
+
+/// One more success in a cell whose tag is right, by its only writer.
+#[inline]
+fn increment(cell: &Cell) -> bool {
+    let count = cell.count.load(Ordering::Relaxed);
+    if count == u64::MAX {
+        return false;
+    }
+    // Single writer: a plain increment.
+    cell.count.store(count + 1, Ordering::Release);
+    true
 }
 
 /// A cell's count if it holds `expected`, read consistently.

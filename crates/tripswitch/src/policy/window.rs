@@ -1,5 +1,6 @@
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::last_slice;
 use super::striped_successes::StripedSuccesses;
 use crate::clock::nanos;
 use crate::error::ConfigError;
@@ -330,7 +331,14 @@ pub(crate) struct TimeBuckets {
     /// Successes of threads that own a counter stripe, counted without a
     /// locked instruction (`None` for windows of many buckets).
     striped: Option<StripedSuccesses>,
+    /// Names this window in threads' memory of their last slice (see
+    /// `last_slice`); never reused.
+    id: u64,
 }
+
+/// The next [`TimeBuckets::id`]. A plain `std` atomic even under loom: it
+/// only names windows, it orders nothing.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Bits of [`TimeBuckets::current`] that hold the bucket index (enough for `MAX_BUCKETS`).
 const INDEX_BITS: u32 = 17;
@@ -366,6 +374,7 @@ impl TimeBuckets {
             } else {
                 StripedSuccesses::new(buckets as usize, OWNED_STRIPES)
             },
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -404,6 +413,52 @@ impl TimeBuckets {
             return;
         }
         self.count(slice, index, false, false);
+    }
+
+    /// [`record_success`](Self::record_success) on a clock of instants:
+    /// `now` is the clock's reading, `origin` its start. A thread's second
+    /// and later successes in the same slice go straight to its cell (see
+    /// `last_slice`); the first one finds the slice and remembers its span.
+    #[inline]
+    pub(crate) fn record_success_at(&self, now: Instant, origin: Instant) {
+        let Some(striped) = &self.striped else {
+            return self.record_success(now.saturating_duration_since(origin));
+        };
+        let Some(row) = owned_stripe() else {
+            return self.record_success(now.saturating_duration_since(origin));
+        };
+        if let Some(last) = last_slice::recall(self.id, now)
+            && last.row == row
+            && striped.add_again(last.cell, last.tag)
+        {
+            return;
+        }
+        let (slice, index) = self.slot(now.saturating_duration_since(origin));
+        match striped.add_at(row, slice, index) {
+            Some((cell, tag)) => {
+                if let Some((start, end)) = self.span(origin, slice) {
+                    last_slice::remember(last_slice::Remembered {
+                        window: self.id,
+                        start,
+                        end,
+                        row,
+                        cell,
+                        tag,
+                    });
+                }
+            }
+            None => self.count(slice, index, false, false),
+        }
+    }
+
+    /// Slice `slice`'s span of instants, for a clock that started at `origin`.
+    fn span(&self, origin: Instant, slice: u64) -> Option<(Instant, Instant)> {
+        let from = slice.checked_sub(1)?.checked_mul(self.bucket_nanos)?;
+        let to = slice.checked_mul(self.bucket_nanos)?;
+        Some((
+            origin.checked_add(Duration::from_nanos(from))?,
+            origin.checked_add(Duration::from_nanos(to))?,
+        ))
     }
 
     fn record(&self, failed: bool, slow: bool, at: Duration) -> WindowCounts {
