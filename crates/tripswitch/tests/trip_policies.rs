@@ -16,6 +16,15 @@ fn fail_fast() -> tripswitch::Builder<tripswitch::Unchecked> {
         .half_open(HalfOpen::probes(1))
 }
 
+/// A fail-fast breaker on a failure rate over the last `length` (10
+/// buckets), judged from the first call, that only failures close to 100%
+/// trip: the tests read its rate.
+fn rate_over_the_last(length: Duration) -> tripswitch::Builder<tripswitch::Unchecked> {
+    CircuitBreaker::builder()
+        .failure_rate(FailureRate::new(0.99, Window::last(length)).min_calls(1))
+        .fail_fast()
+}
+
 #[tokio::test(start_paused = true)]
 async fn consecutive_failures_trip_after_n_in_a_row_and_successes_reset_the_count() {
     let breaker = fail_fast().consecutive_failures(3).try_build().unwrap();
@@ -272,18 +281,14 @@ fn a_time_window_on_tokios_clock_counts_every_success_from_many_threads_exactly(
         .expect("runtime");
     let handle = runtime.handle().clone();
     let breaker = runtime.block_on(async {
-        CircuitBreaker::builder()
-            .failure_rate(FailureRate::new(0.9, Window::last(Duration::from_secs(10))).min_calls(1))
-            .fail_fast()
+        rate_over_the_last(Duration::from_secs(10))
             .try_build()
             .expect("valid")
     });
     // A second window on the same threads, so that each thread's memory
     // of its last slice moves between windows.
     let other = runtime.block_on(async {
-        CircuitBreaker::builder()
-            .failure_rate(FailureRate::new(0.9, Window::last(Duration::from_secs(4))).min_calls(1))
-            .fail_fast()
+        rate_over_the_last(Duration::from_secs(4))
             .try_build()
             .expect("valid")
     });
@@ -332,9 +337,7 @@ fn a_time_window_on_tokios_clock_counts_every_success_from_many_threads_exactly(
 #[tokio::test(start_paused = true)]
 async fn time_window_successes_land_in_the_slice_of_their_instant() {
     // 1 s in 10 slices of 100 ms.
-    let breaker = CircuitBreaker::builder()
-        .failure_rate(FailureRate::new(0.99, Window::last(Duration::from_secs(1))).min_calls(1))
-        .fail_fast()
+    let breaker = rate_over_the_last(Duration::from_secs(1))
         .try_build()
         .unwrap();
     let start = tokio::time::Instant::now();
@@ -367,9 +370,7 @@ async fn time_window_successes_land_in_the_slice_of_their_instant() {
 #[tokio::test(start_paused = true)]
 async fn time_window_successes_at_slice_boundaries_count_in_their_own_slice() {
     // 1 s in 10 slices of 100 ms; slice k is [k * 100 ms, (k + 1) * 100 ms).
-    let breaker = CircuitBreaker::builder()
-        .failure_rate(FailureRate::new(0.99, Window::last(Duration::from_secs(1))).min_calls(1))
-        .fail_fast()
+    let breaker = rate_over_the_last(Duration::from_secs(1))
         .try_build()
         .unwrap();
     let nanos = Duration::from_nanos;
@@ -395,9 +396,7 @@ async fn time_window_successes_at_slice_boundaries_count_in_their_own_slice() {
 /// thread's successes go straight to.
 #[tokio::test(start_paused = true)]
 async fn a_reset_forgets_successes_of_the_current_slice() {
-    let breaker = CircuitBreaker::builder()
-        .failure_rate(FailureRate::new(0.99, Window::last(Duration::from_secs(10))).min_calls(1))
-        .fail_fast()
+    let breaker = rate_over_the_last(Duration::from_secs(10))
         .try_build()
         .unwrap();
     for _ in 0..5 {
