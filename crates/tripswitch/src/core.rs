@@ -303,8 +303,8 @@ impl Core {
         let slow_probe_fails = policies
             .iter()
             .any(|p| matches!(p, Policy::Rate(r) if r.measure == crate::policy::RateMeasure::Slow));
-        let anchor = ClockAnchor::of(&settings.clock);
         let reader = ClockReader::of(&settings.clock);
+        let anchor = ClockAnchor::of(reader);
         let custom_clock =
             (anchor.kind() == ClockKind::Custom).then(|| Arc::clone(&settings.clock));
         let reject_source = (settings.name.is_some() || custom_clock.is_some()).then(|| {

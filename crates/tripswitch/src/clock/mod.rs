@@ -91,6 +91,7 @@ pub(crate) enum ClockReader {
 }
 
 impl ClockReader {
+    /// The only place that tells the built-in clocks from the others.
     pub(crate) fn of(clock: &Arc<dyn Clock>) -> Self {
         let any: &dyn Any = &**clock;
         #[cfg(feature = "tokio")]
@@ -188,25 +189,23 @@ pub(crate) struct ClockAnchor {
 }
 
 impl ClockAnchor {
-    pub(crate) fn of(clock: &Arc<dyn Clock>) -> Self {
-        let any: &dyn Any = &**clock;
-        #[cfg(feature = "tokio")]
-        if let Some(tokio) = any.downcast_ref::<TokioClock>() {
-            let anchor = tokio_anchor();
-            return ClockAnchor {
+    /// The anchor of the clock `reader` reads (a built-in clock's origin
+    /// against the process-wide anchor of its kind of instant).
+    pub(crate) fn of(reader: ClockReader) -> Self {
+        match reader {
+            #[cfg(feature = "tokio")]
+            ClockReader::Tokio(origin) => ClockAnchor {
                 kind: ClockKind::Tokio,
-                offset: signed_nanos(tokio.origin.into_std(), anchor.into_std()),
-            };
-        }
-        if let Some(std) = any.downcast_ref::<StdClock>() {
-            return ClockAnchor {
+                offset: signed_nanos(origin.into_std(), tokio_anchor().into_std()),
+            },
+            ClockReader::Std(origin) => ClockAnchor {
                 kind: ClockKind::Std,
-                offset: signed_nanos(std.origin, std_anchor()),
-            };
-        }
-        ClockAnchor {
-            kind: ClockKind::Custom,
-            offset: 0,
+                offset: signed_nanos(origin, std_anchor()),
+            },
+            ClockReader::Other => ClockAnchor {
+                kind: ClockKind::Custom,
+                offset: 0,
+            },
         }
     }
 
