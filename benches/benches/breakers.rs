@@ -12,7 +12,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tripswitch_benches::{CASES, case, consume};
+use tripswitch_benches::{CASES, SHARED_CASES, case, shared_case};
 
 /// Calls per measured iteration (one `block_on` each).
 const BATCH: u64 = 1_000;
@@ -44,17 +44,7 @@ fn single_thread(c: &mut Criterion) {
 fn two_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("two-threads");
     group.throughput(Throughput::Elements(2 * BATCH));
-    for name in [
-        "closed-consecutive/bare",
-        "closed-consecutive/tripswitch-seed",
-        "closed-consecutive/tripswitch",
-        "closed-consecutive/failsafe",
-        "closed-count-window/recloser",
-        "closed-consecutive/tower-resilience",
-        "closed-time-window/tripswitch",
-        "closed-time-window/tripswitch-tsc",
-        "closed-time-window/failsafe",
-    ] {
+    for &name in SHARED_CASES {
         let label = match name.split_once('/') {
             Some(("closed-time-window", peer)) => format!("time-window-{peer}"),
             Some((_, peer)) => peer.to_owned(),
@@ -63,7 +53,7 @@ fn two_threads(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(label), |b| {
             b.iter_custom(|iterations| {
                 // One shared breaker; each thread makes `iterations × BATCH` calls.
-                let runner = shared_runner(name);
+                let runner = shared_case(name).expect("known shared case");
                 let barrier = Arc::new(Barrier::new(2));
                 let running = Arc::new(AtomicUsize::new(0));
                 let threads: Vec<_> = (0..2)
@@ -99,91 +89,6 @@ fn two_threads(c: &mut Criterion) {
         });
     }
     group.finish();
-}
-
-/// A runner that can be called from two threads at once on one breaker.
-fn shared_runner(name: &'static str) -> Arc<dyn Fn(u64) + Send + Sync> {
-    use tripswitch_benches::{operation, tripswitch_consecutive};
-    fn calls<F, Fut>(n: u64, call: F)
-    where
-        F: Fn(u64) -> Fut,
-        Fut: std::future::Future,
-    {
-        futures::executor::block_on(async {
-            for i in 0..n {
-                consume(&call(i).await);
-            }
-        });
-    }
-    match name {
-        "closed-consecutive/bare" => Arc::new(|n| calls(n, operation)),
-        "closed-consecutive/tripswitch-seed" => {
-            let breaker = tripswitch::CircuitBreaker::new();
-            Arc::new(move |n| calls(n, |i| breaker.execute(move || operation(i))))
-        }
-        "closed-consecutive/tripswitch" => {
-            let breaker = tripswitch_consecutive();
-            Arc::new(move |n| calls(n, |i| breaker.execute(move || operation(i))))
-        }
-        "closed-time-window/tripswitch" => {
-            let breaker = tripswitch_benches::tripswitch_time_window();
-            Arc::new(move |n| calls(n, |i| breaker.execute(move || operation(i))))
-        }
-        "closed-time-window/tripswitch-tsc" => {
-            let breaker = tripswitch_benches::tripswitch_time_window_tsc();
-            Arc::new(move |n| calls(n, |i| breaker.execute(move || operation(i))))
-        }
-        "closed-time-window/failsafe" => {
-            use failsafe::futures::CircuitBreaker as _;
-            let breaker = failsafe::Config::new().build();
-            Arc::new(move |n| calls(n, |i| breaker.call(operation(i))))
-        }
-        "closed-consecutive/failsafe" => {
-            use failsafe::futures::CircuitBreaker as _;
-            let breaker = failsafe::Config::new()
-                .failure_policy(failsafe::failure_policy::consecutive_failures(
-                    5,
-                    failsafe::backoff::constant(Duration::from_secs(3600)),
-                ))
-                .build();
-            Arc::new(move |n| calls(n, |i| breaker.call(operation(i))))
-        }
-        "closed-count-window/recloser" => {
-            let breaker = recloser::AsyncRecloser::from(
-                recloser::Recloser::custom()
-                    .error_rate(0.5)
-                    .closed_len(100)
-                    .build(),
-            );
-            Arc::new(move |n| calls(n, |i| breaker.call(operation(i))))
-        }
-        "closed-consecutive/tower-resilience" => {
-            use tower::{Layer, Service, ServiceExt};
-            let layer = tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
-                .consecutive_failures(5)
-                .build()
-                .expect("valid");
-            let service = layer.layer(tower::service_fn(operation));
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .expect("runtime");
-            let runtime = Arc::new(runtime);
-            Arc::new(move |n| {
-                let _guard = runtime.enter();
-                // Clones share the breaker, as a tower service's clones do.
-                let mut service = service.clone();
-                futures::executor::block_on(async {
-                    for i in 0..n {
-                        if let Ok(ready) = service.ready().await {
-                            consume(&ready.call(i).await);
-                        }
-                    }
-                });
-            })
-        }
-        other => panic!("no shared runner for {other}"),
-    }
 }
 
 /// 10,000 calls wait on an open breaker; measured: from the end of the freeze

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use failsafe::futures::CircuitBreaker as _;
@@ -249,6 +250,96 @@ pub fn case(name: &str) -> Option<Runner> {
             run_calls(1, |i| breaker.execute(move || failing(i)));
             assert_eq!(breaker.state(), tripswitch::State::HalfOpen);
             tripswitch_runner(breaker)
+        }
+        _ => return None,
+    };
+    Some(runner)
+}
+
+/// The cases that [`shared_case`] can run from two threads at once.
+pub const SHARED_CASES: &[&str] = &[
+    "closed-consecutive/bare",
+    "closed-consecutive/tripswitch-seed",
+    "closed-consecutive/tripswitch",
+    "closed-consecutive/failsafe",
+    "closed-count-window/recloser",
+    "closed-consecutive/tower-resilience",
+    "closed-time-window/tripswitch",
+    "closed-time-window/tripswitch-tsc",
+    "closed-time-window/failsafe",
+];
+
+/// A benchmark case whose one breaker several threads call at once.
+pub type SharedRunner = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// The runner of a [`SHARED_CASES`] case, or `None` for an unknown name:
+/// each call of it runs `n` calls on the case's one breaker, from whichever
+/// thread calls it.
+pub fn shared_case(name: &str) -> Option<SharedRunner> {
+    let _guard = tokio_runtime().enter();
+    let runner: SharedRunner = match name {
+        "closed-consecutive/bare" => Arc::new(|n| run_calls(n, operation)),
+        "closed-consecutive/tripswitch-seed" => {
+            let breaker = CircuitBreaker::new();
+            Arc::new(move |n| run_calls(n, |i| breaker.execute(move || operation(i))))
+        }
+        "closed-consecutive/tripswitch" => {
+            let breaker = tripswitch_consecutive();
+            Arc::new(move |n| run_calls(n, |i| breaker.execute(move || operation(i))))
+        }
+        "closed-time-window/tripswitch" => {
+            let breaker = tripswitch_time_window();
+            Arc::new(move |n| run_calls(n, |i| breaker.execute(move || operation(i))))
+        }
+        "closed-time-window/tripswitch-tsc" => {
+            let breaker = tripswitch_time_window_tsc();
+            Arc::new(move |n| run_calls(n, |i| breaker.execute(move || operation(i))))
+        }
+        "closed-time-window/failsafe" => {
+            let breaker = failsafe::Config::new().build();
+            Arc::new(move |n| run_calls(n, |i| breaker.call(operation(i))))
+        }
+        "closed-consecutive/failsafe" => {
+            let breaker = failsafe::Config::new()
+                .failure_policy(failsafe::failure_policy::consecutive_failures(
+                    5,
+                    failsafe::backoff::constant(Duration::from_secs(3600)),
+                ))
+                .build();
+            Arc::new(move |n| run_calls(n, |i| breaker.call(operation(i))))
+        }
+        "closed-count-window/recloser" => {
+            let breaker = recloser::AsyncRecloser::from(
+                recloser::Recloser::custom()
+                    .error_rate(0.5)
+                    .closed_len(100)
+                    .build(),
+            );
+            Arc::new(move |n| run_calls(n, |i| breaker.call(operation(i))))
+        }
+        "closed-consecutive/tower-resilience" => {
+            let layer = tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
+                .consecutive_failures(5)
+                .build()
+                .expect("valid");
+            let service = layer.layer(tower::service_fn(operation));
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("runtime");
+            let runtime = Arc::new(runtime);
+            Arc::new(move |n| {
+                let _guard = runtime.enter();
+                // Clones share the breaker, as a tower service's clones do.
+                let mut service = service.clone();
+                futures::executor::block_on(async {
+                    for i in 0..n {
+                        if let Ok(ready) = service.ready().await {
+                            consume(&ready.call(i).await);
+                        }
+                    }
+                });
+            })
         }
         _ => return None,
     };
