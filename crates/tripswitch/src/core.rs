@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use crate::clock::{Clock, StdClock, nanos};
-use crate::clock::{ClockAnchor, ClockKind, ClockReader};
+use crate::clock::{ClockAnchor, ClockKind, ClockReader, Reading};
 use crate::error::{RejectReason, RejectSource, Rejected, Why};
 use crate::events::{ErrorCallback, Event, EventKind, Listener, TransitionReason, call_guarded};
 use crate::half_open::HalfOpen;
@@ -304,7 +304,7 @@ impl Core {
             .iter()
             .any(|p| matches!(p, Policy::Rate(r) if r.measure == crate::policy::RateMeasure::Slow));
         let reader = ClockReader::of(&settings.clock);
-        let anchor = ClockAnchor::of(reader);
+        let anchor = ClockAnchor::of(&reader);
         let custom_clock =
             (anchor.kind() == ClockKind::Custom).then(|| Arc::clone(&settings.clock));
         let reject_source = (settings.name.is_some() || custom_clock.is_some()).then(|| {
@@ -619,8 +619,8 @@ impl Core {
         } else if let Some(buckets) = &self.success_path.buckets {
             self.totals.add(Tally::Success);
             if self.load().generation() == ticket.generation() {
-                if self.reader.reads_instants() {
-                    self.success_to_buckets_at_instant(buckets);
+                if self.reader.is_built_in() {
+                    self.success_to_buckets_on_built_in_clock(buckets);
                 } else {
                     self.success_to_buckets(buckets);
                 }
@@ -669,11 +669,13 @@ impl Core {
     }
 
     /// [`success_to_buckets`](Self::success_to_buckets) on a built-in
-    /// clock, whose instants let the thread's last slice be reused.
+    /// clock, whose readings let the thread's last slice be reused.
     #[inline(never)]
-    fn success_to_buckets_at_instant(&self, buckets: &TimeBuckets) {
-        match self.reader.instants() {
-            Some((now, origin)) => buckets.record_success_at(now, origin),
+    fn success_to_buckets_on_built_in_clock(&self, buckets: &TimeBuckets) {
+        match self.reader.reading() {
+            Some(Reading::Instant { now, origin }) => buckets.record_success_at(now, origin),
+            #[cfg(feature = "quanta")]
+            Some(Reading::Nanos(now)) => buckets.record_success_at(now, 0),
             None => buckets.record_success(self.now()),
         }
     }

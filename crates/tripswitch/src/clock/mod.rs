@@ -78,16 +78,38 @@ pub(crate) fn default_clock() -> Arc<dyn Clock> {
     }
 }
 
-/// How the breaker reads its own clock: a built-in clock's instant is read
-/// in place, with the same arithmetic as its [`Clock::now`], so that a time
-/// window's success costs no indirect call; any other clock through its
-/// trait object.
-#[derive(Debug, Clone, Copy)]
+/// How the breaker reads its own clock: a built-in clock is read in place,
+/// with the same arithmetic as its [`Clock::now`], so that a time window's
+/// success costs no indirect call; any other clock through its trait object.
+///
+/// Three variants, not one per built-in clock: a `match` on four compiles
+/// to an indirect jump through a table, which the closed path pays on every
+/// call of a time window.
+#[derive(Debug, Clone)]
 pub(crate) enum ClockReader {
-    #[cfg(feature = "tokio")]
-    Tokio(tokio::time::Instant),
-    Std(std::time::Instant),
+    /// [`TokioClock`] or [`StdClock`], which read instants (tokio's are
+    /// `std`'s underneath) since `origin`.
+    Instants {
+        origin: std::time::Instant,
+        on_tokio: bool,
+    },
+    #[cfg(feature = "quanta")]
+    Tsc(TscClock),
     Other,
+}
+
+/// A built-in clock's reading, in the form its time window's last-slice
+/// memory compares (see `policy::last_slice`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reading {
+    /// Tokio's or `std`'s clock: the instant read and the clock's origin.
+    Instant {
+        now: std::time::Instant,
+        origin: std::time::Instant,
+    },
+    /// Nanoseconds since the clock's origin (the time-stamp-counter clock).
+    #[cfg(feature = "quanta")]
+    Nanos(u64),
 }
 
 impl ClockReader {
@@ -96,31 +118,41 @@ impl ClockReader {
         let any: &dyn Any = &**clock;
         #[cfg(feature = "tokio")]
         if let Some(tokio) = any.downcast_ref::<TokioClock>() {
-            return ClockReader::Tokio(tokio.origin);
+            return ClockReader::Instants {
+                origin: tokio.origin.into_std(),
+                on_tokio: true,
+            };
+        }
+        #[cfg(feature = "quanta")]
+        if let Some(tsc) = any.downcast_ref::<TscClock>() {
+            return ClockReader::Tsc(tsc.clone());
         }
         match any.downcast_ref::<StdClock>() {
-            Some(std) => ClockReader::Std(std.origin),
+            Some(std) => ClockReader::Instants {
+                origin: std.origin,
+                on_tokio: false,
+            },
             None => ClockReader::Other,
         }
     }
 
-    /// Whether [`instants`](Self::instants) gives instants (a built-in clock).
+    /// Whether [`reading`](Self::reading) gives readings (a built-in clock).
     #[inline]
-    pub(crate) fn reads_instants(&self) -> bool {
+    pub(crate) fn is_built_in(&self) -> bool {
         !matches!(self, ClockReader::Other)
     }
 
-    /// For a built-in clock, its reading and its origin as instants (tokio's
-    /// are `std`'s underneath); `now.saturating_duration_since(origin)` is
-    /// what [`now`](Self::now) returns.
+    /// A built-in clock's reading, which is what [`now`](Self::now) returns
+    /// in another form.
     #[inline]
-    pub(crate) fn instants(&self) -> Option<(std::time::Instant, std::time::Instant)> {
+    pub(crate) fn reading(&self) -> Option<Reading> {
         match self {
-            #[cfg(feature = "tokio")]
-            ClockReader::Tokio(origin) => {
-                Some((tokio::time::Instant::now().into_std(), origin.into_std()))
-            }
-            ClockReader::Std(origin) => Some((std::time::Instant::now(), *origin)),
+            ClockReader::Instants { origin, on_tokio } => Some(Reading::Instant {
+                now: instant_now(*on_tokio),
+                origin: *origin,
+            }),
+            #[cfg(feature = "quanta")]
+            ClockReader::Tsc(tsc) => Some(Reading::Nanos(tsc.nanos())),
             ClockReader::Other => None,
         }
     }
@@ -129,12 +161,25 @@ impl ClockReader {
     #[inline]
     pub(crate) fn now(&self, clock: &Arc<dyn Clock>) -> Duration {
         match self {
-            #[cfg(feature = "tokio")]
-            ClockReader::Tokio(origin) => tokio_clock::since(*origin),
-            ClockReader::Std(origin) => origin.elapsed(),
+            ClockReader::Instants { origin, on_tokio } => {
+                instant_now(*on_tokio).saturating_duration_since(*origin)
+            }
+            #[cfg(feature = "quanta")]
+            ClockReader::Tsc(tsc) => Duration::from_nanos(tsc.nanos()),
             ClockReader::Other => clock.now(),
         }
     }
+}
+
+/// Tokio's instant (which follows its paused clock) or `std`'s.
+#[inline]
+fn instant_now(on_tokio: bool) -> std::time::Instant {
+    #[cfg(feature = "tokio")]
+    if on_tokio {
+        return tokio::time::Instant::now().into_std();
+    }
+    let _ = on_tokio;
+    std::time::Instant::now()
 }
 
 /// Nanoseconds on a clock, saturating at `u64::MAX` (about 584 years).
@@ -191,16 +236,25 @@ pub(crate) struct ClockAnchor {
 impl ClockAnchor {
     /// The anchor of the clock `reader` reads (a built-in clock's origin
     /// against the process-wide anchor of its kind of instant).
-    pub(crate) fn of(reader: ClockReader) -> Self {
+    pub(crate) fn of(reader: &ClockReader) -> Self {
         match reader {
             #[cfg(feature = "tokio")]
-            ClockReader::Tokio(origin) => ClockAnchor {
+            ClockReader::Instants {
+                origin,
+                on_tokio: true,
+            } => ClockAnchor {
                 kind: ClockKind::Tokio,
-                offset: signed_nanos(origin.into_std(), tokio_anchor().into_std()),
+                offset: signed_nanos(*origin, tokio_anchor().into_std()),
             },
-            ClockReader::Std(origin) => ClockAnchor {
+            ClockReader::Instants { origin, .. } => ClockAnchor {
                 kind: ClockKind::Std,
-                offset: signed_nanos(origin, std_anchor()),
+                offset: signed_nanos(*origin, std_anchor()),
+            },
+            // Its rejections read the breaker's clock itself.
+            #[cfg(feature = "quanta")]
+            ClockReader::Tsc(_) => ClockAnchor {
+                kind: ClockKind::Custom,
+                offset: 0,
             },
             ClockReader::Other => ClockAnchor {
                 kind: ClockKind::Custom,

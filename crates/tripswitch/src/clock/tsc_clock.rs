@@ -35,7 +35,8 @@ use super::{Clock, Sleep};
 #[derive(Debug, Clone)]
 pub struct TscClock {
     clock: quanta::Clock,
-    origin: quanta::Instant,
+    /// The counter's raw value at the origin.
+    origin: u64,
 }
 
 impl TscClock {
@@ -43,8 +44,15 @@ impl TscClock {
     /// milliseconds the first time a process creates one.
     pub fn new() -> Self {
         let clock = quanta::Clock::new();
-        let origin = clock.now();
+        let origin = clock.raw();
         TscClock { clock, origin }
+    }
+
+    /// Nanoseconds since the origin: the counter read and scaled, with no
+    /// `Duration` made (a breaker reads it in place, see `ClockReader`).
+    #[inline]
+    pub(crate) fn nanos(&self) -> u64 {
+        self.clock.delta_as_nanos(self.origin, self.clock.raw())
     }
 }
 
@@ -57,7 +65,7 @@ impl Default for TscClock {
 impl Clock for TscClock {
     #[inline]
     fn now(&self) -> Duration {
-        self.clock.now().saturating_duration_since(self.origin)
+        Duration::from_nanos(self.nanos())
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {

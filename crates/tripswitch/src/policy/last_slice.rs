@@ -1,18 +1,25 @@
 //! Each thread remembers where its last success in a time window went: the
 //! span of time of that success's slice and the per-thread cell that counts
 //! it. The next success in the same window and the same span goes straight
-//! to that cell: two comparisons of instants instead of the clock
+//! to that cell: two comparisons of clock readings instead of the clock
 //! arithmetic (an `Instant` subtraction, a conversion to nanoseconds, the
 //! slice lookup) that finds the slice from scratch.
 //!
 //! The span is exact: slice `s` of a window whose clock started at `origin`
-//! is `[origin + (s - 1) * bucket, origin + s * bucket)`, so an instant in
+//! is `[origin + (s - 1) * bucket, origin + s * bucket)`, so a reading in
 //! the remembered span is in the remembered slice, whatever clock it came
-//! from (tokio's paused clock included: the instant compared is the one the
+//! from (tokio's paused clock included: the reading compared is the one the
 //! breaker's clock just gave).
+//!
+//! Readings are of two kinds, each with its own memory: `Instant`s (tokio's
+//! and `std`'s clocks) and nanoseconds since the clock's origin (the
+//! time-stamp-counter clock).
 
 use std::cell::Cell;
+use std::thread::LocalKey;
 use std::time::Instant;
+
+use crate::clock::nanos;
 
 /// Windows remembered per thread (direct-mapped by window id), so that a
 /// thread serving a few time-window breakers in turn does not forget each
@@ -21,12 +28,12 @@ const WAYS: usize = 4;
 
 /// Where a thread's last success in one window went.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Remembered {
+pub(crate) struct Remembered<P> {
     /// The window's id (`TimeBuckets::id`, never reused).
     pub(crate) window: u64,
     /// The slice's span on the breaker's clock: `start <= now < end`.
-    pub(crate) start: Instant,
-    pub(crate) end: Instant,
+    pub(crate) start: P,
+    pub(crate) end: P,
     /// The stripe row the cell belongs to (the thread's own).
     pub(crate) row: usize,
     /// The cell, by its index among the window's cells.
@@ -35,24 +42,69 @@ pub(crate) struct Remembered {
     pub(crate) tag: u64,
 }
 
+type Memory<P> = [Cell<Option<Remembered<P>>>; WAYS];
+
 thread_local! {
-    // Const, and without a destructor: reading it is one thread-relative load.
-    static LAST: [Cell<Option<Remembered>>; WAYS] = const { [const { Cell::new(None) }; WAYS] };
+    // Const, and without destructors: reading one is one thread-relative load.
+    static AT_INSTANTS: Memory<Instant> = const { [const { Cell::new(None) }; WAYS] };
+    static AT_NANOS: Memory<u64> = const { [const { Cell::new(None) }; WAYS] };
+}
+
+/// A reading of a breaker's clock that a span can be made of and compared
+/// with.
+pub(crate) trait Reading: Copy + PartialOrd + 'static {
+    /// This thread's memory of spans of this kind of reading.
+    fn memory() -> &'static LocalKey<Memory<Self>>;
+    /// Nanoseconds from `origin` to this reading (zero if before it).
+    fn nanos_since(self, origin: Self) -> u64;
+    /// The reading `nanos` after this one, if there is one.
+    fn after(self, nanos: u64) -> Option<Self>;
+}
+
+impl Reading for Instant {
+    fn memory() -> &'static LocalKey<Memory<Self>> {
+        &AT_INSTANTS
+    }
+
+    #[inline]
+    fn nanos_since(self, origin: Self) -> u64 {
+        nanos(self.saturating_duration_since(origin))
+    }
+
+    fn after(self, nanos: u64) -> Option<Self> {
+        self.checked_add(std::time::Duration::from_nanos(nanos))
+    }
+}
+
+/// Nanoseconds since the clock's origin (whose own reading is zero).
+impl Reading for u64 {
+    fn memory() -> &'static LocalKey<Memory<Self>> {
+        &AT_NANOS
+    }
+
+    #[inline]
+    fn nanos_since(self, origin: Self) -> u64 {
+        self.saturating_sub(origin)
+    }
+
+    fn after(self, nanos: u64) -> Option<Self> {
+        self.checked_add(nanos)
+    }
 }
 
 /// The cell and tag of `window`'s slice holding `now`, if this thread
 /// remembers it.
 #[inline]
-pub(crate) fn recall(window: u64, now: Instant) -> Option<Remembered> {
-    LAST.with(|ways| {
+pub(crate) fn recall<P: Reading>(window: u64, now: P) -> Option<Remembered<P>> {
+    P::memory().with(|ways| {
         let last = ways[way(window)].get()?;
         (last.window == window && last.start <= now && now < last.end).then_some(last)
     })
 }
 
 /// Remembers where this thread's success in a window went.
-pub(crate) fn remember(last: Remembered) {
-    LAST.with(|ways| ways[way(last.window)].set(Some(last)));
+pub(crate) fn remember<P: Reading>(last: Remembered<P>) {
+    P::memory().with(|ways| ways[way(last.window)].set(Some(last)));
 }
 
 fn way(window: u64) -> usize {
@@ -98,5 +150,34 @@ mod tests {
         });
         assert!(recall(7, at(150)).is_some());
         assert!(recall(8, at(150)).is_some());
+    }
+
+    #[test]
+    fn nanosecond_readings_have_a_memory_of_their_own() {
+        let origin = Instant::now();
+        remember(Remembered {
+            window: 21,
+            start: origin,
+            end: origin + Duration::from_nanos(100),
+            row: 0,
+            cell: 1,
+            tag: 5,
+        });
+        remember(Remembered {
+            window: 21,
+            start: 1_000_u64,
+            end: 2_000,
+            row: 0,
+            cell: 2,
+            tag: 6,
+        });
+        assert_eq!(recall(21, 1_500_u64).map(|r| (r.cell, r.tag)), Some((2, 6)));
+        assert!(recall(21, 2_000_u64).is_none(), "the span's end");
+        assert!(recall(21, 999_u64).is_none(), "before the span");
+        assert_eq!(
+            recall(21, origin + Duration::from_nanos(50)).map(|r| r.cell),
+            Some(1),
+            "the instants' memory of the same window is untouched"
+        );
     }
 }

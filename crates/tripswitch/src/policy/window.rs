@@ -1,6 +1,6 @@
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::last_slice;
+use super::last_slice::{self, Reading};
 use super::striped_successes::StripedSuccesses;
 use crate::clock::nanos;
 use crate::error::ConfigError;
@@ -385,7 +385,12 @@ impl TimeBuckets {
     /// The time slice of `at` and the index of its bucket.
     #[inline]
     fn slot(&self, at: Duration) -> (u64, usize) {
-        let at = nanos(at);
+        self.slot_at_nanos(nanos(at))
+    }
+
+    /// [`slot`](Self::slot), `at` in nanoseconds on the breaker's clock.
+    #[inline]
+    fn slot_at_nanos(&self, at: u64) -> (u64, usize) {
         let current = self.current.load(Ordering::Relaxed);
         let slice = current >> INDEX_BITS;
         // Slice `s` covers [(s - 1) * bucket_nanos, s * bucket_nanos).
@@ -415,17 +420,17 @@ impl TimeBuckets {
         self.count(slice, index, false, false);
     }
 
-    /// [`record_success`](Self::record_success) on a clock of instants:
-    /// `now` is the clock's reading, `origin` its start. A thread's second
-    /// and later successes in the same slice go straight to its cell (see
+    /// [`record_success`](Self::record_success) on a built-in clock: `now`
+    /// is the clock's reading, `origin` its start. A thread's second and
+    /// later successes in the same slice go straight to its cell (see
     /// `last_slice`); the first one finds the slice and remembers its span.
     #[inline]
-    pub(crate) fn record_success_at(&self, now: Instant, origin: Instant) {
+    pub(crate) fn record_success_at<P: Reading>(&self, now: P, origin: P) {
         let Some(striped) = &self.striped else {
-            return self.record_success(now.saturating_duration_since(origin));
+            return self.record_success(Duration::from_nanos(now.nanos_since(origin)));
         };
         let Some(row) = owned_stripe() else {
-            return self.record_success(now.saturating_duration_since(origin));
+            return self.record_success(Duration::from_nanos(now.nanos_since(origin)));
         };
         if let Some(last) = last_slice::recall(self.id, now)
             && last.row == row
@@ -433,7 +438,7 @@ impl TimeBuckets {
         {
             return;
         }
-        let (slice, index) = self.slot(now.saturating_duration_since(origin));
+        let (slice, index) = self.slot_at_nanos(now.nanos_since(origin));
         match striped.add_at(row, slice, index) {
             Some((cell, tag)) => {
                 if let Some((start, end)) = self.span(origin, slice) {
@@ -451,14 +456,11 @@ impl TimeBuckets {
         }
     }
 
-    /// Slice `slice`'s span of instants, for a clock that started at `origin`.
-    fn span(&self, origin: Instant, slice: u64) -> Option<(Instant, Instant)> {
+    /// Slice `slice`'s span of readings, for a clock that started at `origin`.
+    fn span<P: Reading>(&self, origin: P, slice: u64) -> Option<(P, P)> {
         let from = slice.checked_sub(1)?.checked_mul(self.bucket_nanos)?;
         let to = slice.checked_mul(self.bucket_nanos)?;
-        Some((
-            origin.checked_add(Duration::from_nanos(from))?,
-            origin.checked_add(Duration::from_nanos(to))?,
-        ))
+        Some((origin.after(from)?, origin.after(to)?))
     }
 
     fn record(&self, failed: bool, slow: bool, at: Duration) -> WindowCounts {
@@ -605,6 +607,28 @@ mod tests {
         window.record_success(ms(1_000_020));
         let c = window.record(true, false, ms(1_000_030));
         assert_eq!((c.calls, c.failures), (3, 1));
+    }
+
+    #[test]
+    fn successes_at_nanosecond_readings_count_in_the_slices_durations_do() {
+        let ms = Duration::from_millis;
+        let by_reading = TimeBuckets::new(ms(100), 4); // 25ms buckets
+        let by_duration = TimeBuckets::new(ms(100), 4);
+        // Twice in a row (the second goes through the thread's memory of
+        // the slice), on both sides of each boundary, and back in time.
+        let times = [
+            0, 1, 24_999_999, 25_000_000, 25_000_001, 3, 74_999_999, 75_000_000,
+        ];
+        for at in times.into_iter().flat_map(|at| [at, at]) {
+            by_reading.record_success_at(at, 0_u64);
+            by_duration.record_success(Duration::from_nanos(at));
+        }
+        for at in [ms(20), ms(50), ms(80), ms(99), ms(120), ms(160)] {
+            let (a, b) = (by_reading.counts(at), by_duration.counts(at));
+            assert_eq!((a.calls, a.failures), (b.calls, b.failures), "at {at:?}");
+        }
+        let c = by_reading.counts(ms(99));
+        assert_eq!(c.calls, 16, "every success is still in the window");
     }
 
     #[test]
