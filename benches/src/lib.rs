@@ -86,6 +86,7 @@ pub const CASES: &[&str] = &[
     "closed-time-window/tripswitch",
     "closed-time-window/tripswitch-tsc",
     "closed-time-window/tripswitch-fake-clock",
+    "closed-time-window/tripswitch-as-failsafe",
     "closed-time-window/failsafe",
     "closed-time-window/tower-resilience",
     "rejected/tripswitch",
@@ -135,6 +136,18 @@ pub fn tripswitch_time_window_fake_clock() -> CircuitBreaker {
         .expect("valid")
 }
 
+/// failsafe's default policy in tripswitch's terms: a failure rate over a
+/// 30 second window (failsafe's is a moving average over it), from the
+/// first call, or three consecutive failures, whichever trips first.
+pub fn tripswitch_as_failsafe_default() -> CircuitBreaker {
+    CircuitBreaker::builder()
+        .failure_rate(FailureRate::new(0.5, Window::last(Duration::from_secs(30))).min_calls(1))
+        .consecutive_failures(3)
+        .fail_fast()
+        .try_build()
+        .expect("valid")
+}
+
 fn time_window_settings() -> tripswitch::Builder<tripswitch::Unchecked> {
     CircuitBreaker::builder()
         .failure_rate(FailureRate::new(0.5, Window::last(Duration::from_secs(60))).min_calls(100))
@@ -156,6 +169,9 @@ pub fn case(name: &str) -> Option<Runner> {
         "closed-time-window/tripswitch-tsc" => tripswitch_runner(tripswitch_time_window_tsc()),
         "closed-time-window/tripswitch-fake-clock" => {
             tripswitch_runner(tripswitch_time_window_fake_clock())
+        }
+        "closed-time-window/tripswitch-as-failsafe" => {
+            tripswitch_runner(tripswitch_as_failsafe_default())
         }
         "closed-consecutive/failsafe" => {
             let breaker = failsafe::Config::new()

@@ -25,7 +25,7 @@ use crate::events::{ErrorCallback, Event, EventKind, Listener, TransitionReason,
 use crate::half_open::HalfOpen;
 use crate::metrics::{Counts, Metrics, Tally, Totals};
 use crate::open_period::{AnyDebug, FreezeFuture, OpenPeriod, PeriodEnd, TripContext};
-use crate::policy::{CallRecord, ConsecutiveState, CountRing, Policy, TimeBuckets};
+use crate::policy::{CallRecord, ConsecutiveState, CountRing, Policy, RateState, TimeBuckets};
 use crate::shared::SharedState;
 use crate::state::{State, Word};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, Weak, lock};
@@ -149,9 +149,29 @@ struct SuccessPath {
     /// One time window (same conditions): a counter increment, one clock
     /// read and the window's per-thread cell, in the call's generation.
     buckets: Option<Arc<TimeBuckets>>,
+    /// A consecutive-failures policy and one window (same conditions), as
+    /// in failsafe's default policy: the window's short path above while no
+    /// failure is counted.
+    paired: Option<(Arc<ConsecutiveState>, Companion)>,
     /// Consecutive counts, count windows and time windows, which a success
     /// can never trip: no event, no rate computed, at most one clock read.
     windows: bool,
+}
+
+/// The window paired with a consecutive-failures policy in [`SuccessPath::paired`].
+enum Companion {
+    Ring(Arc<CountRing>),
+    Buckets(Arc<TimeBuckets>),
+}
+
+impl Companion {
+    fn of(rate: &RateState) -> Option<Companion> {
+        match (rate.ring(), rate.buckets()) {
+            (Some(ring), _) => Some(Companion::Ring(Arc::clone(ring))),
+            (None, Some(buckets)) => Some(Companion::Buckets(Arc::clone(buckets))),
+            (None, None) => None,
+        }
+    }
 }
 
 impl SuccessPath {
@@ -162,6 +182,7 @@ impl SuccessPath {
             ring: None,
             consecutive: None,
             buckets: None,
+            paired: None,
             windows: false,
         };
         if observed {
@@ -172,6 +193,12 @@ impl SuccessPath {
             [Policy::Rate(rate)] if rate.ring().is_some() => path.ring = rate.ring().cloned(),
             [Policy::Rate(rate)] if rate.buckets().is_some() => {
                 path.buckets = rate.buckets().cloned();
+            }
+            [Policy::Consecutive(consecutive), Policy::Rate(rate)]
+            | [Policy::Rate(rate), Policy::Consecutive(consecutive)]
+                if Companion::of(rate).is_some() =>
+            {
+                path.paired = Companion::of(rate).map(|c| (Arc::clone(consecutive), c));
             }
             _ => {
                 path.windows = policies.iter().all(|p| match p {
@@ -619,10 +646,27 @@ impl Core {
         } else if let Some(buckets) = &self.success_path.buckets {
             self.totals.add(Tally::Success);
             if self.load().generation() == ticket.generation() {
-                if self.reader.is_built_in() {
-                    self.success_to_buckets_on_built_in_clock(buckets);
-                } else {
-                    self.success_to_buckets(buckets);
+                self.success_to_own_buckets(buckets);
+            }
+        } else if let Some((consecutive, companion)) = &self.success_path.paired {
+            self.totals.add(Tally::Success);
+            if consecutive.current() != 0 {
+                // The success resets the count: the general path.
+                self.success_to_windows(ticket);
+            } else {
+                match companion {
+                    Companion::Ring(ring) => {
+                        if !ring.success_is_a_no_op()
+                            && self.load().generation() == ticket.generation()
+                        {
+                            ring.record_untimed_success();
+                        }
+                    }
+                    Companion::Buckets(buckets) => {
+                        if self.load().generation() == ticket.generation() {
+                            self.success_to_own_buckets(buckets);
+                        }
+                    }
                 }
             }
         } else if self.success_path.windows {
@@ -661,7 +705,17 @@ impl Core {
     }
 
     /// A success in a breaker's only time window, in the call's generation.
-    /// Kept out of line (as is the next one) so that the count-only paths
+    #[inline(always)]
+    fn success_to_own_buckets(&self, buckets: &TimeBuckets) {
+        if self.reader.is_built_in() {
+            self.success_to_buckets_on_built_in_clock(buckets);
+        } else {
+            self.success_to_buckets(buckets);
+        }
+    }
+
+    /// [`success_to_own_buckets`](Self::success_to_own_buckets) on a custom
+    /// clock. Kept out of line (as is the next one) so that the count-only paths
     /// above stay small enough to inline.
     #[inline(never)]
     fn success_to_buckets(&self, buckets: &TimeBuckets) {

@@ -196,6 +196,62 @@ async fn policies_compose_and_any_one_trips_the_breaker() {
     assert_eq!(breaker.state(), State::Open);
 }
 
+/// A consecutive-failures policy next to one window (failsafe's default
+/// shape), in either order: a success resets the count and counts in the
+/// window, whether or not a failure was counted before it.
+#[tokio::test(start_paused = true)]
+async fn a_consecutive_count_paired_with_a_window_sees_every_success() {
+    let windows = [
+        Window::last_calls(100),
+        Window::last(Duration::from_secs(60)),
+    ];
+    for window in windows {
+        for consecutive_first in [true, false] {
+            let rate = FailureRate::new(0.99, window).min_calls(3);
+            let settings = if consecutive_first {
+                fail_fast().consecutive_failures(3).failure_rate(rate)
+            } else {
+                fail_fast().failure_rate(rate).consecutive_failures(3)
+            };
+            let breaker = settings.try_build().unwrap();
+            let case = format!("{window:?}, consecutive first: {consecutive_first}");
+            fail(&breaker).await.unwrap_err();
+            fail(&breaker).await.unwrap_err();
+            succeed(&breaker).await.unwrap(); // resets the count of two
+            succeed(&breaker).await.unwrap(); // nothing to reset
+            succeed(&breaker).await.unwrap();
+            let metrics = breaker.metrics();
+            assert_eq!(metrics.consecutive_failures, Some(0), "{case}");
+            assert_eq!(metrics.failure_rate, Some(2.0 / 5.0), "{case}");
+            fail(&breaker).await.unwrap_err();
+            fail(&breaker).await.unwrap_err();
+            assert_eq!(breaker.state(), State::Closed, "{case}");
+            assert_eq!(breaker.metrics().failure_rate, Some(4.0 / 7.0), "{case}");
+            fail(&breaker).await.unwrap_err();
+            assert_eq!(breaker.state(), State::Open, "three in a row: {case}");
+        }
+    }
+}
+
+/// The same pair, tripped by the window's rate while failures never come
+/// three in a row.
+#[tokio::test(start_paused = true)]
+async fn a_window_paired_with_a_consecutive_count_trips_on_its_rate() {
+    for window in [Window::last_calls(4), Window::last(Duration::from_secs(60))] {
+        let breaker = fail_fast()
+            .consecutive_failures(3)
+            .failure_rate(FailureRate::new(0.5, window).min_calls(4))
+            .try_build()
+            .unwrap();
+        succeed(&breaker).await.unwrap();
+        fail(&breaker).await.unwrap_err();
+        succeed(&breaker).await.unwrap();
+        assert_eq!(breaker.state(), State::Closed, "{window:?}");
+        fail(&breaker).await.unwrap_err();
+        assert_eq!(breaker.state(), State::Open, "2 of 4 failed: {window:?}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn windows_start_empty_when_the_breaker_closes_again() {
     let breaker = CircuitBreaker::builder()
