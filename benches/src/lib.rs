@@ -5,7 +5,10 @@
 //!
 //! Policies are matched across crates: consecutive failures (5), a failure
 //! rate over the last 100 calls, a failure rate over a 60 second time window,
-//! and a breaker held open that rejects every call.
+//! and a breaker held open that rejects every call. `closed-consecutive/floor`
+//! is no breaker at all but the least any wrapper can do (see [`floor`]).
+
+pub mod floor;
 
 use std::future::Future;
 use std::hint::black_box;
@@ -77,6 +80,7 @@ fn tokio_runtime() -> &'static tokio::runtime::Runtime {
 pub const CASES: &[&str] = &[
     "closed-consecutive/bare",
     "closed-consecutive/tripswitch-seed",
+    "closed-consecutive/floor",
     "closed-consecutive/tripswitch",
     "closed-consecutive/failsafe",
     "closed-consecutive/tower-resilience",
@@ -162,6 +166,10 @@ pub fn case(name: &str) -> Option<Runner> {
         "closed-consecutive/tripswitch-seed" => {
             let breaker = CircuitBreaker::new();
             Box::new(move |n| run_calls(n, |i| breaker.execute(move || operation(i))))
+        }
+        "closed-consecutive/floor" => {
+            let floor = floor::Floor::default();
+            Box::new(move |n| run_calls(n, |i| floor.call(operation(i))))
         }
         "closed-consecutive/tripswitch" => tripswitch_runner(tripswitch_consecutive()),
         "closed-count-window/tripswitch" => tripswitch_runner(tripswitch_count_window()),

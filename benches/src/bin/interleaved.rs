@@ -68,7 +68,11 @@ fn main() {
             .map(|i| medians[i]);
         for ((case, median), s) in cases.iter().zip(&medians).zip(&samples) {
             let ratio = match reference {
-                Some(r) if !case.contains("/tripswitch") && !case.ends_with("/bare") => {
+                Some(r)
+                    if !case.contains("/tripswitch")
+                        && !case.ends_with("/bare")
+                        && !case.ends_with("/floor") =>
+                {
                     format!("{:.2}x slower", median / r)
                 }
                 _ => String::new(),
