@@ -51,6 +51,17 @@ pub fn consume<T>(result: &T) {
     black_box(result);
 }
 
+/// How many calls a batch of `run` should make so that it lasts about as
+/// long as `calls` calls of 15 ns each (at least 100, at most `calls`):
+/// slow peers get smaller batches, and a round of the drivers stays short.
+/// Runs 1,000 calls to time them, which also warms the case up.
+pub fn batch_size(mut run: impl FnMut(u64), calls: u64) -> u64 {
+    let started = std::time::Instant::now();
+    run(1_000);
+    let per_call = started.elapsed().as_secs_f64() / 1_000.0;
+    ((calls as f64 * 15e-9 / per_call) as u64).clamp(100, calls)
+}
+
 /// Runs `n` sequential calls of `call` inside one `block_on`.
 fn run_calls<F, Fut>(n: u64, mut call: F)
 where

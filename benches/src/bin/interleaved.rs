@@ -35,17 +35,9 @@ fn main() {
             .iter()
             .map(|name| tripswitch_benches::case(name).expect("known case"))
             .collect();
-        // Warm up, and give slow peers smaller batches (about as long as a
-        // 15 ns call's batch) so that a round stays short.
         let batch: Vec<u64> = runners
             .iter_mut()
-            .map(|run| {
-                let started = Instant::now();
-                run(1_000);
-                let per_call = started.elapsed().as_secs_f64() / 1_000.0;
-                let n = calls as f64 * 15e-9 / per_call;
-                (n as u64).clamp(100, calls)
-            })
+            .map(|run| tripswitch_benches::batch_size(run, calls))
             .collect();
         let mut samples = vec![Vec::with_capacity(rounds); runners.len()];
         for _ in 0..rounds {

@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tripswitch_benches::{SHARED_CASES, SharedRunner, shared_case};
+use tripswitch_benches::{SHARED_CASES, SharedRunner, batch_size, shared_case};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -31,16 +31,9 @@ fn main() {
         .iter()
         .map(|c| shared_case(c).expect("known shared case"))
         .collect();
-    // Slow peers get fewer calls, so that each batch lasts about as long as
-    // a 15 ns call's.
     let batch: Vec<u64> = runners
         .iter()
-        .map(|run| {
-            let started = Instant::now();
-            run(1_000);
-            let per_call = started.elapsed().as_secs_f64() / 1_000.0;
-            ((calls as f64 * 15e-9 / per_call) as u64).clamp(100, calls)
-        })
+        .map(|run| batch_size(|n| run(n), calls))
         .collect();
 
     let mut one = vec![Vec::with_capacity(rounds); cases.len()];
