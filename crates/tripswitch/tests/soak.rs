@@ -138,14 +138,18 @@ fn soak(calls: u64) {
         .enable_time()
         .build()
         .unwrap();
-    // Warm-up, then two halves: the heap after each must be the same.
+    // Warm-up, then two halves: the heap after each must be the same, and
+    // each must have let calls through after its outages.
     half(&runtime, &breaker, &tally, calls / 10, &counter);
     let warm = live_bytes();
+    let ok_before = tally.ok.load(Ordering::Relaxed);
     half(&runtime, &breaker, &tally, calls / 2, &counter);
     let after_first = live_bytes();
+    let ok_in_first = tally.ok.load(Ordering::Relaxed) - ok_before;
     let changes_before = transitions.load(Ordering::Relaxed);
     half(&runtime, &breaker, &tally, calls / 2, &counter);
     let after_second = live_bytes();
+    let ok_in_second = tally.ok.load(Ordering::Relaxed) - ok_before - ok_in_first;
     let changes = transitions.load(Ordering::Relaxed) - changes_before;
     drop(runtime);
 
@@ -165,10 +169,18 @@ fn soak(calls: u64) {
         tally.failed.load(Ordering::Relaxed)
     );
     assert!(totals.rejected > 0, "the outages tripped the breaker");
-    assert!(
-        totals.successes > made / 10,
-        "the healthy phases got through: {totals:?} of {made}"
-    );
+    // Not stuck open: each half's healthy phases got calls through. By
+    // count, successes are only 10-20% of the calls even so: a fail-fast
+    // rejection costs a small fraction of a call, so the tasks make most of
+    // their calls while the breaker is open, and how many depends on how
+    // the host schedules them. One percent is far from both a stuck breaker
+    // (none) and what any run of this test has shown.
+    for (half, ok) in [("first", ok_in_first), ("second", ok_in_second)] {
+        assert!(
+            ok > calls / 2 / 100,
+            "the healthy phases of the {half} half got {ok} calls through: {totals:?}"
+        );
+    }
     // tokio's runtime keeps a few hundred bytes of its own in flux (queue
     // and timer-wheel buffers); a leak per state change would show as
     // thousands of bytes over this many changes. (The single-threaded test
