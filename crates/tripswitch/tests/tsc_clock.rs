@@ -49,3 +49,39 @@ async fn a_breaker_on_it_trips_on_its_time_window_and_its_freeze_ends() {
     succeed(&breaker).await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(25));
 }
+
+/// A breaker reads this clock in place, in nanoseconds, and a thread's
+/// successes after its first in a time slice go straight to the cell it
+/// remembers: from several threads at once, on two breakers in turn, every
+/// success is still counted once.
+#[test]
+fn a_time_window_on_it_counts_every_success_from_many_threads_exactly() {
+    let build = || {
+        CircuitBreaker::builder()
+            .clock(TscClock::new())
+            .failure_rate(
+                FailureRate::new(0.9, Window::last(Duration::from_secs(600))).min_calls(1),
+            )
+            .fail_fast()
+            .try_build()
+            .unwrap()
+    };
+    let (first, second) = (build(), build());
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                futures::executor::block_on(async {
+                    for _ in 0..2_000 {
+                        succeed(&first).await.unwrap();
+                        succeed(&second).await.unwrap();
+                        succeed(&second).await.unwrap();
+                    }
+                })
+            });
+        }
+    });
+    futures::executor::block_on(fail(&first)).unwrap_err();
+    futures::executor::block_on(fail(&second)).unwrap_err();
+    assert_eq!(first.metrics().failure_rate, Some(1.0 / 8_001.0));
+    assert_eq!(second.metrics().failure_rate, Some(1.0 / 16_001.0));
+}
