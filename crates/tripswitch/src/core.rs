@@ -195,9 +195,8 @@ impl SuccessPath {
                 path.buckets = rate.buckets().cloned();
             }
             [Policy::Consecutive(consecutive), Policy::Rate(rate)]
-            | [Policy::Rate(rate), Policy::Consecutive(consecutive)]
-                if Companion::of(rate).is_some() =>
-            {
+            | [Policy::Rate(rate), Policy::Consecutive(consecutive)] => {
+                // (A rate without a window of its own takes `record`.)
                 path.paired = Companion::of(rate).map(|c| (Arc::clone(consecutive), c));
             }
             _ => {
@@ -631,12 +630,7 @@ impl Core {
             self.record(ticket, Verdict::Success);
         } else if let Some(ring) = &self.success_path.ring {
             self.totals.add(Tally::Success);
-            // A full ring without failures needs nothing, in any generation;
-            // otherwise only in the call's own generation (the breaker is
-            // still in the state that admitted the call).
-            if !ring.success_is_a_no_op() && self.load().generation() == ticket.generation() {
-                ring.record_untimed_success();
-            }
+            self.success_to_own_ring(ring, ticket);
         } else if let Some(consecutive) = &self.success_path.consecutive {
             self.totals.add(Tally::Success);
             if consecutive.current() != 0 {
@@ -645,9 +639,7 @@ impl Core {
             }
         } else if let Some(buckets) = &self.success_path.buckets {
             self.totals.add(Tally::Success);
-            if self.load().generation() == ticket.generation() {
-                self.success_to_own_buckets(buckets);
-            }
+            self.success_to_own_buckets(buckets, ticket);
         } else if let Some((consecutive, companion)) = &self.success_path.paired {
             self.totals.add(Tally::Success);
             if consecutive.current() != 0 {
@@ -655,18 +647,8 @@ impl Core {
                 self.success_to_windows(ticket);
             } else {
                 match companion {
-                    Companion::Ring(ring) => {
-                        if !ring.success_is_a_no_op()
-                            && self.load().generation() == ticket.generation()
-                        {
-                            ring.record_untimed_success();
-                        }
-                    }
-                    Companion::Buckets(buckets) => {
-                        if self.load().generation() == ticket.generation() {
-                            self.success_to_own_buckets(buckets);
-                        }
-                    }
+                    Companion::Ring(ring) => self.success_to_own_ring(ring, ticket),
+                    Companion::Buckets(buckets) => self.success_to_own_buckets(buckets, ticket),
                 }
             }
         } else if self.success_path.windows {
@@ -704,9 +686,24 @@ impl Core {
         }
     }
 
-    /// A success in a breaker's only time window, in the call's generation.
+    /// A success in a breaker's only count window (beside a consecutive
+    /// count, if any). A full ring without failures needs nothing, in any
+    /// generation; otherwise only in the call's own generation (the breaker
+    /// is still in the state that admitted the call).
     #[inline(always)]
-    fn success_to_own_buckets(&self, buckets: &TimeBuckets) {
+    fn success_to_own_ring(&self, ring: &CountRing, ticket: Ticket) {
+        if !ring.success_is_a_no_op() && self.load().generation() == ticket.generation() {
+            ring.record_untimed_success();
+        }
+    }
+
+    /// A success in a breaker's only time window (beside a consecutive
+    /// count, if any), in the call's generation.
+    #[inline(always)]
+    fn success_to_own_buckets(&self, buckets: &TimeBuckets, ticket: Ticket) {
+        if self.load().generation() != ticket.generation() {
+            return;
+        }
         if self.reader.is_built_in() {
             self.success_to_buckets_on_built_in_clock(buckets);
         } else {
