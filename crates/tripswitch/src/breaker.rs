@@ -296,7 +296,7 @@ impl CircuitBreaker {
     /// assert!(rejected.retry_after().is_some());
     /// ```
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
-        match self.core.try_admit() {
+        match self.core.try_admit_now() {
             Ok(ticket) => Ok(permit::permit(&self.core, ticket)),
             Err(block) => Err(self.core.reject(block)),
         }
@@ -309,7 +309,7 @@ impl CircuitBreaker {
     ///
     /// As for [`try_acquire`](Self::try_acquire).
     pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
-        match self.core.try_admit() {
+        match self.core.try_admit_now() {
             Ok(ticket) => Ok(permit::owned_permit(Arc::clone(&self.core), ticket)),
             Err(block) => Err(self.core.reject(block)),
         }
