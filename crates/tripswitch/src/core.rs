@@ -21,7 +21,9 @@ use std::time::Duration;
 use crate::clock::{Clock, nanos};
 use crate::clock::{ClockAnchor, ClockKind, ClockReader, Reading};
 use crate::error::{RejectReason, RejectSource, Rejected, Why};
-use crate::events::{ErrorCallback, Event, EventKind, Listener, TransitionReason, call_guarded};
+use crate::events::{
+    ErrorCallback, Event, EventKind, Listener, TransitionReason, call_guarded, unless_reentered,
+};
 use crate::half_open::HalfOpen;
 use crate::metrics::{Counts, Metrics, Tally, Totals};
 use crate::open_period::{AnyDebug, FreezeFuture, OpenPeriod, PeriodEnd, TripContext};
@@ -406,6 +408,11 @@ impl Core {
         })
     }
 
+    /// The breaker's identity for the re-entrancy guard of its callbacks.
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
     pub(crate) fn name(&self) -> Option<&str> {
         self.settings.name.as_deref()
     }
@@ -535,7 +542,7 @@ impl Core {
     /// Admission without waiting: performs any transition that is due
     /// (an open period that ran out) and drives an async freeze once.
     pub(crate) fn try_admit(&self) -> Result<Ticket, Block> {
-        loop {
+        for _ in 0..TRANSITIONS_PER_LOOK {
             match self.check() {
                 Check::Admit(ticket) => return Ok(ticket),
                 Check::Expired(state, generation) => self.period_elapsed(state, generation),
@@ -547,6 +554,20 @@ impl Core {
                 Check::Block(block) => return Err(block),
             }
         }
+        Err(self.block_as_is())
+    }
+
+    /// Why a call is blocked in the current state, without performing any
+    /// transition (see [`TRANSITIONS_PER_LOOK`]).
+    fn block_as_is(&self) -> Block {
+        match self.load().state() {
+            State::ForcedOpen => Block::Forced,
+            State::HalfOpen => Block::HalfOpenFull,
+            _ => match self.open_until.load(Ordering::Acquire) {
+                NO_DEADLINE => Block::Open(None),
+                until => Block::Open(Some(until)),
+            },
+        }
     }
 
     /// Admission for a call that is willing to wait: admitted now, rejected
@@ -554,7 +575,7 @@ impl Core {
     /// a transition that releases waiters cannot slip between the check and
     /// the queueing.
     pub(crate) fn admit_or_enqueue(&self, wait_for: WaitFor, waker: &Waker) -> Enqueued {
-        loop {
+        for look in 1..=TRANSITIONS_PER_LOOK {
             match wait_for {
                 WaitFor::Call => match self.try_admit() {
                     Ok(ticket) => return Enqueued::Granted(grant_of(ticket)),
@@ -577,6 +598,14 @@ impl Core {
                     w if !w.state().is_open() => return Enqueued::Granted(Grant::Unfrozen),
                     _ => Check::Block(Block::Forced),
                 },
+            };
+            let check = match check {
+                // The last look queues the call as the state is (its alarm
+                // performs the transition on its next poll).
+                Check::Expired(..) if look == TRANSITIONS_PER_LOOK => {
+                    Check::Block(self.block_as_is())
+                }
+                check => check,
             };
             match check {
                 Check::Admit(ticket) => return Enqueued::Granted(grant_of(ticket)),
@@ -605,6 +634,9 @@ impl Core {
                 }
             }
         }
+        // Not reached: the last look always queues or decides. Refusing is
+        // the safe answer all the same.
+        Enqueued::Rejected(self.reject(self.block_as_is()))
     }
 
     /// The ticket a waiter holds once granted.
@@ -889,8 +921,10 @@ impl Core {
     ) {
         if let Verdict::Failure(error) = verdict {
             let on_error = &self.settings.on_error;
-            call_guarded("the on_error callback", self.name(), || {
-                on_error(error as &dyn fmt::Debug)
+            unless_reentered(self.id(), || {
+                call_guarded("the on_error callback", self.name(), || {
+                    on_error(error as &dyn fmt::Debug)
+                });
             });
         }
         if self.settings.listeners.is_empty() {
@@ -946,9 +980,11 @@ impl Core {
             at: at.unwrap_or_else(|| self.now()),
             kind,
         };
-        for listener in self.settings.listeners.iter() {
-            call_guarded("an event listener", self.name(), || listener(&event));
-        }
+        unless_reentered(self.id(), || {
+            for listener in self.settings.listeners.iter() {
+                call_guarded("an event listener", self.name(), || listener(&event));
+            }
+        });
     }
 
     // ----- transitions -----------------------------------------------------
@@ -1134,10 +1170,18 @@ impl Core {
                     State::Closed if self.settings.seed_accounting => TicketKind::Released,
                     _ => TicketKind::Counted,
                 };
-                let wakers = self
-                    .waiters
-                    .lock()
-                    .grant_all(Grant::Admit { generation, kind });
+                // Waiters are let in only if this state still holds: a
+                // listener (or another thread) that moved the breaker on
+                // meanwhile (`force_open` from the transition's event) keeps
+                // them waiting for the state it chose.
+                let wakers = {
+                    let mut queue = self.waiters.lock();
+                    if self.load().generation() == generation {
+                        queue.grant_all(Grant::Admit { generation, kind })
+                    } else {
+                        Vec::new()
+                    }
+                };
                 wakers.into_iter().for_each(Waker::wake);
             }
             State::ForcedOpen => self.emit_transition(from, to, reason, now),
@@ -1542,7 +1586,7 @@ impl Core {
     /// freeze is polled once to learn whether it is over (that takes the
     /// freeze slot's lock briefly); without, only atomics and the clock are read.
     pub(crate) fn refresh(&self, poll_freeze: bool) {
-        loop {
+        for _ in 0..TRANSITIONS_PER_LOOK {
             let word = self.load();
             match word.state() {
                 State::Open => {
@@ -1612,6 +1656,12 @@ impl Core {
 fn deadline_after(now: Duration, after: Duration) -> u64 {
     nanos(now.saturating_add(after)).min(NO_DEADLINE - 1)
 }
+
+/// The most transitions one look at the breaker performs (an admission, a
+/// state read). Periods that are over at once (a fake clock moved to the end
+/// of time, where every deadline has passed) would otherwise chain
+/// Open → HalfOpen → Open without end inside one call.
+const TRANSITIONS_PER_LOOK: usize = 8;
 
 /// Whether this fail-fast rejection should read the clock although the
 /// period's timer has not fired: one in 1024 per thread does, so that a timer
