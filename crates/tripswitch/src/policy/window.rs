@@ -392,7 +392,7 @@ impl TimeBuckets {
     }
 
     fn slice_at(&self, at: Duration) -> u64 {
-        nanos(at) / self.bucket_nanos + 1
+        (nanos(at) / self.bucket_nanos).saturating_add(1)
     }
 
     /// The time slice of `at` and the index of its bucket.
@@ -411,7 +411,7 @@ impl TimeBuckets {
         if slice != 0 && at >= start && at - start < self.bucket_nanos {
             return (slice, (current & ((1 << INDEX_BITS) - 1)) as usize);
         }
-        let slice = at / self.bucket_nanos + 1;
+        let slice = (at / self.bucket_nanos).saturating_add(1);
         let index = (slice % self.buckets.len() as u64) as usize;
         if slice < 1 << (64 - INDEX_BITS) {
             self.current
