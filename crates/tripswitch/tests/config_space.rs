@@ -55,10 +55,12 @@ fn edges_ratio() -> impl Strategy<Value = f64> {
 fn window() -> impl Strategy<Value = Window> {
     prop_oneof![
         edges_u32(MAX_WINDOW_CALLS)
-            .prop_filter("the cap itself is tested once below", |n| *n != MAX_WINDOW_CALLS)
+            .prop_filter("the cap itself is tested once below", |n| *n
+                != MAX_WINDOW_CALLS)
             .prop_map(Window::last_calls),
         (edges_duration(), edges_u32(MAX_BUCKETS))
-            .prop_filter("the cap itself is tested once below", |(_, b)| *b != MAX_BUCKETS)
+            .prop_filter("the cap itself is tested once below", |(_, b)| *b
+                != MAX_BUCKETS)
             .prop_map(|(length, buckets)| Window::last_in_buckets(length, buckets)),
     ]
 }
@@ -104,7 +106,13 @@ fn config() -> impl Strategy<Value = Config> {
         proptest::option::of((
             edges_duration(),
             edges_duration(),
-            prop_oneof![Just(0.5), Just(1.0), Just(2.0), Just(f64::NAN), Just(f64::INFINITY)],
+            prop_oneof![
+                Just(0.5),
+                Just(1.0),
+                Just(2.0),
+                Just(f64::NAN),
+                Just(f64::INFINITY)
+            ],
             edges_ratio(),
         )),
         proptest::option::of((
@@ -118,7 +126,17 @@ fn config() -> impl Strategy<Value = Config> {
         any::<bool>(),
     )
         .prop_map(
-            |(consecutive, rate, slow, backoff, half_open, freeze, max_wait, max_waiters, fail_fast)| {
+            |(
+                consecutive,
+                rate,
+                slow,
+                backoff,
+                half_open,
+                freeze,
+                max_wait,
+                max_waiters,
+                fail_fast,
+            )| {
                 Config {
                     consecutive,
                     rate,
@@ -138,7 +156,9 @@ fn config() -> impl Strategy<Value = Config> {
 fn expected_valid(config: &Config) -> bool {
     config.consecutive.is_none_or(|n| n >= 1)
         && config.rate.is_none_or(|(threshold, window, min)| {
-            (0.0..=1.0).contains(&threshold) && window_is_valid(window) && min_calls_valid(window, min)
+            (0.0..=1.0).contains(&threshold)
+                && window_is_valid(window)
+                && min_calls_valid(window, min)
         })
         && config.slow.is_none_or(|(after, threshold, window, min)| {
             !after.is_zero()
@@ -146,15 +166,19 @@ fn expected_valid(config: &Config) -> bool {
                 && window_is_valid(window)
                 && min_calls_valid(window, min)
         })
-        && config.backoff.is_none_or(|(initial, max, multiplier, jitter)| {
-            !initial.is_zero()
-                && multiplier.is_finite()
-                && multiplier >= 1.0
-                && max >= initial
-                && (0.0..=1.0).contains(&jitter)
-        })
+        && config
+            .backoff
+            .is_none_or(|(initial, max, multiplier, jitter)| {
+                !initial.is_zero()
+                    && multiplier.is_finite()
+                    && multiplier >= 1.0
+                    && max >= initial
+                    && (0.0..=1.0).contains(&jitter)
+            })
         && config.half_open.is_none_or(|(probes, close_after, max)| {
-            (1..=MAX_PROBES).contains(&probes) && close_after >= 1 && max.is_none_or(|m| !m.is_zero())
+            (1..=MAX_PROBES).contains(&probes)
+                && close_after >= 1
+                && max.is_none_or(|m| !m.is_zero())
         })
 }
 
@@ -173,7 +197,8 @@ fn build(config: &Config, clock: &FakeClock) -> Result<CircuitBreaker, tripswitc
         builder = builder.failure_rate(FailureRate::new(threshold, window).min_calls(min));
     }
     if let Some((after, threshold, window, min)) = config.slow {
-        builder = builder.slow_call_rate(SlowCallRate::new(after, threshold, window).min_calls(min));
+        builder =
+            builder.slow_call_rate(SlowCallRate::new(after, threshold, window).min_calls(min));
     }
     if let Some((initial, max, multiplier, jitter)) = config.backoff {
         builder = builder.backoff(

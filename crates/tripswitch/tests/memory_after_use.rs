@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
-use tripswitch::clock::{Clock, FakeClock, StdClock};
 use tripswitch::CircuitBreaker;
+use tripswitch::clock::{Clock, FakeClock, StdClock};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;

@@ -331,6 +331,28 @@ fn the_tower_layer_leaves_open_at_once_after_the_deadline_when_no_timer_fires() 
     assert_eq!(breaker.state(), State::Closed);
 }
 
+#[cfg(feature = "reqwest")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reqwest_middleware_leaves_open_at_once_after_the_deadline_when_no_timer_fires() {
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "fine" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let clock = SilentClock::default();
+    let breaker = silent_fail_fast(&clock);
+    let _ = common::fail(&breaker).await;
+    clock.advance(Duration::from_millis(150));
+    let client = reqwest_middleware::ClientBuilder::new(reqwest_middleware::reqwest::Client::new())
+        .with(tripswitch::reqwest::CircuitBreakerMiddleware::new(
+            breaker.clone(),
+        ))
+        .build();
+    let response = client.get(format!("http://{address}/")).send().await;
+    assert_eq!(response.expect("admitted").status(), 200);
+    assert_eq!(breaker.state(), State::Closed);
+    server.abort();
+}
+
 /// The repro: sync code calling `block_on` per call on a
 /// current-thread runtime, which never runs its timers because every
 /// rejection completes on its first poll.
