@@ -42,11 +42,13 @@ fn live_bytes_counts_reallocation_once() {
         grown.push(i as u8);
     }
     let counted = live_bytes() - before;
-    assert_eq!(
-        counted,
-        grown.capacity() as isize,
-        "a {}-byte vector counted as {counted} bytes",
-        grown.capacity()
+    let capacity = grown.capacity() as isize;
+    // Other threads of the process may allocate meanwhile (a loaded
+    // machine's test harness): a little over is noise; counting the
+    // reallocations twice would come to about twice the capacity.
+    assert!(
+        (capacity..=capacity + SLACK).contains(&counted),
+        "a {capacity}-byte vector counted as {counted} bytes"
     );
 }
 
