@@ -6,7 +6,7 @@ use crate::State;
 use crate::events::TransitionReason;
 
 /// A store that shares a breaker's state with other processes. See the
-/// [module documentation](self).
+/// [module documentation](crate::shared).
 pub trait SharedState: Send + Sync + 'static {
     /// The breaker moved from `from` to `to`. Called on the thread that made
     /// the transition, after the state changed and before waiting calls are

@@ -13,7 +13,7 @@
 //!
 //! Calls keep using the local breaker's atomics only: a closed breaker costs
 //! the same with a store attached. Transitions made through
-//! [`SharedControl`] have the reason [`TransitionReason::Shared`], and are
+//! [`SharedControl`] have the reason [`TransitionReason::Shared`](crate::events::TransitionReason::Shared), and are
 //! reported to the store too (it can tell them apart by that reason).
 //!
 //! Manual states win: a forced-open, disabled or metrics-only breaker is not
