@@ -5,9 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::builder::Builder;
-use crate::core::Core;
+use crate::core::{Core, Move};
 use crate::error::{Error, Rejected};
-use crate::events::TransitionReason;
 use crate::execute::{ByBreaker, ByCaller, Execute};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
@@ -348,20 +347,13 @@ impl CircuitBreaker {
     /// assert!(breaker.try_acquire().is_ok());
     /// ```
     pub fn force_open(&self) {
-        self.core
-            .force(State::ForcedOpen, TransitionReason::ForcedOpen, |_| true);
+        self.core.apply(Move::ForceOpen, None, None);
     }
 
     /// Leaves a manual state (forced open, disabled, metrics-only) for closed.
     /// Does nothing in the other states.
     pub fn release(&self) {
-        self.core
-            .force(State::Closed, TransitionReason::Released, |state| {
-                matches!(
-                    state,
-                    State::ForcedOpen | State::Disabled | State::MetricsOnly
-                )
-            });
+        self.core.apply(Move::Release, None, None);
     }
 
     /// The handle a shared store uses to steer this breaker (see the
@@ -386,15 +378,13 @@ impl CircuitBreaker {
     /// assert_eq!(breaker.state(), State::Closed);
     /// ```
     pub fn disable(&self) {
-        self.core
-            .force(State::Disabled, TransitionReason::Disabled, |_| true);
+        self.core.apply(Move::Disable, None, None);
     }
 
     /// Keeps recording outcomes (metrics, events) but never trips, until
     /// [`release`](Self::release) or [`reset`](Self::reset).
     pub fn metrics_only(&self) {
-        self.core
-            .force(State::MetricsOnly, TransitionReason::MetricsOnly, |_| true);
+        self.core.apply(Move::MetricsOnly, None, None);
     }
 
     /// Back to closed, whatever the state, with the trip policies' counts and
@@ -410,8 +400,6 @@ impl CircuitBreaker {
     /// assert!(!breaker.is_frozen());
     /// ```
     pub fn reset(&self) {
-        self.core
-            .force(State::Closed, TransitionReason::Reset, |_| true);
-        self.core.clear_counts();
+        self.core.reset();
     }
 }

@@ -12,10 +12,11 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
-use crate::core::{Core, Ticket, TicketKind, Verdict};
+use crate::core::{Core, Verdict};
 use crate::error::Error;
 use crate::events::OperationPanicked;
 use crate::outcome::{ClassifiedOk, Outcome};
+use crate::ticket::{Ticket, TicketKind};
 use crate::wait::Wait;
 use crate::waiters::WaitFor;
 
@@ -130,7 +131,7 @@ where
         let mut this = self.project();
         if let StageProj::Start = this.stage.as_mut().project() {
             let Some(ticket) = this.core.admit_fast() else {
-                if this.core.settings.fail_fast
+                if this.core.fails_fast()
                     && let Some(until) = this.core.reject_while_open()
                 {
                     // An outage's common case, inlined too; the rejection is
@@ -222,7 +223,7 @@ where
     let core = *this.core;
     loop {
         match this.stage.as_mut().project() {
-            StageProj::Start if core.settings.fail_fast => {
+            StageProj::Start if core.fails_fast() => {
                 // `poll` already asked `reject_while_open`, which answered
                 // "take the full path": asking again would draw the clock
                 // sample a second time and so skip it (see `sample_the_clock`).
@@ -265,10 +266,7 @@ where
                 match granted {
                     Ok(grant) => {
                         let mut ticket = core.ticket_for(grant);
-                        if retry
-                            && core.settings.seed_accounting
-                            && ticket.kind() == TicketKind::Counted
-                        {
+                        if retry && core.seed_accounting() && ticket.kind() == TicketKind::Counted {
                             ticket = ticket.with_kind(TicketKind::Released);
                         }
                         start(&mut this, ticket, retry);
@@ -370,7 +368,7 @@ where
     let may_retry = !retry
         && outcome == Outcome::Failure
         && matches!(ticket.kind(), TicketKind::Counted | TicketKind::Probe)
-        && core.settings.retry_after_freeze;
+        && core.retries_after_freeze();
     let open_after = core.record(ticket, verdict);
     match result {
         Err(error) if may_retry && open_after => {

@@ -82,6 +82,7 @@ pub mod reqwest;
 pub mod shared;
 mod state;
 mod sync;
+mod ticket;
 #[cfg(feature = "tower")]
 pub mod tower;
 mod wait;

@@ -8,9 +8,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::core::{Core, Ticket, TicketKind, Verdict};
+use crate::core::{Core, Verdict};
 use crate::error::Rejected;
 use crate::events::OperationPanicked;
+use crate::ticket::{Ticket, TicketKind};
 use crate::wait::Wait;
 use crate::waiters::WaitFor;
 

@@ -74,7 +74,7 @@ impl<C: Deref<Target = Core>> Wait<C> {
                         self.queued_at = Some(core.now());
                     }
                     if self.wait_for == WaitFor::Call
-                        && let Some(max) = core.settings.max_wait
+                        && let Some(max) = core.max_wait()
                     {
                         let now = core.now();
                         self.gives_up_at = Some(nanos(now.saturating_add(max)));
@@ -86,12 +86,12 @@ impl<C: Deref<Target = Core>> Wait<C> {
         // Twice at most: once as woken, once more if the alarm rang (the
         // period it rang for may be over now).
         for _ in 0..2 {
-            if let Some(grant) = self.core.waiters.poll(key, cx.waker()) {
+            if let Some(grant) = self.core.waiters().poll(key, cx.waker()) {
                 self.key = None;
                 return self.finish(Ok(grant));
             }
             if self.core.drive_freeze()
-                && let Some(grant) = self.core.waiters.poll(key, cx.waker())
+                && let Some(grant) = self.core.waiters().poll(key, cx.waker())
             {
                 self.key = None;
                 return self.finish(Ok(grant));
@@ -155,7 +155,7 @@ impl<C: Deref<Target = Core>> Wait<C> {
     /// The call's `max_wait` ran out while queued.
     fn time_out(&mut self, key: Key) -> Poll<Result<Grant, Rejected>> {
         self.key = None;
-        match self.core.waiters.cancel(key) {
+        match self.core.waiters().cancel(key) {
             Some(grant) => self.finish(Ok(grant)),
             None => {
                 self.core.waiter_left();
@@ -186,7 +186,7 @@ impl<C: Deref<Target = Core> + Unpin> Future for Wait<C> {
 impl<C: Deref<Target = Core>> Drop for Wait<C> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            match self.core.waiters.cancel(key) {
+            match self.core.waiters().cancel(key) {
                 Some(grant) => self.core.give_back(grant),
                 None => self.core.waiter_left(),
             }

@@ -12,8 +12,8 @@
 use std::collections::VecDeque;
 use std::task::Waker;
 
-use crate::core::TicketKind;
 use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, lock};
+use crate::ticket::TicketKind;
 
 /// What a waiter was let through with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

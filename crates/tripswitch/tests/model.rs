@@ -516,7 +516,13 @@ fn run(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Reset => {
                 breaker.reset();
-                model.force(State::Closed, &[]);
+                // A reset starts a new generation even from closed (calls
+                // admitted before it no longer count), without an event.
+                if model.state == State::Closed {
+                    model.generation += 1;
+                } else {
+                    model.force(State::Closed, &[]);
+                }
                 model.consecutive = 0;
                 model.window.clear();
                 model.slow_window.clear();

@@ -1,65 +1,11 @@
-//! The seam for state shared by a fleet of processes.
-//!
-//! A service usually runs as several replicas, each with its own breaker for
-//! the same dependency. A shared store (such as the `tripswitch-redis`
-//! crate) lets them act as one breaker without putting the store on the
-//! call path:
-//!
-//! - the store is told of every transition of the local breaker through
-//!   [`SharedState::transitioned`] (a trip, a probe's result, a period that
-//!   ran out), and reads outcome counts from [`SharedControl::counts`];
-//! - it steers the local breaker with a [`SharedControl`]: open it for the
-//!   fleet's open period, hand it the fleet's half-open probes, close it.
-//!
-//! Calls keep using the local breaker's atomics only: a closed breaker costs
-//! the same with a store attached. Transitions made through
-//! [`SharedControl`] have the reason [`TransitionReason::Shared`], and are
-//! reported to the store too (it can tell them apart by that reason).
-//!
-//! Manual states win: a forced-open, disabled or metrics-only breaker is not
-//! moved by the store.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use std::time::Duration;
-//! use tripswitch::shared::SharedState;
-//! use tripswitch::events::TransitionReason;
-//! use tripswitch::{CircuitBreaker, State};
-//!
-//! struct Print;
-//! impl SharedState for Print {
-//!     fn transitioned(&self, from: State, to: State, reason: TransitionReason) {
-//!         println!("{from} -> {to}: {reason}");
-//!     }
-//! }
-//!
-//! let breaker = CircuitBreaker::builder().shared_state(Arc::new(Print)).build();
-//! let control = breaker.shared_control();
-//! // Another replica tripped: this one opens for the fleet's open period.
-//! assert!(control.hold_open(Duration::from_secs(30)));
-//! assert!(breaker.is_frozen());
-//! // The fleet closed again.
-//! assert!(control.close());
-//! assert!(!breaker.is_frozen());
-//! ```
+//! How a shared store steers one breaker.
 
 use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::core::Core;
-use crate::events::TransitionReason;
 use crate::{Counts, State};
-
-/// A store that shares a breaker's state with other processes. See the
-/// [module documentation](self).
-pub trait SharedState: Send + Sync + 'static {
-    /// The breaker moved from `from` to `to`. Called on the thread that made
-    /// the transition, after the state changed and before waiting calls are
-    /// released: keep it short and never block (hand the news to a
-    /// background task). A panic in it is contained and logged.
-    fn transitioned(&self, from: State, to: State, reason: TransitionReason);
-}
 
 /// Steers one breaker on behalf of a shared store. Holds the breaker weakly:
 /// once every [`CircuitBreaker`](crate::CircuitBreaker) handle is dropped,
@@ -93,9 +39,7 @@ impl SharedControl {
     /// configured; `None` when it has no half-open state (the seed's
     /// [`HalfOpen::release_all`](crate::HalfOpen::release_all)).
     pub fn probe_limit(&self) -> Option<u32> {
-        self.core
-            .upgrade()
-            .and_then(|core| core.settings.half_open.probes)
+        self.core.upgrade().and_then(|core| core.probe_limit())
     }
 
     /// Counts since the breaker was built (the same as
@@ -104,7 +48,7 @@ impl SharedControl {
     pub fn counts(&self) -> Counts {
         self.core
             .upgrade()
-            .map(|core| core.totals.snapshot())
+            .map(|core| core.totals())
             .unwrap_or_default()
     }
 
@@ -119,7 +63,7 @@ impl SharedControl {
     /// [`Counts::rejected`], it tells a store whether this process has calls
     /// to probe with.
     pub fn waiting(&self) -> usize {
-        self.core.upgrade().map_or(0, |core| core.waiters.len())
+        self.core.upgrade().map_or(0, |core| core.waiters().len())
     }
 
     /// Opens the breaker for `remaining` from now (the fleet's open period),

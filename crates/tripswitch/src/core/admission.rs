@@ -1,0 +1,341 @@
+//! Admission: whether a call may run now, must wait, or is refused.
+//!
+//! The happy path is [`Core::admit_fast`] (one atomic load); a fail-fast
+//! outage's common case is [`Core::reject_while_open`] (no clock read);
+//! everything else goes through [`Core::check`], which performs a
+//! transition that is due before deciding.
+
+use std::task::Waker;
+
+use super::*;
+use crate::clock::nanos;
+use crate::error::{RejectReason, Rejected, Why};
+use crate::events::EventKind;
+use crate::metrics::Tally;
+use crate::state::State;
+use crate::sync::Ordering;
+use crate::ticket::{Ticket, TicketKind};
+use crate::waiters::{Grant, WaitFor};
+
+/// Why a call could not be let through now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Block {
+    /// Open until this deadline on the clock; `None` when the end is not known in advance.
+    Open(Option<u64>),
+    HalfOpenFull,
+    Forced,
+}
+
+/// The answer of one admission check.
+pub(super) enum Check {
+    Admit(Ticket),
+    Block(Block),
+    /// The current period (open, or half-open with a maximum) has run out:
+    /// perform the transition, then check again.
+    Expired(State, u64),
+}
+
+/// What [`Core::admit_or_enqueue`] did.
+pub(crate) enum Enqueued {
+    Granted(Grant),
+    Rejected(Rejected),
+    Queued(crate::waiters::Key),
+}
+
+/// The most transitions one look at the breaker performs (an admission, a
+/// state read). Periods that are over at once (a fake clock moved to the end
+/// of time, where every deadline has passed) would otherwise chain
+/// Open → HalfOpen → Open without end inside one call.
+pub(super) const TRANSITIONS_PER_LOOK: usize = 8;
+
+/// Whether this fail-fast rejection should read the clock although the
+/// period's timer has not fired: one in 1024 per thread does, so that a timer
+/// that never fires (its runtime shut down) cannot keep the breaker open.
+#[inline]
+fn sample_the_clock() -> bool {
+    thread_local! {
+        static REJECTIONS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    REJECTIONS.with(|count| {
+        let next = count.get().wrapping_add(1);
+        count.set(next);
+        next.is_multiple_of(1024)
+    })
+}
+
+fn grant_of(ticket: Ticket) -> Grant {
+    match ticket.kind() {
+        TicketKind::Probe => Grant::Probe {
+            generation: ticket.generation(),
+        },
+        kind => Grant::Admit {
+            generation: ticket.generation(),
+            kind,
+        },
+    }
+}
+
+impl Core {
+    /// The happy path: a closed breaker lets the call in with one atomic load.
+    #[inline]
+    pub(crate) fn admit_fast(&self) -> Option<Ticket> {
+        let word = self.load();
+        if word.is(State::Closed) {
+            Some(self.ticket(word.generation(), TicketKind::Counted))
+        } else {
+            None
+        }
+    }
+
+    pub(super) fn check(&self) -> Check {
+        loop {
+            let word = self.load();
+            let generation = word.generation();
+            return match word.state() {
+                State::Closed | State::MetricsOnly => {
+                    Check::Admit(self.ticket(generation, TicketKind::Counted))
+                }
+                State::Disabled => Check::Admit(self.ticket(generation, TicketKind::PassThrough)),
+                State::ForcedOpen => Check::Block(Block::Forced),
+                State::Open => {
+                    let until = self.open_until.load(Ordering::Acquire);
+                    // The full path always reads the clock: the shortcut
+                    // that trusts the period's timer is `reject_while_open`,
+                    // taken (and sampled) once per call before this.
+                    if until == NO_DEADLINE {
+                        Check::Block(Block::Open(None))
+                    } else if nanos(self.now()) >= until {
+                        Check::Expired(State::Open, generation)
+                    } else {
+                        Check::Block(Block::Open(Some(until)))
+                    }
+                }
+                State::HalfOpen => {
+                    let until = self.half_open_until.load(Ordering::Acquire);
+                    if until != NO_DEADLINE && nanos(self.now()) >= until {
+                        return Check::Expired(State::HalfOpen, generation);
+                    }
+                    let limit = self.settings.half_open.probes.unwrap_or(u32::MAX);
+                    // Calls already queued go first: a newcomer does not take
+                    // a slot from under them.
+                    if word.probes() >= limit || self.waiters.len() > 0 {
+                        return Check::Block(Block::HalfOpenFull);
+                    }
+                    if self
+                        .word
+                        .compare_exchange_weak(
+                            word.0,
+                            word.with_probes(word.probes() + 1).0,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    Check::Admit(self.ticket(generation, TicketKind::Probe))
+                }
+            };
+        }
+    }
+
+    /// Whether a fail-fast call is refused because the breaker is open and
+    /// its timer has not fired: the common case of an outage, kept short (no
+    /// clock read, no admission loop). Returns the open period's deadline;
+    /// `None` means: take the full path.
+    #[inline]
+    pub(crate) fn reject_while_open(&self) -> Option<u64> {
+        if !self.load().is(State::Open) {
+            return None;
+        }
+        let until = self.open_until.load(Ordering::Acquire);
+        if until == NO_DEADLINE || self.period_due.load(Ordering::Acquire) || sample_the_clock() {
+            return None;
+        }
+        Some(until)
+    }
+
+    /// The rejection [`reject_while_open`](Self::reject_while_open) decided
+    /// on, built where the caller's result goes.
+    #[inline]
+    pub(crate) fn rejected_while_open(&self, until: u64) -> Rejected {
+        self.rejected(State::Open, RejectReason::Open, Some(until))
+    }
+
+    /// Admission for a caller that will not wait (`try_acquire`): a
+    /// fail-fast breaker's outage is refused by the short path (no clock
+    /// read unless its timer fired or the sample says so), anything else
+    /// takes [`try_admit`](Self::try_admit).
+    #[inline]
+    pub(crate) fn try_admit_now(&self) -> Result<Ticket, Block> {
+        if self.settings.fail_fast
+            && let Some(until) = self.reject_while_open()
+        {
+            return Err(Block::Open(Some(until)));
+        }
+        self.try_admit()
+    }
+
+    /// Admission without waiting: performs any transition that is due
+    /// (an open period that ran out) and drives an async freeze once.
+    pub(crate) fn try_admit(&self) -> Result<Ticket, Block> {
+        for _ in 0..TRANSITIONS_PER_LOOK {
+            match self.check() {
+                Check::Admit(ticket) => return Ok(ticket),
+                Check::Expired(state, generation) => self.period_elapsed(state, generation),
+                Check::Block(Block::Open(None)) => {
+                    if !self.drive_freeze() {
+                        return Err(Block::Open(None));
+                    }
+                }
+                Check::Block(block) => return Err(block),
+            }
+        }
+        Err(self.block_as_is())
+    }
+
+    /// Why a call is blocked in the current state, without performing any
+    /// transition (see [`TRANSITIONS_PER_LOOK`]).
+    pub(super) fn block_as_is(&self) -> Block {
+        match self.load().state() {
+            State::ForcedOpen => Block::Forced,
+            State::HalfOpen => Block::HalfOpenFull,
+            _ => match self.open_until.load(Ordering::Acquire) {
+                NO_DEADLINE => Block::Open(None),
+                until => Block::Open(Some(until)),
+            },
+        }
+    }
+
+    /// Admission for a call that is willing to wait: admitted now, rejected
+    /// now, or queued. The queue lock is held while the state is checked, so
+    /// a transition that releases waiters cannot slip between the check and
+    /// the queueing.
+    pub(crate) fn admit_or_enqueue(&self, wait_for: WaitFor, waker: &Waker) -> Enqueued {
+        for look in 1..=TRANSITIONS_PER_LOOK {
+            match wait_for {
+                WaitFor::Call => match self.try_admit() {
+                    Ok(ticket) => return Enqueued::Granted(grant_of(ticket)),
+                    Err(block) if self.settings.fail_fast => {
+                        return Enqueued::Rejected(self.reject(block));
+                    }
+                    Err(_) => {}
+                },
+                WaitFor::Unfrozen => {
+                    self.refresh(true);
+                    if !self.load().state().is_open() {
+                        return Enqueued::Granted(Grant::Unfrozen);
+                    }
+                }
+            }
+            let mut queue = self.waiters.lock();
+            let check = match wait_for {
+                WaitFor::Call => self.check(),
+                WaitFor::Unfrozen => match self.load() {
+                    w if !w.state().is_open() => return Enqueued::Granted(Grant::Unfrozen),
+                    _ => Check::Block(Block::Forced),
+                },
+            };
+            let check = match check {
+                // The last look queues the call as the state is (its alarm
+                // performs the transition on its next poll).
+                Check::Expired(..) if look == TRANSITIONS_PER_LOOK => {
+                    Check::Block(self.block_as_is())
+                }
+                check => check,
+            };
+            match check {
+                Check::Admit(ticket) => return Enqueued::Granted(grant_of(ticket)),
+                Check::Expired(..) => continue,
+                Check::Block(block) => {
+                    if wait_for == WaitFor::Call
+                        && self
+                            .settings
+                            .max_waiters
+                            .is_some_and(|max| queue.calls() >= max)
+                    {
+                        drop(queue);
+                        let _ = block;
+                        return Enqueued::Rejected(self.reject_with(RejectReason::TooManyWaiters));
+                    }
+                    let key = queue.push(wait_for, waker);
+                    // A probe slot freed while this call queued: hand it
+                    // out now (see `release_probe`).
+                    let word = self.load();
+                    if wait_for == WaitFor::Call && word.state() == State::HalfOpen {
+                        let wakers = self.grant_probes_locked(&mut queue, word.generation());
+                        drop(queue);
+                        wakers.into_iter().for_each(Waker::wake);
+                    }
+                    return Enqueued::Queued(key);
+                }
+            }
+        }
+        // Not reached: the last look always queues or decides. Refusing is
+        // the safe answer all the same.
+        Enqueued::Rejected(self.reject(self.block_as_is()))
+    }
+
+    /// The ticket a waiter holds once granted.
+    pub(crate) fn ticket_for(&self, grant: Grant) -> Ticket {
+        match grant {
+            Grant::Admit { generation, kind } => self.ticket(generation, kind),
+            Grant::Probe { generation } => self.ticket(generation, TicketKind::Probe),
+            Grant::Unfrozen => self.ticket(self.load().generation(), TicketKind::Released),
+        }
+    }
+
+    /// A waiter left the queue without its grant (dropped, or timed out). If
+    /// it may have been the one woken to poll the freeze, wake the next.
+    pub(crate) fn waiter_left(&self) {
+        if self.freeze_woken.load(Ordering::SeqCst) {
+            self.waiters.wake_first_except(&self.freeze_waker);
+        }
+    }
+
+    /// Gives back what a waiter was granted but will not use.
+    pub(crate) fn give_back(&self, grant: Grant) {
+        if let Grant::Probe { generation } = grant {
+            self.release_probe(generation);
+        }
+    }
+
+    /// Refuses a call: counts it, tells listeners, and says why.
+    pub(crate) fn reject(&self, block: Block) -> Rejected {
+        let (state, reason, deadline) = match block {
+            Block::Open(deadline) => (State::Open, RejectReason::Open, deadline),
+            Block::HalfOpenFull => (State::HalfOpen, RejectReason::HalfOpenFull, None),
+            Block::Forced => (State::ForcedOpen, RejectReason::ForcedOpen, None),
+        };
+        self.rejected(state, reason, deadline)
+    }
+
+    /// Refuses a call for a reason of its own (a wait that ran out, a full queue).
+    pub(crate) fn reject_with(&self, reason: RejectReason) -> Rejected {
+        let state = self.load().state();
+        let until = self.open_until.load(Ordering::Acquire);
+        let deadline = (state == State::Open && until != NO_DEADLINE).then_some(until);
+        self.rejected(state, reason, deadline)
+    }
+
+    #[inline(always)]
+    pub(super) fn rejected(
+        &self,
+        state: State,
+        reason: RejectReason,
+        deadline: Option<u64>,
+    ) -> Rejected {
+        self.totals.add(Tally::Rejected);
+        tracing::debug!(breaker = self.name().unwrap_or(""), %state, %reason, "tripswitch: call rejected");
+        self.emit(EventKind::Rejected { reason }, None);
+        Rejected {
+            deadline: deadline.map_or(0, |nanos| self.anchor.anchor(nanos)),
+            source: self.reject_source.clone(),
+            why: Why::new(state, reason),
+            clock: match deadline {
+                Some(_) => self.anchor.kind(),
+                None => ClockKind::Unknown,
+            },
+        }
+    }
+}

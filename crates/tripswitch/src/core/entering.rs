@@ -1,0 +1,212 @@
+//! What follows a transition that this thread won: deadlines, the open
+//! period's start, events, and waiting calls released or re-armed.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::task::Waker;
+use std::time::Duration;
+
+use super::freeze::deadline_after;
+use super::*;
+use crate::events::{EventKind, TransitionReason, call_guarded};
+use crate::open_period::{AnyDebug, PeriodEnd, TripContext};
+use crate::policy::Policy;
+use crate::state::{State, Word};
+use crate::sync::{Ordering, lock};
+use crate::ticket::TicketKind;
+use crate::waiters::Grant;
+
+impl Core {
+    /// Everything that follows a transition that this thread won.
+    pub(super) fn entered(
+        &self,
+        from: State,
+        word: Word,
+        reason: TransitionReason,
+        error: Option<&dyn AnyDebug>,
+    ) {
+        let to = word.state();
+        let generation = word.generation();
+        let now = self.now();
+        if from == State::Open {
+            self.open_until.store(NO_DEADLINE, Ordering::Release);
+            self.freeze_bound.store(NO_DEADLINE, Ordering::Release);
+        }
+        if from == State::HalfOpen {
+            self.half_open_until.store(NO_DEADLINE, Ordering::Release);
+        }
+        self.clear_freeze(|slot| slot < generation);
+        *lock(&self.state_since) = self.totals.snapshot();
+        tracing::info!(
+            breaker = self.name().unwrap_or(""),
+            %from,
+            %to,
+            %reason,
+            "tripswitch: state changed"
+        );
+        if let Some(shared) = &self.settings.shared {
+            call_guarded("the shared state's transition hook", self.name(), || {
+                shared.transitioned(from, to, reason)
+            });
+        }
+
+        match to {
+            State::Open => self.opened(from, word, reason, error, now),
+            State::HalfOpen => {
+                self.half_open_successes.store(0, Ordering::Release);
+                let max = match reason {
+                    TransitionReason::Shared => {
+                        let lease = self.shared_half_open_for.load(Ordering::Acquire);
+                        let lease = Duration::from_nanos(lease);
+                        Some(
+                            self.settings
+                                .half_open
+                                .max_duration
+                                .map_or(lease, |m| m.min(lease)),
+                        )
+                    }
+                    _ => self.settings.half_open.max_duration,
+                };
+                if let Some(max) = max {
+                    let until = deadline_after(now, max);
+                    self.half_open_until.store(until, Ordering::Release);
+                    if !self.settings.fail_fast {
+                        self.install_freeze(generation, Some(until), None);
+                    }
+                }
+                self.emit_transition(from, to, reason, now);
+                let observers = self.waiters.lock().release_observers();
+                observers.into_iter().for_each(Waker::wake);
+                self.grant_probes(generation);
+            }
+            State::Closed | State::MetricsOnly | State::Disabled => {
+                if to != State::Disabled {
+                    for policy in self.policies.iter() {
+                        policy.reset();
+                    }
+                }
+                if to == State::Closed {
+                    self.openings.store(0, Ordering::Relaxed);
+                }
+                self.emit_transition(from, to, reason, now);
+                let kind = match to {
+                    State::Disabled => TicketKind::PassThrough,
+                    State::Closed if self.settings.seed_accounting => TicketKind::Released,
+                    _ => TicketKind::Counted,
+                };
+                // Waiters are let in only if this state still holds: a
+                // listener (or another thread) that moved the breaker on
+                // meanwhile (`force_open` from the transition's event) keeps
+                // them waiting for the state it chose.
+                let wakers = {
+                    let mut queue = self.waiters.lock();
+                    if self.load().generation() == generation {
+                        queue.grant_all(Grant::Admit { generation, kind })
+                    } else {
+                        Vec::new()
+                    }
+                };
+                wakers.into_iter().for_each(Waker::wake);
+            }
+            State::ForcedOpen => self.emit_transition(from, to, reason, now),
+        }
+    }
+
+    pub(super) fn opened(
+        &self,
+        from: State,
+        word: Word,
+        reason: TransitionReason,
+        error: Option<&dyn AnyDebug>,
+        now: Duration,
+    ) {
+        let generation = word.generation();
+        let openings = match from {
+            State::HalfOpen => self.openings.fetch_add(1, Ordering::Relaxed),
+            // A shared store moved the deadline: the same opening.
+            State::Open => self.openings.load(Ordering::Relaxed).saturating_sub(1),
+            _ => {
+                self.openings.store(1, Ordering::Relaxed);
+                0
+            }
+        };
+        let context = TripContext {
+            error,
+            reason,
+            consecutive_openings: openings,
+            consecutive_failures: self.policies.iter().find_map(Policy::consecutive_failures),
+            failure_rate: self.rate(crate::policy::RateMeasure::Failures, now),
+            failures_in_window: self.policies.iter().find_map(|p| match p {
+                Policy::Rate(r) if r.measure == crate::policy::RateMeasure::Failures => {
+                    Some(r.failures_at(now))
+                }
+                _ => None,
+            }),
+            slow_call_rate: self.rate(crate::policy::RateMeasure::Slow, now),
+        };
+        let period = &self.settings.open_period;
+        let end = if reason == TransitionReason::Shared {
+            let remaining = self.shared_open_for.load(Ordering::Acquire);
+            Ok(PeriodEnd::After(Duration::from_nanos(remaining)))
+        } else {
+            catch_unwind(AssertUnwindSafe(|| period.start(&context)))
+        };
+        match end {
+            Ok(PeriodEnd::After(duration)) => {
+                let until = deadline_after(now, duration);
+                self.period_due.store(false, Ordering::Release);
+                self.freeze_bound.store(NO_DEADLINE, Ordering::Release);
+                self.open_until.store(until, Ordering::Release);
+                self.install_freeze(generation, Some(until), None);
+                if self.settings.fail_fast {
+                    // Rejections do not read the clock: an alarm tells them
+                    // when the period is over.
+                    self.arm_alarm(generation, duration);
+                }
+                self.emit_transition(from, State::Open, reason, now);
+            }
+            Ok(PeriodEnd::Future(future)) => {
+                // The freeze ends when its future does, and at the latest
+                // `max_freeze` from now, whoever polls it (or nobody).
+                let bound = deadline_after(now, self.settings.max_freeze);
+                self.freeze_bound.store(bound, Ordering::Release);
+                self.install_freeze(generation, Some(bound), Some(future));
+                self.emit_transition(from, State::Open, reason, now);
+                // Start the freeze at once, so that a freeze function's side
+                // effects happen when the breaker trips, as in the seed.
+                self.drive_freeze();
+            }
+            Err(_) => {
+                tracing::error!(
+                    breaker = self.name().unwrap_or(""),
+                    "tripswitch: the freeze function panicked; the open period ends at once"
+                );
+                self.emit_transition(from, State::Open, reason, now);
+                self.end_open(generation);
+                return;
+            }
+        }
+        // Calls that were already queued (for a probe slot, or the seed's
+        // retry) have a new deadline to set their alarms by, and maybe a
+        // freeze to drive: all are woken (each on its own runtime), so that
+        // none depends on another's task being run.
+        self.freeze_woken.store(true, Ordering::SeqCst);
+        self.waiters.wake_all();
+    }
+
+    pub(super) fn emit_transition(
+        &self,
+        from: State,
+        to: State,
+        reason: TransitionReason,
+        now: Duration,
+    ) {
+        self.emit(EventKind::Transition { from, to, reason }, Some(now));
+    }
+
+    pub(super) fn rate(&self, measure: crate::policy::RateMeasure, at: Duration) -> Option<f64> {
+        self.policies.iter().find_map(|p| match p {
+            Policy::Rate(r) if r.measure == measure => r.rate(at),
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,256 @@
+//! The freeze: the end of the current open (or bounded half-open) period.
+//!
+//! A timed period has a deadline and no shared sleep: waiting calls keep
+//! alarms of their own, a fail-fast breaker an alarm that only sets a flag.
+//! An async freeze (the seed's freeze function) is a future polled by
+//! whichever task gets here first, bounded by `max_freeze`.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake};
+use std::time::Duration;
+
+use super::*;
+use crate::clock::nanos;
+use crate::open_period::FreezeFuture;
+use crate::state::State;
+use crate::sync::{Ordering, lock};
+
+/// The freeze of the current open (or bounded half-open) period.
+pub(super) struct FreezeSlot {
+    generation: u64,
+    /// When the period ends on the clock, if known in advance.
+    deadline: Option<u64>,
+    /// The future that ends the period (a freeze function's, or a sleep to the deadline).
+    future: Option<FreezeFuture>,
+    /// Some task is polling `future` right now (it is out of the slot).
+    polling: bool,
+    /// A fail-fast breaker's timer for a timed period: polled once, when
+    /// armed, with a waker that sets `Core::period_due`; never polled again,
+    /// so no runtime's fate can end the period early. (Waiting calls do not
+    /// use it: each has an alarm of its own, see `Wait`.)
+    alarm: Option<FreezeFuture>,
+}
+
+/// The waker handed to freeze futures: it wakes the oldest waiting call,
+/// which polls the freeze on. (If that call is dropped first, its drop
+/// wakes the next one: see [`Core::waiter_left`].)
+pub(super) struct FreezeWake {
+    pub(super) core: Weak<Core>,
+}
+
+impl Wake for FreezeWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(core) = self.core.upgrade() {
+            core.freeze_woken.store(true, Ordering::SeqCst);
+            // A freeze that waits on its own breaker (`wait_unfrozen` inside
+            // the freeze function) is itself a waiter with this very waker:
+            // it is skipped, or waking it would wake it again, without end.
+            core.waiters.wake_first_except(&core.freeze_waker);
+        }
+    }
+}
+
+/// The waker of a fail-fast period's alarm: it only says the period is due.
+pub(super) struct PeriodDue {
+    pub(super) core: Weak<Core>,
+}
+
+impl Wake for PeriodDue {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(core) = self.core.upgrade() {
+            core.period_due.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// The deadline `after` from `now`, in nanoseconds on the clock. Saturates
+/// one short of [`NO_DEADLINE`], so that an open period of `Duration::MAX`
+/// is a period that ends (in 584 years), not one without a deadline.
+pub(super) fn deadline_after(now: Duration, after: Duration) -> u64 {
+    nanos(now.saturating_add(after)).min(NO_DEADLINE - 1)
+}
+
+impl Core {
+    pub(super) fn install_freeze(
+        &self,
+        generation: u64,
+        deadline: Option<u64>,
+        future: Option<FreezeFuture>,
+    ) {
+        let previous = lock(&self.freeze).replace(FreezeSlot {
+            generation,
+            deadline,
+            future,
+            polling: false,
+            alarm: None,
+        });
+        // Dropped outside the lock: a future's destructor is user code.
+        drop(previous);
+    }
+
+    /// Arms a fail-fast period's alarm, `after` from now (see
+    /// [`FreezeSlot::alarm`]). If the clock cannot make or poll a sleep
+    /// here, there is no alarm: the sampled clock reads of rejections, state
+    /// reads and waiting calls' own alarms still end the period.
+    pub(super) fn arm_alarm(&self, generation: u64, after: Duration) {
+        let mut alarm = self.sleep(after);
+        let mut cx = Context::from_waker(&self.due_waker);
+        match catch_unwind(AssertUnwindSafe(|| alarm.as_mut().poll(&mut cx))) {
+            Ok(Poll::Pending) => {
+                let stale = {
+                    let mut slot = lock(&self.freeze);
+                    match slot.as_mut() {
+                        Some(freeze) if freeze.generation == generation => {
+                            freeze.alarm.replace(alarm)
+                        }
+                        _ => Some(alarm),
+                    }
+                };
+                drop(stale);
+            }
+            Ok(Poll::Ready(())) => self.period_due.store(true, Ordering::Release),
+            Err(_) => {}
+        }
+    }
+
+    pub(super) fn clear_freeze(&self, stale: impl Fn(u64) -> bool) {
+        let previous = {
+            let mut slot = lock(&self.freeze);
+            if slot.as_ref().is_some_and(|s| stale(s.generation)) {
+                slot.take()
+            } else {
+                None
+            }
+        };
+        drop(previous);
+    }
+
+    /// Polls the current period's async freeze once, from whichever task
+    /// gets here first, and ends the period if it is over: its future
+    /// finished (or panicked), or its deadline passed (a timed period's end,
+    /// or an async freeze's `max_freeze` bound). A timed period has no
+    /// shared sleep to poll: the clock alone tells. Returns whether a
+    /// period ended.
+    pub(crate) fn drive_freeze(&self) -> bool {
+        let word = self.load();
+        let state = word.state();
+        if !matches!(state, State::Open | State::HalfOpen) {
+            return false;
+        }
+        let generation = word.generation();
+        let (deadline, future) = {
+            let mut slot = lock(&self.freeze);
+            let Some(freeze) = slot.as_mut() else {
+                return false;
+            };
+            if freeze.generation != generation || freeze.polling {
+                return false;
+            }
+            if freeze.future.is_none() {
+                let ended = freeze.deadline.is_some_and(|d| nanos(self.now()) >= d);
+                drop(slot);
+                if ended {
+                    self.period_elapsed(state, generation);
+                }
+                return ended;
+            }
+            freeze.polling = true;
+            (freeze.deadline, freeze.future.take())
+        };
+        let Some(mut future) = future else {
+            return false;
+        };
+
+        if deadline.is_some_and(|d| nanos(self.now()) >= d) {
+            tracing::warn!(
+                breaker = self.name().unwrap_or(""),
+                max_freeze = ?self.settings.max_freeze,
+                "tripswitch: the freeze function's future did not finish within max_freeze; the open period ends"
+            );
+            self.clear_freeze(|g| g == generation);
+            drop(future);
+            self.period_elapsed(state, generation);
+            return true;
+        }
+        self.freeze_woken.store(false, Ordering::SeqCst);
+        let mut cx = Context::from_waker(&self.freeze_waker);
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+            Ok(Poll::Pending) => {
+                let stale = {
+                    let mut slot = lock(&self.freeze);
+                    match slot.as_mut() {
+                        Some(freeze) if freeze.generation == generation => {
+                            freeze.future = Some(future);
+                            freeze.polling = false;
+                            None
+                        }
+                        _ => Some(future),
+                    }
+                };
+                drop(stale);
+                if self.freeze_woken.load(Ordering::SeqCst) {
+                    // It woke while out of the slot, when nobody could poll it.
+                    self.waiters.wake_first_except(&self.freeze_waker);
+                }
+                false
+            }
+            Ok(Poll::Ready(())) => {
+                self.clear_freeze(|g| g == generation);
+                drop(future);
+                self.period_elapsed(state, generation);
+                true
+            }
+            Err(_) => {
+                tracing::error!(
+                    breaker = self.name().unwrap_or(""),
+                    "tripswitch: the freeze future panicked; the open period ends here"
+                );
+                self.clear_freeze(|g| g == generation);
+                self.period_elapsed(state, generation);
+                true
+            }
+        }
+    }
+
+    /// When the current period must be over at the latest, in nanoseconds
+    /// on the clock: a timed open period's end, an async freeze's bound, or
+    /// a bounded half-open state's end. Waiting calls set their own alarms
+    /// by it. `None` while closed, forced open, or half-open without a
+    /// maximum.
+    pub(crate) fn period_deadline(&self) -> Option<u64> {
+        let deadline = match self.load().state() {
+            State::Open => match self.open_until.load(Ordering::Acquire) {
+                NO_DEADLINE => self.freeze_bound.load(Ordering::Acquire),
+                until => until,
+            },
+            State::HalfOpen => self.half_open_until.load(Ordering::Acquire),
+            _ => NO_DEADLINE,
+        };
+        (deadline != NO_DEADLINE).then_some(deadline)
+    }
+
+    /// A sleep on the breaker's clock; if the clock cannot sleep here (tokio's
+    /// timer outside a runtime), the process-wide timer thread stands in.
+    pub(crate) fn sleep(&self, duration: Duration) -> FreezeFuture {
+        let clock = &self.settings.clock;
+        match catch_unwind(AssertUnwindSafe(|| clock.sleep(duration))) {
+            Ok(sleep) => sleep,
+            Err(_) => crate::clock::thread_sleep(duration),
+        }
+    }
+
+    /// A sleep until `deadline` (nanoseconds on the clock), as [`sleep`](Self::sleep).
+    pub(crate) fn sleep_until(&self, deadline: u64) -> FreezeFuture {
+        let now = nanos(self.now());
+        self.sleep(Duration::from_nanos(deadline.saturating_sub(now)))
+    }
+}

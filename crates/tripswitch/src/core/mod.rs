@@ -1,0 +1,257 @@
+//! The state machine: admission, recording, transitions and the freeze.
+//!
+//! This is the one seam behind which the breaker's state lives. `execute`,
+//! permits and (later) other front ends only call [`Core::admit_fast`],
+//! [`Core::try_admit`], the [`Wait`](crate::wait::Wait) future and
+//! [`Core::record`].
+//!
+//! All hot state is in atomics: one packed [`Word`] (state, probes in
+//! flight, generation), the deadlines, and the policies' counters. Locks
+//! (the waiter queue, the freeze slot) are short, never held across an
+//! `.await` nor while user code runs.
+
+mod admission;
+mod entering;
+mod freeze;
+mod probes;
+mod reads;
+mod recording;
+mod rules;
+mod success_path;
+mod transitions;
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Duration;
+
+use crate::clock::{Clock, ClockAnchor, ClockKind, ClockReader, nanos};
+use crate::error::RejectSource;
+use crate::events::{ErrorCallback, Listener};
+use crate::half_open::HalfOpen;
+use crate::metrics::{Counts, Totals};
+use crate::open_period::OpenPeriod;
+use crate::policy::Policy;
+use crate::shared::hook::SharedState;
+use crate::state::Word;
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, Weak};
+use crate::ticket::{NOT_TIMED, Ticket, TicketKind};
+use crate::waiters::Waiters;
+
+pub(crate) use admission::Enqueued;
+use freeze::{FreezeSlot, FreezeWake, PeriodDue};
+pub(crate) use recording::Verdict;
+pub(crate) use rules::Move;
+use success_path::SuccessPath;
+
+/// "No deadline": the open period ends with a future, or no period is running.
+const NO_DEADLINE: u64 = u64::MAX;
+
+/// A predicate over a type-erased error.
+pub(crate) type ErasedPredicate = Arc<dyn Fn(&dyn Any) -> bool + Send + Sync>;
+
+/// An error-type rule from [`Builder::ignore_errors`](crate::Builder::ignore_errors).
+#[derive(Clone)]
+pub(crate) struct ErrorRule {
+    pub(crate) type_id: TypeId,
+    pub(crate) ignore: ErasedPredicate,
+}
+
+/// Everything the builder decided.
+pub(crate) struct Settings {
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) fail_fast: bool,
+    pub(crate) max_wait: Option<Duration>,
+    pub(crate) max_waiters: Option<usize>,
+    pub(crate) open_period: OpenPeriod,
+    /// The longest an async freeze may last before the period ends anyway.
+    pub(crate) max_freeze: Duration,
+    pub(crate) half_open: HalfOpen,
+    pub(crate) retry_after_freeze: bool,
+    pub(crate) seed_accounting: bool,
+    pub(crate) slow_after: Option<Duration>,
+    pub(crate) error_rules: Box<[ErrorRule]>,
+    pub(crate) on_error: ErrorCallback,
+    pub(crate) listeners: Box<[Listener]>,
+    pub(crate) shared: Option<Arc<dyn SharedState>>,
+}
+
+pub(crate) struct Core {
+    settings: Settings,
+    policies: Box<[Policy]>,
+    word: AtomicU64,
+    open_until: AtomicU64,
+    half_open_until: AtomicU64,
+    half_open_successes: AtomicU32,
+    /// Openings since the breaker was last closed (drives backoff).
+    openings: AtomicU32,
+    /// The open period a shared store asked for (nanoseconds), read when a
+    /// transition with [`TransitionReason::Shared`] opens the breaker.
+    shared_open_for: AtomicU64,
+    /// The half-open lease a shared store granted (nanoseconds), read when
+    /// a transition with [`TransitionReason::Shared`] half-opens it.
+    shared_half_open_for: AtomicU64,
+    /// Read the clock when a run starts (slow-call detection).
+    times_calls: bool,
+    /// Read the clock when a run ends (time windows, events).
+    needs_time: bool,
+    /// A slow probe counts as a failed probe.
+    slow_probe_fails: bool,
+    /// How a counted success is recorded (decided once, from the settings).
+    success_path: SuccessPath,
+    waiters: Waiters,
+    freeze: Mutex<Option<FreezeSlot>>,
+    /// When an async freeze must be over at the latest (`max_freeze` after
+    /// it started), in nanoseconds on the clock; [`NO_DEADLINE`] when no
+    /// async freeze runs. Read by waiting calls to set their alarms (see
+    /// [`period_deadline`](Core::period_deadline)); Release/Acquire, a hint
+    /// that the freeze slot's lock confirms.
+    freeze_bound: AtomicU64,
+    freeze_woken: AtomicBool,
+    /// Set when the current period's alarm fires: only then (and on one
+    /// sampled rejection in 1,024 per thread) do fail-fast rejections read
+    /// the clock to see whether the period is over. Release/Acquire: a
+    /// rejection that sees it also sees the deadline stored before.
+    period_due: AtomicBool,
+    freeze_waker: Waker,
+    /// The waker of a fail-fast period's alarm (see [`FreezeSlot::alarm`]).
+    due_waker: Waker,
+    /// How rejections carry the open period's deadline.
+    anchor: ClockAnchor,
+    /// How the breaker reads its clock.
+    reader: ClockReader,
+    /// What rejections carry of the breaker (name, custom clock), if anything.
+    reject_source: Option<Arc<RejectSource>>,
+    totals: Totals,
+    state_since: Mutex<Counts>,
+}
+
+impl Core {
+    pub(crate) fn new(settings: Settings, policies: Vec<Policy>) -> Arc<Core> {
+        let times_calls = settings.slow_after.is_some();
+        let needs_time = times_calls
+            || !settings.listeners.is_empty()
+            || policies.iter().any(Policy::needs_time);
+        let slow_probe_fails = policies
+            .iter()
+            .any(|p| matches!(p, Policy::Rate(r) if r.measure == crate::policy::RateMeasure::Slow));
+        let reader = ClockReader::of(&settings.clock);
+        let anchor = ClockAnchor::of(&reader);
+        let custom_clock =
+            (anchor.kind() == ClockKind::Custom).then(|| Arc::clone(&settings.clock));
+        let reject_source = (settings.name.is_some() || custom_clock.is_some()).then(|| {
+            Arc::new(RejectSource {
+                name: settings.name.clone(),
+                clock: custom_clock,
+            })
+        });
+        let success_path =
+            SuccessPath::for_settings(&policies, times_calls || !settings.listeners.is_empty());
+        Arc::new_cyclic(|weak: &Weak<Core>| Core {
+            settings,
+            policies: policies.into(),
+            word: AtomicU64::new(Word::INITIAL.0),
+            open_until: AtomicU64::new(NO_DEADLINE),
+            half_open_until: AtomicU64::new(NO_DEADLINE),
+            half_open_successes: AtomicU32::new(0),
+            openings: AtomicU32::new(0),
+            shared_open_for: AtomicU64::new(0),
+            shared_half_open_for: AtomicU64::new(NO_DEADLINE),
+            times_calls,
+            needs_time,
+            slow_probe_fails,
+            success_path,
+            waiters: Waiters::default(),
+            freeze: Mutex::new(None),
+            freeze_bound: AtomicU64::new(NO_DEADLINE),
+            freeze_woken: AtomicBool::new(false),
+            period_due: AtomicBool::new(false),
+            anchor,
+            reader,
+            reject_source,
+            freeze_waker: Waker::from(Arc::new(FreezeWake { core: weak.clone() })),
+            due_waker: Waker::from(Arc::new(PeriodDue { core: weak.clone() })),
+            totals: Totals::default(),
+            state_since: Mutex::new(Counts::default()),
+        })
+    }
+
+    /// The breaker's identity for the re-entrancy guard of its callbacks.
+    pub(super) fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Whether a call that cannot be let through now is rejected at once.
+    #[inline(always)]
+    pub(crate) fn fails_fast(&self) -> bool {
+        self.settings.fail_fast
+    }
+
+    /// Whether the seed's accounting applies (retries and released calls uncounted).
+    #[inline]
+    pub(crate) fn seed_accounting(&self) -> bool {
+        self.settings.seed_accounting
+    }
+
+    /// Whether a failed call waits out the freeze and runs once more (the seed's retry).
+    #[inline]
+    pub(crate) fn retries_after_freeze(&self) -> bool {
+        self.settings.retry_after_freeze
+    }
+
+    /// How long a call waits at most before it is rejected.
+    pub(crate) fn max_wait(&self) -> Option<Duration> {
+        self.settings.max_wait
+    }
+
+    /// The probe limit of the half-open state (`None`: everybody is let through).
+    pub(crate) fn probe_limit(&self) -> Option<u32> {
+        self.settings.half_open.probes
+    }
+
+    /// Every outcome counted since the breaker was built.
+    pub(crate) fn totals(&self) -> crate::metrics::Counts {
+        self.totals.snapshot()
+    }
+
+    /// The queue of waiting calls.
+    pub(crate) fn waiters(&self) -> &Waiters {
+        &self.waiters
+    }
+
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.settings.name.as_deref()
+    }
+
+    #[inline]
+    pub(crate) fn load(&self) -> Word {
+        Word(self.word.load(Ordering::Acquire))
+    }
+
+    #[inline]
+    pub(crate) fn now(&self) -> Duration {
+        self.reader.now(&self.settings.clock)
+    }
+
+    #[inline]
+    pub(super) fn ticket(&self, generation: u64, kind: TicketKind) -> Ticket {
+        let started = if self.times_calls {
+            nanos(self.now())
+        } else {
+            NOT_TIMED
+        };
+        Ticket::new(generation, kind, started)
+    }
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.settings.name)
+            .field("state", &self.load().state())
+            .field("waiting", &self.waiters.len())
+            .finish_non_exhaustive()
+    }
+}

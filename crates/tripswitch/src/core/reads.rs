@@ -1,0 +1,82 @@
+//! Reads of the breaker from outside a call: state, metrics, retry-after;
+//! each performs a transition that is due first.
+
+use std::time::Duration;
+
+use super::admission::TRANSITIONS_PER_LOOK;
+use super::*;
+use crate::clock::nanos;
+use crate::metrics::Metrics;
+use crate::policy::Policy;
+use crate::state::State;
+use crate::sync::{Ordering, lock};
+
+impl Core {
+    /// Performs a transition that is due (an open period that has run out)
+    /// without waiting for a call to notice it. With `poll_freeze`, an async
+    /// freeze is polled once to learn whether it is over (that takes the
+    /// freeze slot's lock briefly); without, only atomics and the clock are read.
+    pub(crate) fn refresh(&self, poll_freeze: bool) {
+        for _ in 0..TRANSITIONS_PER_LOOK {
+            let word = self.load();
+            match word.state() {
+                State::Open => {
+                    let until = self.open_until.load(Ordering::Acquire);
+                    if until == NO_DEADLINE {
+                        if !poll_freeze || !self.drive_freeze() {
+                            return;
+                        }
+                    } else if nanos(self.now()) >= until {
+                        self.end_open(word.generation());
+                    } else {
+                        return;
+                    }
+                }
+                State::HalfOpen => {
+                    let until = self.half_open_until.load(Ordering::Acquire);
+                    if until != NO_DEADLINE && nanos(self.now()) >= until {
+                        self.period_elapsed(State::HalfOpen, word.generation());
+                    } else {
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// How long until calls are let through (see [`Metrics::retry_after`]).
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        match self.load().state() {
+            State::Closed | State::Disabled | State::MetricsOnly => Some(Duration::ZERO),
+            State::Open => {
+                let until = self.open_until.load(Ordering::Acquire);
+                (until != NO_DEADLINE)
+                    .then(|| Duration::from_nanos(until.saturating_sub(nanos(self.now()))))
+            }
+            State::HalfOpen | State::ForcedOpen => None,
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> Metrics {
+        self.refresh(true);
+        let word = self.load();
+        let now = self.now();
+        let since = *lock(&self.state_since);
+        Metrics {
+            state: word.state(),
+            failure_rate: self.rate(crate::policy::RateMeasure::Failures, now),
+            slow_call_rate: self.rate(crate::policy::RateMeasure::Slow, now),
+            consecutive_failures: self.policies.iter().find_map(Policy::consecutive_failures),
+            current: self.totals.since(since),
+            totals: self.totals.snapshot(),
+            probes_in_flight: if word.state() == State::HalfOpen {
+                word.probes()
+            } else {
+                0
+            },
+            waiting: self.waiters.len(),
+            retry_after: self.retry_after(),
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Recording a run's outcome: totals, `on_error` and listeners, the trip
+//! policies in the run's generation, and a probe's verdict.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::rules::Move;
+use super::*;
+use crate::events::{Event, EventKind, call_guarded, unless_reentered};
+use crate::metrics::Tally;
+use crate::open_period::AnyDebug;
+use crate::policy::CallRecord;
+use crate::state::State;
+use crate::ticket::{Ticket, TicketKind};
+
+/// How a run ended.
+#[derive(Clone, Copy)]
+pub(crate) enum Verdict<'a> {
+    Success,
+    Failure(&'a dyn AnyDebug),
+    Ignored(&'a dyn AnyDebug),
+    Cancelled,
+}
+
+impl Core {
+    /// Records how a run ended. Returns whether the breaker is open after it
+    /// (because this run tripped it, or because it already was).
+    pub(crate) fn record(&self, ticket: Ticket, verdict: Verdict<'_>) -> bool {
+        if ticket.kind() == TicketKind::PassThrough {
+            return false;
+        }
+        let (elapsed, at) = match ticket.started() {
+            NOT_TIMED if self.needs_time => (None, Some(self.now())),
+            NOT_TIMED => (None, None),
+            started => {
+                let now = self.now();
+                (
+                    Some(now.saturating_sub(Duration::from_nanos(started))),
+                    Some(now),
+                )
+            }
+        };
+        let measured = !matches!(verdict, Verdict::Cancelled | Verdict::Ignored(_));
+        let slow =
+            measured && matches!((elapsed, self.settings.slow_after), (Some(e), Some(t)) if e > t);
+
+        self.totals.add(match verdict {
+            Verdict::Success => Tally::Success,
+            Verdict::Failure(_) => Tally::Failure,
+            Verdict::Ignored(_) => Tally::Ignored,
+            Verdict::Cancelled => Tally::Cancelled,
+        });
+        if slow {
+            self.totals.add(Tally::Slow);
+        }
+
+        if ticket.kind() == TicketKind::Released {
+            return self.load().state().is_open();
+        }
+        self.report(verdict, elapsed, slow, at);
+
+        let word = self.load();
+        if word.generation() != ticket.generation() {
+            // A transition happened while the call ran: it counts in the
+            // totals, not in the new state.
+            return word.state().is_open();
+        }
+        let error = match verdict {
+            Verdict::Failure(error) => Some(error),
+            _ => None,
+        };
+        match (ticket.kind(), word.state()) {
+            (TicketKind::Counted, State::Closed | State::MetricsOnly) => {
+                let failed = match verdict {
+                    Verdict::Success => false,
+                    Verdict::Failure(_) => true,
+                    Verdict::Ignored(_) | Verdict::Cancelled => return false,
+                };
+                let call = CallRecord {
+                    failed,
+                    slow,
+                    elapsed,
+                    at,
+                };
+                let mut trip = false;
+                for policy in self.policies.iter() {
+                    // Every policy sees every call, even once one has tripped.
+                    trip |= policy.record(&call);
+                }
+                if trip && word.state() == State::Closed {
+                    let tripped = self.apply(Move::Trip, Some(word.generation()), error);
+                    return tripped || self.load().state().is_open();
+                }
+                false
+            }
+            (TicketKind::Probe, State::HalfOpen) => {
+                match verdict {
+                    Verdict::Success if !(slow && self.slow_probe_fails) => {
+                        self.probe_succeeded(ticket.generation());
+                    }
+                    Verdict::Success | Verdict::Failure(_) => {
+                        self.apply(Move::ProbeFailed, Some(ticket.generation()), error);
+                    }
+                    Verdict::Ignored(_) | Verdict::Cancelled => {
+                        self.release_probe(ticket.generation())
+                    }
+                }
+                self.load().state().is_open()
+            }
+            _ => word.state().is_open(),
+        }
+    }
+
+    /// Tells `on_error` and the listeners about a counted run.
+    pub(super) fn report(
+        &self,
+        verdict: Verdict<'_>,
+        elapsed: Option<Duration>,
+        slow: bool,
+        at: Option<Duration>,
+    ) {
+        if let Verdict::Failure(error) = verdict {
+            let on_error = &self.settings.on_error;
+            unless_reentered(self.id(), || {
+                call_guarded("the on_error callback", self.name(), || {
+                    on_error(error as &dyn fmt::Debug)
+                });
+            });
+        }
+        if self.settings.listeners.is_empty() {
+            return;
+        }
+        let kind = match verdict {
+            Verdict::Success => EventKind::Success { elapsed },
+            Verdict::Failure(error) => EventKind::Failure {
+                error: error as &dyn fmt::Debug,
+                elapsed,
+            },
+            Verdict::Ignored(error) => EventKind::Ignored {
+                error: error as &dyn fmt::Debug,
+            },
+            Verdict::Cancelled => return,
+        };
+        self.emit(kind, at);
+        if slow && let (Some(elapsed), Some(threshold)) = (elapsed, self.settings.slow_after) {
+            self.emit(EventKind::Slow { elapsed, threshold }, at);
+        }
+    }
+
+    /// Whether an error of type `E` is one the breaker was told to ignore.
+    pub(crate) fn is_ignored<E: 'static>(&self, error: &E) -> bool {
+        let rules = &self.settings.error_rules;
+        !rules.is_empty()
+            && rules
+                .iter()
+                .any(|rule| rule.type_id == TypeId::of::<E>() && (rule.ignore)(error))
+    }
+
+    /// Whether anybody listens to events.
+    pub(crate) fn listening(&self) -> bool {
+        !self.settings.listeners.is_empty()
+    }
+
+    /// A waiting call was let through after `waited`.
+    pub(crate) fn waited(&self, waited: Duration) {
+        self.emit(EventKind::Waited { waited }, None);
+    }
+
+    #[inline]
+    pub(super) fn emit(&self, kind: EventKind<'_>, at: Option<Duration>) {
+        if !self.settings.listeners.is_empty() {
+            self.emit_to_listeners(kind, at);
+        }
+    }
+
+    #[inline(never)]
+    pub(super) fn emit_to_listeners(&self, kind: EventKind<'_>, at: Option<Duration>) {
+        let event = Event {
+            breaker: self.name(),
+            at: at.unwrap_or_else(|| self.now()),
+            kind,
+        };
+        unless_reentered(self.id(), || {
+            for listener in self.settings.listeners.iter() {
+                call_guarded("an event listener", self.name(), || listener(&event));
+            }
+        });
+    }
+}

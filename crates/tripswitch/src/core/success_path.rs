@@ -1,0 +1,201 @@
+//! The success fast paths: how a counted success is recorded, chosen once
+//! when the breaker is built (see [`SuccessPath`]).
+
+use std::sync::Arc;
+
+use super::*;
+use crate::clock::Reading;
+use crate::metrics::Tally;
+use crate::policy::{ConsecutiveState, CountRing, Policy, RateState, TimeBuckets};
+use crate::ticket::Ticket;
+
+/// How [`Core::record_success`] records a counted success, decided once
+/// from the settings. Separate fields rather than one enum: tests of two
+/// pointers and a flag cost fewer instructions than the indirect jump a
+/// `match` compiles to.
+pub(super) struct SuccessPath {
+    /// One count window, in a breaker that neither times runs nor has
+    /// listeners: a counter increment and, unless the ring is full and clean,
+    /// the ring's short path in the call's generation.
+    ring: Option<Arc<CountRing>>,
+    /// One consecutive-failures policy (same conditions): with no failure
+    /// counted, a success is one counter increment.
+    consecutive: Option<Arc<ConsecutiveState>>,
+    /// One time window (same conditions): a counter increment, one clock
+    /// read and the window's per-thread cell, in the call's generation.
+    buckets: Option<Arc<TimeBuckets>>,
+    /// A consecutive-failures policy and one window (same conditions), as
+    /// in failsafe's default policy: the window's short path above while no
+    /// failure is counted.
+    paired: Option<(Arc<ConsecutiveState>, Companion)>,
+    /// Consecutive counts, count windows and time windows, which a success
+    /// can never trip: no event, no rate computed, at most one clock read.
+    windows: bool,
+}
+
+/// The window paired with a consecutive-failures policy in [`SuccessPath::paired`].
+pub(super) enum Companion {
+    Ring(Arc<CountRing>),
+    Buckets(Arc<TimeBuckets>),
+}
+
+impl Companion {
+    pub(super) fn of(rate: &RateState) -> Option<Companion> {
+        match (rate.ring(), rate.buckets()) {
+            (Some(ring), _) => Some(Companion::Ring(Arc::clone(ring))),
+            (None, Some(buckets)) => Some(Companion::Buckets(Arc::clone(buckets))),
+            (None, None) => None,
+        }
+    }
+}
+
+impl SuccessPath {
+    /// `observed`: runs are timed or listeners want events; then every
+    /// success goes through [`Core::record`].
+    pub(super) fn for_settings(policies: &[Policy], observed: bool) -> SuccessPath {
+        let mut path = SuccessPath {
+            ring: None,
+            consecutive: None,
+            buckets: None,
+            paired: None,
+            windows: false,
+        };
+        if observed {
+            return path;
+        }
+        match policies {
+            [Policy::Consecutive(consecutive)] => path.consecutive = Some(Arc::clone(consecutive)),
+            [Policy::Rate(rate)] if rate.ring().is_some() => path.ring = rate.ring().cloned(),
+            [Policy::Rate(rate)] if rate.buckets().is_some() => {
+                path.buckets = rate.buckets().cloned();
+            }
+            [Policy::Consecutive(consecutive), Policy::Rate(rate)]
+            | [Policy::Rate(rate), Policy::Consecutive(consecutive)] => {
+                // (A rate without a window of its own takes `record`.)
+                path.paired = Companion::of(rate).map(|c| (Arc::clone(consecutive), c));
+            }
+            _ => {
+                path.windows = policies.iter().all(|p| match p {
+                    Policy::Consecutive(_) => true,
+                    Policy::Rate(rate) => rate.ring().is_some() || rate.buckets().is_some(),
+                    Policy::Custom(_) => false,
+                });
+            }
+        }
+        path
+    }
+}
+
+impl Core {
+    /// Records a success, by the path chosen when the breaker was built (see
+    /// [`SuccessPath`]). On the happiest one (a counted call, no listeners,
+    /// no timing, a consecutive-failures policy with nothing counted) this is
+    /// one counter increment and one relaxed load; a success cannot change
+    /// such a policy, so not even the generation is read.
+    #[inline(always)]
+    pub(crate) fn record_success(&self, ticket: Ticket) {
+        if !ticket.is_counted() {
+            self.record(ticket, Verdict::Success);
+        } else if let Some(ring) = &self.success_path.ring {
+            self.totals.add(Tally::Success);
+            self.success_to_own_ring(ring, ticket);
+        } else if let Some(consecutive) = &self.success_path.consecutive {
+            self.totals.add(Tally::Success);
+            if consecutive.current() != 0 {
+                // A success that resets the count (in its generation).
+                self.success_to_windows(ticket);
+            }
+        } else if let Some(buckets) = &self.success_path.buckets {
+            self.totals.add(Tally::Success);
+            self.success_to_own_buckets(buckets, ticket);
+        } else if let Some((consecutive, companion)) = &self.success_path.paired {
+            self.totals.add(Tally::Success);
+            if consecutive.current() != 0 {
+                // The success resets the count: the general path.
+                self.success_to_windows(ticket);
+            } else {
+                match companion {
+                    Companion::Ring(ring) => self.success_to_own_ring(ring, ticket),
+                    Companion::Buckets(buckets) => self.success_to_own_buckets(buckets, ticket),
+                }
+            }
+        } else if self.success_path.windows {
+            self.totals.add(Tally::Success);
+            self.success_to_windows(ticket);
+        } else {
+            self.record(ticket, Verdict::Success);
+        }
+    }
+
+    /// A success for policies that a success can never trip: consecutive
+    /// counts and count and time windows, in the call's generation only.
+    #[inline]
+    pub(super) fn success_to_windows(&self, ticket: Ticket) {
+        // A counted call was admitted closed or metrics-only; while the
+        // generation is the same, the breaker is still in that state.
+        if self.load().generation() != ticket.generation() {
+            return;
+        }
+        let mut now = None;
+        for policy in self.policies.iter() {
+            match policy {
+                Policy::Consecutive(consecutive) => {
+                    consecutive.record(false);
+                }
+                Policy::Rate(rate) => {
+                    if let Some(ring) = rate.ring() {
+                        ring.record_success();
+                    } else if let Some(buckets) = rate.buckets() {
+                        buckets.record_success(*now.get_or_insert_with(|| self.now()));
+                    }
+                }
+                Policy::Custom(_) => {}
+            }
+        }
+    }
+
+    /// A success in a breaker's only count window (beside a consecutive
+    /// count, if any). A full ring without failures needs nothing, in any
+    /// generation; otherwise only in the call's own generation (the breaker
+    /// is still in the state that admitted the call).
+    #[inline(always)]
+    pub(super) fn success_to_own_ring(&self, ring: &CountRing, ticket: Ticket) {
+        if !ring.success_is_a_no_op() && self.load().generation() == ticket.generation() {
+            ring.record_untimed_success();
+        }
+    }
+
+    /// A success in a breaker's only time window (beside a consecutive
+    /// count, if any), in the call's generation.
+    #[inline(always)]
+    pub(super) fn success_to_own_buckets(&self, buckets: &TimeBuckets, ticket: Ticket) {
+        if self.load().generation() != ticket.generation() {
+            return;
+        }
+        if self.reader.is_built_in() {
+            self.success_to_buckets_on_built_in_clock(buckets);
+        } else {
+            self.success_to_buckets(buckets);
+        }
+    }
+
+    /// [`success_to_own_buckets`](Self::success_to_own_buckets) on a custom
+    /// clock. Kept out of line (as is the next one) so that the count-only paths
+    /// above stay small enough to inline.
+    #[inline(never)]
+    pub(super) fn success_to_buckets(&self, buckets: &TimeBuckets) {
+        buckets.record_success(self.now());
+    }
+
+    /// [`success_to_buckets`](Self::success_to_buckets) on a built-in
+    /// clock, whose readings let the thread's last slice be reused.
+    #[inline(never)]
+    pub(super) fn success_to_buckets_on_built_in_clock(&self, buckets: &TimeBuckets) {
+        match self.reader.reading() {
+            Some(Reading::Instant { now, origin }) => buckets.record_success_at(now, origin),
+            #[cfg(feature = "quanta")]
+            Some(Reading::Nanos(now)) => buckets.record_success_at(now, 0),
+            None => buckets.record_success(self.now()),
+        }
+    }
+}
