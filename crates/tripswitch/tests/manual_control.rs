@@ -183,3 +183,35 @@ fn manual_control_races_with_traffic_without_wedging() {
         assert_eq!(breaker.metrics().probes_in_flight, 0);
     });
 }
+
+/// A reset starts a new generation even from closed: a call started before
+/// it does not count after it, and no Closed→Closed event is emitted.
+/// (The defect an independent test found: `consecutive_failures(2)`, call X
+/// left hanging, one failure, `reset()`, X fails, one more failure opened
+/// the breaker.)
+#[test]
+fn a_reset_from_closed_starts_a_new_generation() {
+    let recorder = common::Recorder::default();
+    let breaker = CircuitBreaker::builder()
+        .clock(tripswitch::clock::FakeClock::new())
+        .consecutive_failures(2)
+        .fail_fast()
+        .on_event(recorder.listener())
+        .try_build()
+        .unwrap();
+    let hanging = breaker.try_acquire().unwrap();
+    breaker.try_acquire().unwrap().failure(&"one");
+    breaker.reset();
+    assert_eq!(breaker.state(), State::Closed);
+    assert!(recorder.transitions().is_empty(), "no Closed→Closed event");
+    hanging.failure(&"from before the reset");
+    breaker.try_acquire().unwrap().failure(&"two");
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "only one failure counts since the reset"
+    );
+    assert_eq!(breaker.metrics().consecutive_failures, Some(1));
+    breaker.try_acquire().unwrap().failure(&"three");
+    assert_eq!(breaker.state(), State::Open);
+}
