@@ -4,8 +4,8 @@ use std::hash::Hash;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::{BoxError, Classify, EveryErr};
-use crate::Registry;
+use super::{BoxError, BoxRejections, Classify, EveryErr, OnRejected, RespondWith};
+use crate::{Registry, Rejected};
 
 /// Puts a breaker per key in front of a service: the key is computed from
 /// each request (a host, an endpoint), and the breaker comes from a
@@ -15,18 +15,24 @@ use crate::Registry;
 /// Because the breaker is only known once the request is, admission happens
 /// in the response future, which then drives the inner service to readiness
 /// and calls it (on a clone of the inner service, as tower's `Oneshot` does).
-pub struct KeyedCircuitBreakerLayer<K, F, C = EveryErr> {
+/// A refused call is answered as with
+/// [`CircuitBreakerLayer`](super::CircuitBreakerLayer): a boxed
+/// [`Rejected`] by default, or the response of
+/// [`reject_with`](Self::reject_with).
+pub struct KeyedCircuitBreakerLayer<K, F, C = EveryErr, R = BoxRejections> {
     registry: Registry<K>,
     key: F,
     classify: C,
+    reject: R,
 }
 
-impl<K, F: Clone, C: Clone> Clone for KeyedCircuitBreakerLayer<K, F, C> {
+impl<K, F: Clone, C: Clone, R: Clone> Clone for KeyedCircuitBreakerLayer<K, F, C, R> {
     fn clone(&self) -> Self {
         Self {
             registry: self.registry.clone(),
             key: self.key.clone(),
             classify: self.classify.clone(),
+            reject: self.reject.clone(),
         }
     }
 }
@@ -38,6 +44,7 @@ impl<K, F> KeyedCircuitBreakerLayer<K, F> {
             registry,
             key,
             classify: EveryErr,
+            reject: BoxRejections,
         }
     }
 }
@@ -62,19 +69,39 @@ impl KeyedCircuitBreakerLayer<String, fn(&http::Request<()>) -> String> {
     }
 }
 
-impl<K, F, C> KeyedCircuitBreakerLayer<K, F, C> {
+impl<K, F, C, R> KeyedCircuitBreakerLayer<K, F, C, R> {
     /// Decide what counts as a failure with `classify`.
-    pub fn classify<C2>(self, classify: C2) -> KeyedCircuitBreakerLayer<K, F, C2> {
+    pub fn classify<C2>(self, classify: C2) -> KeyedCircuitBreakerLayer<K, F, C2, R> {
         KeyedCircuitBreakerLayer {
             registry: self.registry,
             key: self.key,
             classify,
+            reject: self.reject,
+        }
+    }
+
+    /// Answer a refused call with the response `respond(rejected)` instead
+    /// of an error; the service's error type becomes the inner service's.
+    pub fn reject_with<G, Response>(
+        self,
+        respond: G,
+    ) -> KeyedCircuitBreakerLayer<K, F, C, RespondWith<G>>
+    where
+        G: Fn(Rejected) -> Response,
+    {
+        KeyedCircuitBreakerLayer {
+            registry: self.registry,
+            key: self.key,
+            classify: self.classify,
+            reject: RespondWith(respond),
         }
     }
 }
 
-impl<S, K, F: Clone, C: Clone> tower_layer::Layer<S> for KeyedCircuitBreakerLayer<K, F, C> {
-    type Service = KeyedCircuitBreakerService<S, K, F, C>;
+impl<S, K, F: Clone, C: Clone, R: Clone> tower_layer::Layer<S>
+    for KeyedCircuitBreakerLayer<K, F, C, R>
+{
+    type Service = KeyedCircuitBreakerService<S, K, F, C, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         KeyedCircuitBreakerService {
@@ -82,11 +109,12 @@ impl<S, K, F: Clone, C: Clone> tower_layer::Layer<S> for KeyedCircuitBreakerLaye
             registry: self.registry.clone(),
             key: self.key.clone(),
             classify: self.classify.clone(),
+            reject: self.reject.clone(),
         }
     }
 }
 
-impl<K, F, C> fmt::Debug for KeyedCircuitBreakerLayer<K, F, C> {
+impl<K, F, C, R> fmt::Debug for KeyedCircuitBreakerLayer<K, F, C, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedCircuitBreakerLayer")
             .field("registry", &self.registry)
@@ -95,25 +123,29 @@ impl<K, F, C> fmt::Debug for KeyedCircuitBreakerLayer<K, F, C> {
 }
 
 /// The service of [`KeyedCircuitBreakerLayer`].
-pub struct KeyedCircuitBreakerService<S, K, F, C> {
+pub struct KeyedCircuitBreakerService<S, K, F, C = EveryErr, R = BoxRejections> {
     inner: S,
     registry: Registry<K>,
     key: F,
     classify: C,
+    reject: R,
 }
 
-impl<S: Clone, K, F: Clone, C: Clone> Clone for KeyedCircuitBreakerService<S, K, F, C> {
+impl<S: Clone, K, F: Clone, C: Clone, R: Clone> Clone
+    for KeyedCircuitBreakerService<S, K, F, C, R>
+{
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             registry: self.registry.clone(),
             key: self.key.clone(),
             classify: self.classify.clone(),
+            reject: self.reject.clone(),
         }
     }
 }
 
-impl<S: fmt::Debug, K, F, C> fmt::Debug for KeyedCircuitBreakerService<S, K, F, C> {
+impl<S: fmt::Debug, K, F, C, R> fmt::Debug for KeyedCircuitBreakerService<S, K, F, C, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedCircuitBreakerService")
             .field("inner", &self.inner)
@@ -122,26 +154,30 @@ impl<S: fmt::Debug, K, F, C> fmt::Debug for KeyedCircuitBreakerService<S, K, F, 
 }
 
 /// The response future of [`KeyedCircuitBreakerService`].
-pub type KeyedFuture<Response> = Pin<Box<dyn Future<Output = Result<Response, BoxError>> + Send>>;
+pub type KeyedFuture<Response, Error = BoxError> =
+    Pin<Box<dyn Future<Output = Result<Response, Error>> + Send>>;
 
-impl<S, K, F, C, Request> tower_service::Service<Request> for KeyedCircuitBreakerService<S, K, F, C>
+impl<S, K, F, C, R, Request> tower_service::Service<Request>
+    for KeyedCircuitBreakerService<S, K, F, C, R>
 where
     S: tower_service::Service<Request> + Clone + Send + 'static,
     S::Future: Send,
     S::Response: Send + 'static,
-    S::Error: Into<BoxError> + Send + 'static,
+    S::Error: Send + 'static,
     K: Eq + Hash + Clone,
     F: Fn(&Request) -> K,
     C: Classify<S::Response, S::Error> + Clone + Send + 'static,
+    R: OnRejected<S::Response, S::Error> + Clone + Send + 'static,
+    R::Error: Send + 'static,
     Request: Send + 'static,
 {
     type Response = S::Response;
-    type Error = BoxError;
-    type Future = KeyedFuture<S::Response>;
+    type Error = R::Error;
+    type Future = KeyedFuture<S::Response, R::Error>;
 
     /// Always ready: readiness (the breaker's, then the inner service's) is
     /// awaited in the response future, once the request's key is known.
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), R::Error>> {
         Poll::Ready(Ok(()))
     }
 
@@ -149,14 +185,18 @@ where
         let breaker = self.registry.get(&(self.key)(&request));
         let mut inner = self.inner.clone();
         let classify = self.classify.clone();
+        let reject = self.reject.clone();
         Box::pin(async move {
-            let permit = breaker.acquire_owned().await?;
-            std::future::poll_fn(|cx| inner.poll_ready(cx))
-                .await
-                .map_err(Into::into)?;
+            let permit = match breaker.acquire_owned().await {
+                Ok(permit) => permit,
+                Err(rejected) => return reject.rejected(rejected),
+            };
+            if let Err(error) = std::future::poll_fn(|cx| inner.poll_ready(cx)).await {
+                return Err(reject.inner_error(error));
+            }
             let result = inner.call(request).await;
             permit.record(classify.classify(&result));
-            result.map_err(Into::into)
+            result.map_err(|error| reject.inner_error(error))
         })
     }
 }
