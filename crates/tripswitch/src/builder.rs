@@ -186,7 +186,7 @@ impl<V> Builder<V> {
         self
     }
 
-    /// The clock the breaker reads and sleeps on (default: [`TokioClock`](crate::clock::TokioClock)).
+    /// The clock the breaker reads and sleeps on (default: `clock::TokioClock` with the `tokio` feature, else [`StdClock`](crate::clock::StdClock)).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
         self

@@ -205,16 +205,19 @@
 //!
 //! ## tower and HTTP
 //!
-//! With the `tower` feature, [`CircuitBreakerLayer`](crate::tower::CircuitBreakerLayer)
+//! With the `tower` feature, [`CircuitBreakerLayer`]
 //! puts a breaker in front of any `tower::Service` (hyper and reqwest-style
-//! clients, tonic channels, axum routers). Admission happens in
-//! `poll_ready`; in fail-fast mode a rejection is a boxed
-//! [`Rejected`](crate::Rejected) you can `downcast_ref`. With the `http`
-//! feature, [`ServerErrors`](crate::tower::ServerErrors) counts 5xx
-//! responses as failures, and
-//! [`KeyedCircuitBreakerLayer::authority`](crate::tower::KeyedCircuitBreakerLayer::authority)
-//! keys a [`Registry`](crate::Registry) of breakers by host, so that one
-//! failing host does not stop calls to the others.
+//! clients, tonic channels, axum routers). Admission is decided in
+//! `poll_ready` and answered in `call`: a refused call is by default an
+//! `Err` holding a boxed [`Rejected`](crate::Rejected) you can
+//! `downcast_ref`, or, with `reject_with`, a response of your own. With the
+//! `http` feature, [`ServerErrors`] counts 5xx responses as failures, and
+//! [`KeyedCircuitBreakerLayer::authority`] keys a
+//! [`Registry`](crate::Registry) of breakers by host, so that one failing
+//! host does not stop calls to the others. With the `axum` feature,
+//! `tripswitch::axum::layer(breaker)` goes on an axum route or router
+//! (`route_layer`/`layer`) and answers refused calls with
+//! `503 Service Unavailable` and a `Retry-After` header.
 //!
 //! ```ignore
 //! use std::time::Duration;
@@ -241,7 +244,7 @@
 //!   `debug` event, both with a `breaker` field holding the breaker's name;
 //!   the default `on_error` is a `warn` event. Listener and freeze-function
 //!   panics are `error` events.
-//! - `metrics` (feature): [`Builder::export_metrics`](crate::Builder::export_metrics)
+//! - `metrics` (feature): [`Builder::export_metrics`]
 //!   exports `tripswitch_calls_total{outcome}`, `tripswitch_slow_calls_total`,
 //!   `tripswitch_transitions_total{to}`, the `tripswitch_state` gauge and
 //!   the `tripswitch_wait_seconds` histogram, all labelled `breaker`.
@@ -278,3 +281,30 @@
 //! slow Redis leaves every replica on its local breaker. Its crate docs say
 //! when to use it and when not. Other stores can plug into the same seam:
 //! [`shared`](crate::shared).
+//!
+// Links to items behind a feature: the item when the feature is on, the
+// crate's feature table when it is off (the docs build with any features).
+#![cfg_attr(
+    feature = "tower",
+    doc = "[`CircuitBreakerLayer`]: crate::tower::CircuitBreakerLayer"
+)]
+#![cfg_attr(
+    not(feature = "tower"),
+    doc = "[`CircuitBreakerLayer`]: crate#cargo-features"
+)]
+#![cfg_attr(
+    feature = "http",
+    doc = "[`ServerErrors`]: crate::tower::ServerErrors\n[`KeyedCircuitBreakerLayer::authority`]: crate::tower::KeyedCircuitBreakerLayer::authority"
+)]
+#![cfg_attr(
+    not(feature = "http"),
+    doc = "[`ServerErrors`]: crate#cargo-features\n[`KeyedCircuitBreakerLayer::authority`]: crate#cargo-features"
+)]
+#![cfg_attr(
+    feature = "metrics",
+    doc = "[`Builder::export_metrics`]: crate::Builder::export_metrics"
+)]
+#![cfg_attr(
+    not(feature = "metrics"),
+    doc = "[`Builder::export_metrics`]: crate#cargo-features"
+)]

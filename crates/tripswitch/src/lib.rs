@@ -53,13 +53,55 @@
 //! | `macros` | yes     | the [`circuit_breaker`] attribute. |
 //! | `tower`  | no      | `tower`: a layer, a service and a keyed layer (a breaker per host). Runtime-agnostic. |
 //! | `http`   | no      | `tower::ServerErrors` (5xx responses are failures) and keying by request authority. |
+//! | `axum`   | no      | `axum::layer`: a breaker in front of axum routes, refused calls answered `503 Service Unavailable` with `Retry-After`; `Rejected` is an `IntoResponse`. |
 //! | `reqwest`| no      | `reqwest::CircuitBreakerMiddleware` for `reqwest-middleware`: one line to guard a reqwest client, a breaker per host. |
 //! | `quanta` | no      | [`clock::TscClock`]: a time-stamp-counter clock, for time windows and slow-call detection at about half the cost of `Instant::now()`. |
 //! | `metrics`| no      | counters, a state gauge and a wait-time histogram through the `metrics` crate (see [`Builder::export_metrics`]). |
-
+//!
+//! Items that need a feature are marked so in the documentation built with
+//! every feature (as on docs.rs); a link to one from a build without its
+//! feature leads to this table.
+//!
+// Links to items behind a feature resolve to the item when the feature is on
+// and to the table above when it is off, so that the docs build (warnings
+// denied) with any set of features.
+#![cfg_attr(
+    feature = "tokio",
+    doc = "[`clock::TokioClock`]: crate::clock::TokioClock"
+)]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`clock::TokioClock`]: crate#cargo-features"
+)]
+#![cfg_attr(
+    feature = "macros",
+    doc = "[`circuit_breaker`]: crate::circuit_breaker"
+)]
+#![cfg_attr(
+    not(feature = "macros"),
+    doc = "[`circuit_breaker`]: crate#cargo-features"
+)]
+#![cfg_attr(
+    feature = "quanta",
+    doc = "[`clock::TscClock`]: crate::clock::TscClock"
+)]
+#![cfg_attr(
+    not(feature = "quanta"),
+    doc = "[`clock::TscClock`]: crate#cargo-features"
+)]
+#![cfg_attr(
+    feature = "metrics",
+    doc = "[`Builder::export_metrics`]: crate::Builder::export_metrics"
+)]
+#![cfg_attr(
+    not(feature = "metrics"),
+    doc = "[`Builder::export_metrics`]: crate#cargo-features"
+)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod breaker;
 mod builder;
 pub mod clock;

@@ -14,7 +14,7 @@ use super::{Clock, Sleep};
 ///
 /// Its sleeps are served by one process-wide timer thread, started the first
 /// time a sleep is needed. Without the `tokio` feature it is the default
-/// clock; with it, prefer [`TokioClock`](super::TokioClock), or give the
+/// clock; with it, prefer `TokioClock`, or give the
 /// breaker a clock on your own runtime's timer.
 #[derive(Debug, Clone, Copy)]
 pub struct StdClock {

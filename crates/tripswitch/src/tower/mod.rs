@@ -7,7 +7,7 @@
 //!   the call through (no polling loop, no timer); a refused call (fail-fast,
 //!   or a bounded wait that ran out) makes `poll_ready` ready and `call`
 //!   answer at once without running the inner service. By default that
-//!   answer is an `Err` holding the boxed [`Rejected`](crate::Rejected)
+//!   answer is an `Err` holding the boxed [`Rejected`]
 //!   (tower's [`BoxError`], reach it with `downcast_ref`);
 //!   [`CircuitBreakerLayer::reject_with`] answers with a response of one's
 //!   own instead, and keeps the inner service's error type. The inner
@@ -61,7 +61,7 @@ use std::task::{Context, Poll, ready};
 use crate::{AcquireOwned, CircuitBreaker, OwnedPermit, Rejected};
 
 /// The error type of the middleware by default: tower's usual boxed error.
-/// A rejection is a boxed [`Rejected`](crate::Rejected); the inner
+/// A rejection is a boxed [`Rejected`]; the inner
 /// service's errors are boxed as they are.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
