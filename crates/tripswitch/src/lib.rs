@@ -137,7 +137,7 @@ pub use metrics::{Counts, Metrics};
 pub use open_period::{Backoff, TripContext};
 pub use outcome::Outcome;
 pub use permit::{Acquire, AcquireOwned, OwnedPermit, Permit};
-pub use registry::{Registry, RegistryBuilder};
+pub use registry::{BreakerSnapshot, Registry, RegistryBuilder};
 pub use state::State;
 
 /// Wraps an `async fn` returning `Result<T, E>` in a breaker: the seed's
