@@ -52,7 +52,7 @@
 //! | `tokio`  | yes     | [`clock::TokioClock`], the default clock: tokio's timer for timed freezes, and paused time in tests. Without it the default clock is [`clock::StdClock`] and the core does not depend on tokio. |
 //! | `macros` | yes     | the [`circuit_breaker`] attribute. |
 //! | `tower`  | no      | `tower`: a layer, a service and a keyed layer (a breaker per host). Runtime-agnostic. |
-//! | `http`   | no      | `tower::ServerErrors` (5xx responses are failures) and keying by request authority. |
+//! | `http`   | no      | `http`: which responses fail (5xx, 429, 408), the `FailedResponse` a failure records (status, `Retry-After`), per-host keys, an HTTP-client preset; `tower::ServerErrors`, `tower::UpstreamErrors` and per-host keyed layers. |
 //! | `axum`   | no      | `axum::layer`: a breaker in front of axum routes, refused calls answered `503 Service Unavailable` with `Retry-After`; `Rejected` is an `IntoResponse`. |
 //! | `reqwest`| no      | `reqwest::CircuitBreakerMiddleware` for `reqwest-middleware`: one line to guard a reqwest client, a breaker per host. |
 //! | `quanta` | no      | [`clock::TscClock`]: a time-stamp-counter clock, for time windows and slow-call detection at about half the cost of `Instant::now()`. |
@@ -113,6 +113,8 @@ mod execute;
 mod export;
 pub mod guide;
 mod half_open;
+#[cfg(feature = "http")]
+pub mod http;
 mod metrics;
 mod open_period;
 mod outcome;

@@ -285,3 +285,67 @@ async fn the_service_is_send_and_sync() {
     assert_send_sync(&service);
     assert_send_sync(&service.clone().oneshot(1));
 }
+
+/// `UpstreamErrors` counts 5xx, 429 and 408 responses and records them as
+/// `FailedResponse`s, whose `Retry-After` the HTTP-client preset follows;
+/// `per_host` keys breakers `host:port` (the scheme's default port).
+#[cfg(feature = "http")]
+#[tokio::test(start_paused = true)]
+async fn upstream_errors_carry_retry_after_to_the_open_period_per_host() {
+    use tripswitch::Registry;
+    use tripswitch::tower::{KeyedCircuitBreakerLayer, UpstreamErrors};
+
+    let registry = Registry::new(8, |host: &String| {
+        tripswitch::http::client_preset()
+            .name(host.as_str())
+            .consecutive_failures(1)
+            .try_build()
+            .unwrap()
+    });
+    let upstream = service_fn(|request: http::Request<()>| async move {
+        let status: u16 = request.uri().path()[1..].parse().unwrap();
+        let response = http::Response::builder()
+            .status(status)
+            .header("retry-after", "17")
+            .body(())
+            .unwrap();
+        Ok::<_, Infallible>(response)
+    });
+    let mut service = KeyedCircuitBreakerLayer::per_host(registry.clone())
+        .classify(UpstreamErrors)
+        .layer(upstream);
+    let get = |uri: &str| http::Request::get(uri).body(()).unwrap();
+
+    for (uri, key, fails) in [
+        ("http://ok.example/404", "ok.example:80", false),
+        ("https://busy.example/429", "busy.example:443", true),
+        ("http://slow.example:8080/408", "slow.example:8080", true),
+        ("http://down.example/503", "down.example:80", true),
+    ] {
+        let response = service.ready().await.unwrap().call(get(uri)).await.unwrap();
+        assert_eq!(
+            response.status().as_u16().to_string(),
+            &uri[uri.rfind('/').unwrap() + 1..]
+        );
+        let breaker = registry.peek(&key.to_string()).expect(key);
+        assert_eq!(breaker.state() == State::Open, fails, "{uri}");
+        if fails {
+            assert_eq!(
+                breaker.metrics().retry_after,
+                Some(Duration::from_secs(17)),
+                "{uri}"
+            );
+        }
+    }
+    let rejected = service
+        .ready()
+        .await
+        .unwrap()
+        .call(get("http://down.example:80/200"))
+        .await
+        .unwrap_err();
+    assert!(
+        rejected.downcast_ref::<Rejected>().is_some(),
+        "the same host's breaker"
+    );
+}

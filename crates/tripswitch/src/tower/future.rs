@@ -70,7 +70,7 @@ where
             KindProj::Called { inner, permit } => {
                 let result = ready!(inner.poll(cx));
                 if let Some(permit) = permit.take() {
-                    permit.record(this.classify.classify(&result));
+                    this.classify.record(permit, &result);
                 }
                 Poll::Ready(result.map_err(|e| this.reject.inner_error(e)))
             }

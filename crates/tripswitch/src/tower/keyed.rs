@@ -69,6 +69,27 @@ impl KeyedCircuitBreakerLayer<String, fn(&http::Request<()>) -> String> {
     }
 }
 
+#[cfg(feature = "http")]
+impl<B> KeyedCircuitBreakerLayer<String, fn(&http::Request<B>) -> String> {
+    /// A breaker per upstream host, from `registry`, keyed `host:port` as
+    /// [`http::host_key`](crate::http::host_key) says (the `Host` header for
+    /// a request whose URI has no host), like the reqwest middleware's
+    /// `per_host`.
+    pub fn per_host(registry: Registry<String>) -> Self {
+        Self::new(registry, host_of::<B>)
+    }
+}
+
+#[cfg(feature = "http")]
+fn host_of<B>(request: &http::Request<B>) -> String {
+    crate::http::host_key(request.uri())
+        .or_else(|| {
+            let host = request.headers().get(http::header::HOST)?.to_str().ok()?;
+            Some(host.to_owned())
+        })
+        .unwrap_or_default()
+}
+
 impl<K, F, C, R> KeyedCircuitBreakerLayer<K, F, C, R> {
     /// Decide what counts as a failure with `classify`.
     pub fn classify<C2>(self, classify: C2) -> KeyedCircuitBreakerLayer<K, F, C2, R> {
@@ -195,7 +216,7 @@ where
                 return Err(reject.inner_error(error));
             }
             let result = inner.call(request).await;
-            permit.record(classify.classify(&result));
+            classify.record(permit, &result);
             result.map_err(|error| reject.inner_error(error))
         })
     }

@@ -15,7 +15,10 @@
 //! - [`KeyedCircuitBreakerLayer`]: a breaker per key of the request (per host,
 //!   say), from a [`Registry`](crate::Registry).
 //! - A [`Classify`] decides which results are failures; with the `http`
-//!   feature, `ServerErrors` counts HTTP 5xx responses as failures.
+//!   feature, `ServerErrors` counts HTTP 5xx responses as failures (for a
+//!   server's own routes) and `UpstreamErrors` 5xx, 429 and 408 (for a
+//!   client of an upstream), and `KeyedCircuitBreakerLayer::per_host` keys
+//!   breakers `host:port`.
 //!
 //! A permit taken in `poll_ready` belongs to that clone of the service: if
 //! the clone is dropped before `call`, the permit is dropped and its
@@ -45,9 +48,9 @@ mod keyed;
 mod layer;
 mod reject;
 
-#[cfg(feature = "http")]
-pub use classify::ServerErrors;
 pub use classify::{Classify, EveryErr};
+#[cfg(feature = "http")]
+pub use classify::{ServerErrors, UpstreamErrors};
 pub use future::ResponseFuture;
 pub use keyed::{KeyedCircuitBreakerLayer, KeyedCircuitBreakerService, KeyedFuture};
 pub use layer::CircuitBreakerLayer;
