@@ -40,11 +40,16 @@ pub type RouteLayer = CircuitBreakerLayer<ServerErrors, RespondWith<fn(Rejected)
 /// `breaker` in front of an axum route or router, with 5xx responses as
 /// failures and refused calls answered by [`rejection_response`]. The
 /// service's error type is the route's (`Infallible`).
+///
+/// A request never waits without bound: a breaker in wait mode without
+/// `max_wait` (the seed preset) fails fast here, and the first rejection
+/// logs a WARN saying so (see [`CircuitBreakerLayer::bound_waits`]).
 pub fn layer(breaker: CircuitBreaker) -> RouteLayer {
     let respond: fn(Rejected) -> Response = rejection_response;
     CircuitBreakerLayer::new(breaker)
         .classify(ServerErrors)
         .reject_with(respond)
+        .bound_waits()
 }
 
 /// The HTTP answer to a refused call: `503 Service Unavailable`, a

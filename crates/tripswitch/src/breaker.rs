@@ -397,3 +397,12 @@ impl CircuitBreaker {
         self.core.clear_counts();
     }
 }
+
+// For the HTTP integrations, which never let a request wait without bound.
+impl CircuitBreaker {
+    /// Whether a call may wait with no bound while the breaker is open:
+    /// wait mode (not fail-fast) without a `max_wait`.
+    pub(crate) fn waits_without_bound(&self) -> bool {
+        !self.core.settings.fail_fast && self.core.settings.max_wait.is_none()
+    }
+}

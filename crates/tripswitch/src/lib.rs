@@ -115,6 +115,8 @@ pub mod guide;
 mod half_open;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "tower")]
+mod http_wait;
 mod metrics;
 mod open_period;
 mod outcome;

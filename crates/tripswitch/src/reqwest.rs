@@ -25,6 +25,11 @@
 //! transport error as itself. A call the breaker refuses fails with
 //! [`reqwest_middleware::Error::Middleware`] wrapping a
 //! [`Rejected`]: [`rejection`] finds it.
+//!
+//! A request never waits without bound: a breaker in wait mode without
+//! `max_wait` (the seed preset, `CircuitBreaker::new()`) is used fail-fast
+//! by the middleware, which says so once at WARN. A breaker with `max_wait`
+//! makes requests wait up to that long.
 
 use std::fmt;
 use std::sync::Arc;
@@ -35,6 +40,7 @@ use reqwest_middleware::reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
 
 use crate::http::{FailedResponse, is_failure_status};
+use crate::http_wait::{Admission, BoundedWaits};
 use crate::{CircuitBreaker, Outcome, Registry, Rejected};
 
 type Classifier = dyn Fn(&Result<Response>) -> Outcome + Send + Sync;
@@ -44,6 +50,7 @@ type Classifier = dyn Fn(&Result<Response>) -> Outcome + Send + Sync;
 pub struct CircuitBreakerMiddleware {
     breakers: Breakers,
     classify: Option<Arc<Classifier>>,
+    waits: BoundedWaits,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +65,7 @@ impl CircuitBreakerMiddleware {
         Self {
             breakers: Breakers::One(breaker),
             classify: None,
+            waits: BoundedWaits::default(),
         }
     }
 
@@ -69,6 +77,7 @@ impl CircuitBreakerMiddleware {
         Self {
             breakers: Breakers::PerHost(registry),
             classify: None,
+            waits: BoundedWaits::default(),
         }
     }
 
@@ -135,11 +144,12 @@ impl Middleware for CircuitBreakerMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
-        let permit = self
-            .breaker_for(&request)
-            .acquire_owned()
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
+        let breaker = self.breaker_for(&request);
+        let admitted = match self.waits.admit(&breaker, "the reqwest middleware") {
+            Admission::Now(admitted) => admitted,
+            Admission::Ask(acquire) => acquire.await,
+        };
+        let permit = admitted.map_err(reqwest_middleware::Error::middleware)?;
         let result = next.run(request, extensions).await;
         match (self.outcome(&result), &result) {
             (Outcome::Failure, Ok(response)) => {

@@ -5,12 +5,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::{BoxError, BoxRejections, Classify, EveryErr, OnRejected, RespondWith};
+use crate::http_wait::{Admission, BoundedWaits};
 use crate::{Registry, Rejected};
 
 /// Puts a breaker per key in front of a service: the key is computed from
 /// each request (a host, an endpoint), and the breaker comes from a
-/// [`Registry`]. With the `http` feature, [`authority`](Self::authority)
-/// keys HTTP requests by their `host:port`.
+/// [`Registry`]. With the `http` feature, `per_host` makes a layer with a
+/// breaker per upstream `host:port`, and `authority` is a key function.
 ///
 /// Because the breaker is only known once the request is, admission happens
 /// in the response future, which then drives the inner service to readiness
@@ -24,6 +25,7 @@ pub struct KeyedCircuitBreakerLayer<K, F, C = EveryErr, R = BoxRejections> {
     key: F,
     classify: C,
     reject: R,
+    bounded: Option<BoundedWaits>,
 }
 
 impl<K, F: Clone, C: Clone, R: Clone> Clone for KeyedCircuitBreakerLayer<K, F, C, R> {
@@ -33,6 +35,7 @@ impl<K, F: Clone, C: Clone, R: Clone> Clone for KeyedCircuitBreakerLayer<K, F, C
             key: self.key.clone(),
             classify: self.classify.clone(),
             reject: self.reject.clone(),
+            bounded: self.bounded.clone(),
         }
     }
 }
@@ -45,6 +48,7 @@ impl<K, F> KeyedCircuitBreakerLayer<K, F> {
             key,
             classify: EveryErr,
             reject: BoxRejections,
+            bounded: None,
         }
     }
 }
@@ -75,8 +79,11 @@ impl<B> KeyedCircuitBreakerLayer<String, fn(&http::Request<B>) -> String> {
     /// [`http::host_key`](crate::http::host_key) says (the `Host` header for
     /// a request whose URI has no host), like the reqwest middleware's
     /// `per_host`.
+    ///
+    /// Like [`bound_waits`](KeyedCircuitBreakerLayer::bound_waits), it never
+    /// makes a request wait without bound.
     pub fn per_host(registry: Registry<String>) -> Self {
-        Self::new(registry, host_of::<B>)
+        Self::new(registry, host_of::<B>).bound_waits()
     }
 }
 
@@ -98,7 +105,16 @@ impl<K, F, C, R> KeyedCircuitBreakerLayer<K, F, C, R> {
             key: self.key,
             classify,
             reject: self.reject,
+            bounded: self.bounded,
         }
+    }
+
+    /// Never make a request wait without bound: a breaker in wait mode
+    /// without `max_wait` fails fast instead (the first time logs a WARN).
+    /// See [`CircuitBreakerLayer::bound_waits`](super::CircuitBreakerLayer::bound_waits).
+    pub fn bound_waits(mut self) -> Self {
+        self.bounded = Some(BoundedWaits::default());
+        self
     }
 
     /// Answer a refused call with the response `respond(rejected)` instead
@@ -115,6 +131,7 @@ impl<K, F, C, R> KeyedCircuitBreakerLayer<K, F, C, R> {
             key: self.key,
             classify: self.classify,
             reject: RespondWith(respond),
+            bounded: self.bounded,
         }
     }
 }
@@ -131,6 +148,7 @@ impl<S, K, F: Clone, C: Clone, R: Clone> tower_layer::Layer<S>
             key: self.key.clone(),
             classify: self.classify.clone(),
             reject: self.reject.clone(),
+            bounded: self.bounded.clone(),
         }
     }
 }
@@ -150,6 +168,7 @@ pub struct KeyedCircuitBreakerService<S, K, F, C = EveryErr, R = BoxRejections> 
     key: F,
     classify: C,
     reject: R,
+    bounded: Option<BoundedWaits>,
 }
 
 impl<S: Clone, K, F: Clone, C: Clone, R: Clone> Clone
@@ -162,6 +181,7 @@ impl<S: Clone, K, F: Clone, C: Clone, R: Clone> Clone
             key: self.key.clone(),
             classify: self.classify.clone(),
             reject: self.reject.clone(),
+            bounded: self.bounded.clone(),
         }
     }
 }
@@ -207,8 +227,16 @@ where
         let mut inner = self.inner.clone();
         let classify = self.classify.clone();
         let reject = self.reject.clone();
+        let admission = match &self.bounded {
+            Some(bounded) => bounded.admit(&breaker, "the keyed tower layer"),
+            None => Admission::Ask(breaker.acquire_owned()),
+        };
         Box::pin(async move {
-            let permit = match breaker.acquire_owned().await {
+            let admitted = match admission {
+                Admission::Now(admitted) => admitted,
+                Admission::Ask(acquire) => acquire.await,
+            };
+            let permit = match admitted {
                 Ok(permit) => permit,
                 Err(rejected) => return reject.rejected(rejected),
             };

@@ -1,6 +1,7 @@
 use std::fmt;
 
 use super::{BoxRejections, CircuitBreakerService, EveryErr, RespondWith};
+use crate::http_wait::BoundedWaits;
 use crate::{CircuitBreaker, Rejected};
 
 /// Puts a [`CircuitBreaker`] in front of a service. Every service the layer
@@ -10,6 +11,7 @@ pub struct CircuitBreakerLayer<C = EveryErr, R = BoxRejections> {
     breaker: CircuitBreaker,
     classify: C,
     reject: R,
+    bounded: Option<BoundedWaits>,
 }
 
 impl CircuitBreakerLayer {
@@ -20,6 +22,7 @@ impl CircuitBreakerLayer {
             breaker,
             classify: EveryErr,
             reject: BoxRejections,
+            bounded: None,
         }
     }
 }
@@ -32,6 +35,7 @@ impl<C, R> CircuitBreakerLayer<C, R> {
             breaker: self.breaker,
             classify,
             reject: self.reject,
+            bounded: self.bounded,
         }
     }
 
@@ -67,7 +71,18 @@ impl<C, R> CircuitBreakerLayer<C, R> {
             breaker: self.breaker,
             classify: self.classify,
             reject: RespondWith(respond),
+            bounded: self.bounded,
         }
+    }
+
+    /// Never make a request wait without bound: if the breaker is in wait
+    /// mode without `max_wait` (the seed preset, `CircuitBreaker::new()`),
+    /// its calls fail fast instead, and the first one logs a WARN saying so.
+    /// A breaker that fails fast or bounds its waits is used as it is. The
+    /// axum layer and the reqwest middleware always do this.
+    pub fn bound_waits(mut self) -> Self {
+        self.bounded = Some(BoundedWaits::default());
+        self
     }
 
     /// The breaker the layer puts in front of services.
@@ -86,6 +101,7 @@ impl<S, C: Clone, R: Clone> tower_layer::Layer<S> for CircuitBreakerLayer<C, R> 
             self.classify.clone(),
             self.reject.clone(),
         )
+        .bounded(self.bounded.clone())
     }
 }
 

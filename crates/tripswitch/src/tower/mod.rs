@@ -61,6 +61,7 @@ use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
+use crate::http_wait::{self, BoundedWaits};
 use crate::{AcquireOwned, CircuitBreaker, OwnedPermit, Rejected};
 
 /// The error type of the middleware by default: tower's usual boxed error.
@@ -87,6 +88,8 @@ pub struct CircuitBreakerService<S, C = EveryErr, R = BoxRejections> {
     breaker: CircuitBreaker,
     classify: C,
     reject: R,
+    /// Set when the service never waits without bound (`bound_waits`).
+    bounded: Option<BoundedWaits>,
     /// Behind a mutex only so that the service is `Sync` (the acquisition
     /// it may hold is not): it is reached through `get_mut`, never locked.
     admission: Mutex<Admission>,
@@ -117,8 +120,14 @@ impl<S, C, R> CircuitBreakerService<S, C, R> {
             breaker,
             classify,
             reject,
+            bounded: None,
             admission: Mutex::new(Admission::Idle),
         }
+    }
+
+    pub(crate) fn bounded(mut self, bounded: Option<BoundedWaits>) -> Self {
+        self.bounded = bounded;
+        self
     }
 
     /// The breaker in front of the service.
@@ -142,6 +151,7 @@ impl<S: Clone, C: Clone, R: Clone> Clone for CircuitBreakerService<S, C, R> {
             self.classify.clone(),
             self.reject.clone(),
         )
+        .bounded(self.bounded.clone())
     }
 }
 
@@ -175,7 +185,21 @@ where
             match admission {
                 // The first poll of the acquisition admits at once, rejects
                 // (fail-fast) or queues (wait mode).
-                Admission::Idle => *admission = Admission::Waiting(self.breaker.acquire_owned()),
+                Admission::Idle => match &self.bounded {
+                    None => *admission = Admission::Waiting(self.breaker.acquire_owned()),
+                    Some(bounded) => match bounded.admit(&self.breaker, "the tower layer") {
+                        http_wait::Admission::Ask(acquire) => {
+                            *admission = Admission::Waiting(acquire)
+                        }
+                        http_wait::Admission::Now(Ok(permit)) => {
+                            *admission = Admission::Admitted(permit)
+                        }
+                        http_wait::Admission::Now(Err(rejected)) => {
+                            *admission = Admission::Rejected(rejected);
+                            return Poll::Ready(Ok(()));
+                        }
+                    },
+                },
                 Admission::Waiting(acquire) => match ready!(Pin::new(acquire).poll(cx)) {
                     Ok(permit) => *admission = Admission::Admitted(permit),
                     // Ready: `call` answers with the rejection, as tower's
