@@ -331,8 +331,11 @@ impl<V> Builder<V> {
     /// | `tripswitch_calls_total` | counter | `outcome` = `success`, `failure`, `ignored`, `rejected` | calls by outcome |
     /// | `tripswitch_slow_calls_total` | counter | | calls slower than the slow-call threshold |
     /// | `tripswitch_transitions_total` | counter | `to` = the state entered | state changes |
-    /// | `tripswitch_state` | gauge | | 0 closed, 1 open, 2 half-open, 3 forced open, 4 disabled, 5 metrics-only |
-    /// | `tripswitch_wait_seconds` | histogram | | how long calls waited for the breaker (wait mode) |
+    /// | `tripswitch_state` | gauge | `state` = `closed`, `open`, `half_open`, `forced_open`, `disabled`, `metrics_only` | 1 for the current state, 0 for the others |
+    /// | `tripswitch_wait_seconds` | histogram | | how long calls waited for the breaker (wait mode; made on the first wait) |
+    ///
+    /// Every series is labelled `breaker` with the breaker's name, wherever
+    /// `name` is called on the builder; an unnamed breaker is `unnamed-N`.
     ///
     /// The metric handles are made on the first event, from the recorder
     /// installed then: install the recorder before traffic starts.

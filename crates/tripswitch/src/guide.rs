@@ -246,8 +246,15 @@
 //!   panics are `error` events.
 //! - `metrics` (feature): [`Builder::export_metrics`]
 //!   exports `tripswitch_calls_total{outcome}`, `tripswitch_slow_calls_total`,
-//!   `tripswitch_transitions_total{to}`, the `tripswitch_state` gauge and
-//!   the `tripswitch_wait_seconds` histogram, all labelled `breaker`.
+//!   `tripswitch_transitions_total{to}`, `tripswitch_state{state}` (1 for
+//!   the current state, 0 for the others) and, once a call has waited, the
+//!   `tripswitch_wait_seconds` histogram, each with a description and
+//!   labelled `breaker` with the breaker's name (`unnamed-N` for an unnamed
+//!   one). `examples/axum_gateway.rs` serves them on `/metrics` through
+//!   `metrics-exporter-prometheus`. For OpenTelemetry, the same series reach
+//!   an OTLP pipeline through a `metrics`-to-OpenTelemetry recorder, and the
+//!   logs through `tracing-opentelemetry`; nothing in tripswitch is specific
+//!   to either.
 //! - Listeners ([`on_event`](crate::Builder::on_event)) see every event, and
 //!   [`metrics()`](crate::CircuitBreaker::metrics) is a snapshot to poll.
 //!

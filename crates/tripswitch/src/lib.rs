@@ -56,7 +56,7 @@
 //! | `axum`   | no      | `axum::layer`: a breaker in front of axum routes, refused calls answered `503 Service Unavailable` with `Retry-After`; `Rejected` is an `IntoResponse`. |
 //! | `reqwest`| no      | `reqwest::CircuitBreakerMiddleware` for `reqwest-middleware`: one line to guard a reqwest client, a breaker per host. |
 //! | `quanta` | no      | [`clock::TscClock`]: a time-stamp-counter clock, for time windows and slow-call detection at about half the cost of `Instant::now()`. |
-//! | `metrics`| no      | counters, a state gauge and a wait-time histogram through the `metrics` crate (see [`Builder::export_metrics`]). |
+//! | `metrics`| no      | counters, a state gauge with a `state` label and a wait-time histogram through the `metrics` crate, each described (see [`Builder::export_metrics`]). |
 //!
 //! Items that need a feature are marked so in the documentation built with
 //! every feature (as on docs.rs); a link to one from a build without its
