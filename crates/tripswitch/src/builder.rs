@@ -43,7 +43,7 @@ pub struct Unchecked;
 /// after the freeze   everybody is let through and the breaker closes (HalfOpen::release_all)
 /// failed call        waits out the freeze, then runs once more (retry_after_freeze = true)
 /// accounting         the retry and calls released from a freeze are not counted (seed_accounting = true)
-/// on_error           a tracing warning
+/// on_error           a tracing DEBUG event with the error
 /// clock              TokioClock (StdClock without the `tokio` feature)
 /// ```
 ///
@@ -271,7 +271,7 @@ impl<V> Builder<V> {
     }
 
     /// Called with the error of each failing call: the seed's `on_error`.
-    /// Replaces the default, which logs a `tracing` warning.
+    /// Replaces the default, which logs a `tracing` DEBUG event with the error.
     ///
     /// Under the seed preset it is called once per call that fails while
     /// counted, and not for the retry or for calls released from a freeze. A

@@ -242,7 +242,9 @@
 //!
 //! - `tracing`: every state change is an `info` event and every rejection a
 //!   `debug` event, both with a `breaker` field holding the breaker's name;
-//!   the default `on_error` is a `warn` event. Listener and freeze-function
+//!   the default `on_error` is a `debug` event with the error (through the
+//!   HTTP integrations, a `FailedResponse` naming the status and
+//!   `Retry-After`, or the transport error). Listener and freeze-function
 //!   panics are `error` events.
 //! - `metrics` (feature): [`Builder::export_metrics`]
 //!   exports `tripswitch_calls_total{outcome}`, `tripswitch_slow_calls_total`,
