@@ -611,3 +611,16 @@ impl<V> fmt::Debug for Builder<V> {
             .finish_non_exhaustive()
     }
 }
+
+// For `config` (feature `serde`), which applies settings in any order.
+#[cfg(feature = "serde")]
+impl<V> Builder<V> {
+    /// The same settings (the seed preset included, unlike `unchecked`),
+    /// to be checked by `try_build`.
+    pub(crate) fn into_unchecked(self) -> Builder<Unchecked> {
+        let seed_preset = self.seed_preset;
+        let mut unchecked = self.unchecked();
+        unchecked.seed_preset = seed_preset;
+        unchecked
+    }
+}

@@ -56,6 +56,7 @@
 //! | `axum`   | no      | `axum::layer`: a breaker in front of axum routes, refused calls answered `503 Service Unavailable` with `Retry-After`; `Rejected` is an `IntoResponse`. |
 //! | `reqwest`| no      | `reqwest::CircuitBreakerMiddleware` for `reqwest-middleware`: one line to guard a reqwest client, a breaker per host. |
 //! | `quanta` | no      | [`clock::TscClock`]: a time-stamp-counter clock, for time windows and slow-call detection at about half the cost of `Instant::now()`. |
+//! | `serde`  | no      | `config`: breakers and registries from TOML, YAML or JSON files, checked like code. |
 //! | `metrics`| no      | counters, a state gauge with a `state` label and a wait-time histogram through the `metrics` crate, each described (see [`Builder::export_metrics`]). |
 //!
 //! Items that need a feature are marked so in the documentation built with
@@ -105,6 +106,8 @@ pub mod axum;
 mod breaker;
 mod builder;
 pub mod clock;
+#[cfg(feature = "serde")]
+pub mod config;
 mod core;
 mod error;
 pub mod events;
