@@ -399,6 +399,7 @@ impl CircuitBreaker {
 }
 
 // For the HTTP integrations, which never let a request wait without bound.
+#[cfg(feature = "tower")]
 impl CircuitBreaker {
     /// Whether a call may wait with no bound while the breaker is open:
     /// wait mode (not fail-fast) without a `max_wait`.
