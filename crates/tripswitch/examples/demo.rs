@@ -275,8 +275,8 @@ async fn main() {
     let until = started + length;
 
     let mut runs = Vec::new();
-    let presets: [(&str, fn(Instant, Transitions) -> CircuitBreaker); 2] =
-        [("seed preset", seed_preset), ("tuned", tuned_preset)];
+    type Preset = fn(Instant, Transitions) -> CircuitBreaker;
+    let presets: [(&str, Preset); 2] = [("seed preset", seed_preset), ("tuned", tuned_preset)];
     for (name, preset) in presets {
         let transitions = Transitions::default();
         let breaker = preset(started, Arc::clone(&transitions));
