@@ -238,6 +238,27 @@
 //! `tests/http_end_to_end.rs` runs exactly this against a real axum server
 //! that returns 503s, hangs and refuses connections.
 //!
+//! ### With timeout and retry layers
+//!
+//! Order matters. Put the **timeout inside** the breaker, so that a hung
+//! call ends as a failure the breaker counts; put the **retry outside**, so
+//! that each retry asks the breaker again, and have the retry policy leave
+//! rejections alone (`error.downcast_ref::<Rejected>().is_some()`): once the
+//! breaker opens, retries stop at it instead of reaching the service.
+//!
+//! ```text
+//! ServiceBuilder::new()
+//!     .retry(policy_that_skips_rejections)   // outermost
+//!     .layer(CircuitBreakerLayer::new(breaker).classify(UpstreamErrors))
+//!     .timeout(Duration::from_secs(2))       // innermost: a timeout is a failure
+//!     .service(client)
+//! ```
+//!
+//! `tests/tower_composition.rs` checks it: ten retries allowed, three calls
+//! reach a hanging service, the fourth attempt is refused and not retried.
+//! With reqwest, the same holds for `reqwest-retry` registered before
+//! (outside) the breaker's middleware, with the client's own timeout.
+//!
 //! ## Observability
 //!
 //! - `tracing`: every state change is an `info` event and every rejection a
