@@ -256,8 +256,6 @@
 //!
 //! `tests/tower_composition.rs` checks it: ten retries allowed, three calls
 //! reach a hanging service, the fourth attempt is refused and not retried.
-//! With reqwest, the same holds for `reqwest-retry` registered before
-//! (outside) the breaker's middleware, with the client's own timeout.
 //!
 //! ## Observability
 //!
