@@ -144,6 +144,10 @@ async fn health(State(gateway): State<Gateway>) -> String {
 }
 
 async fn render_metrics(State(gateway): State<Gateway>) -> String {
+    // Rates are read when scraped; counters and states are pushed per event.
+    for breaker in gateway.breakers.snapshot() {
+        tripswitch::record_rates(&breaker.key, &breaker.metrics);
+    }
     gateway.metrics.render()
 }
 

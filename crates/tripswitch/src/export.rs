@@ -160,3 +160,40 @@ pub(crate) fn listener(name: Option<Arc<str>>) -> impl Fn(&Event<'_>) + Send + S
         }
     }
 }
+
+/// Sets the rate gauges of a breaker from a snapshot of its metrics:
+/// `tripswitch_failure_rate{breaker}` and `tripswitch_slow_call_rate{breaker}`
+/// (from 0 to 1, over the first failure-rate and slow-call-rate policies'
+/// windows; a rate the breaker does not have, or whose window is empty, is
+/// not set). Rates change with every call, so they are read when asked, not
+/// pushed per event: call it where the metrics are rendered, e.g. for each
+/// breaker of [`Registry::snapshot`](crate::Registry::snapshot) in a
+/// `/metrics` handler, as `examples/axum_gateway.rs` does.
+///
+/// ```
+/// use tripswitch::{CircuitBreaker, Registry};
+///
+/// let registry = Registry::new(64, |host: &String| {
+///     CircuitBreaker::builder().name(host.as_str()).fail_fast().build()
+/// });
+/// registry.get(&"api:443".to_string());
+/// for breaker in registry.snapshot() {
+///     tripswitch::record_rates(breaker.name.as_deref().unwrap_or(&breaker.key), &breaker.metrics);
+/// }
+/// ```
+pub fn record_rates(breaker: &str, metrics: &crate::Metrics) {
+    metrics::describe_gauge!(
+        "tripswitch_failure_rate",
+        "Failures among the calls of the circuit breaker's failure-rate window, from 0 to 1."
+    );
+    metrics::describe_gauge!(
+        "tripswitch_slow_call_rate",
+        "Slow calls among the calls of the circuit breaker's slow-call-rate window, from 0 to 1."
+    );
+    if let Some(rate) = metrics.failure_rate {
+        metrics::gauge!("tripswitch_failure_rate", "breaker" => breaker.to_owned()).set(rate);
+    }
+    if let Some(rate) = metrics.slow_call_rate {
+        metrics::gauge!("tripswitch_slow_call_rate", "breaker" => breaker.to_owned()).set(rate);
+    }
+}

@@ -139,6 +139,8 @@ mod waiters;
 pub use breaker::CircuitBreaker;
 pub use builder::{Builder, Unchecked, Valid};
 pub use error::{ConfigError, Error, RejectReason, Rejected};
+#[cfg(feature = "metrics")]
+pub use export::record_rates;
 pub use half_open::HalfOpen;
 pub use metrics::{Counts, Metrics};
 pub use open_period::{Backoff, TripContext};

@@ -147,3 +147,45 @@ fn unnamed_breakers_get_distinct_labels() {
         "{labels:?}"
     );
 }
+
+#[test]
+fn failure_and_slow_call_rates_are_gauges_read_when_asked() {
+    use tripswitch::policy::{FailureRate, SlowCallRate, Window};
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let text = scrape(&recorder, || {
+        let breaker = CircuitBreaker::builder()
+            .name("rates")
+            .clock(FakeClock::new())
+            .failure_rate(FailureRate::new(0.9, Window::last_calls(10)).min_calls(10))
+            .slow_call_rate(SlowCallRate::new(
+                Duration::from_secs(1),
+                0.9,
+                Window::last_calls(10),
+            ))
+            .fail_fast()
+            .try_build()
+            .unwrap();
+        run(&breaker, true);
+        run(&breaker, false);
+        run(&breaker, true);
+        run(&breaker, false);
+        tripswitch::record_rates("rates", &breaker.metrics());
+        // A breaker without rate policies sets no rate gauge.
+        let plain = CircuitBreaker::builder().name("plain").fail_fast().build();
+        tripswitch::record_rates("plain", &plain.metrics());
+    });
+    assert!(
+        text.contains("# TYPE tripswitch_failure_rate gauge\n"),
+        "{text}"
+    );
+    assert!(text.contains("# HELP tripswitch_failure_rate "), "{text}");
+    assert!(
+        text.contains(r#"tripswitch_failure_rate{breaker="rates"} 0.5"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"tripswitch_slow_call_rate{breaker="rates"} 0"#),
+        "{text}"
+    );
+    assert!(!text.contains(r#"breaker="plain""#), "{text}");
+}
