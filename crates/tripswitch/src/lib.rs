@@ -56,12 +56,11 @@
 //! | `axum`   | no      | `axum::layer`: a breaker in front of axum routes, refused calls answered `503 Service Unavailable` with `Retry-After`; `Rejected` is an `IntoResponse`. |
 //! | `reqwest`| no      | `reqwest::CircuitBreakerMiddleware` for `reqwest-middleware`: one line to guard a reqwest client, a breaker per host. |
 //! | `quanta` | no      | [`clock::TscClock`]: a time-stamp-counter clock, for time windows and slow-call detection at about half the cost of `Instant::now()`. |
-//! | `serde`  | no      | `config`: breakers and registries from TOML, YAML or JSON files, checked like code. |
+//! | `serde`  | no      | `config`: breakers and registries from configuration files in any serde format (TOML, JSON, YAML...), checked like code. |
 //! | `metrics`| no      | counters, a state gauge with a `state` label and a wait-time histogram through the `metrics` crate, each described (see [`Builder::export_metrics`]). |
 //!
-//! Items that need a feature are marked so in the documentation built with
-//! every feature (as on docs.rs); a link to one from a build without its
-//! feature leads to this table.
+//! docs.rs documents every feature. In documentation built without a
+//! feature, a link to an item that needs it leads to this table.
 //!
 // Links to items behind a feature resolve to the item when the feature is on
 // and to the table above when it is off, so that the docs build (warnings
