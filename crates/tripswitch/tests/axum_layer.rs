@@ -148,6 +148,12 @@ async fn without_a_known_end_there_is_no_retry_after() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(retry_after.is_some(), rejected.retry_after().is_some());
     assert_eq!(body, format!("{rejected}\n"));
+    let request = Request::get("/").body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/plain; charset=utf-8"
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 0);
 }
 

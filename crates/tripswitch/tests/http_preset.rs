@@ -88,3 +88,40 @@ async fn retry_after_is_followed_between_1s_and_60s() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_the_open_period_one_probe_at_a_time_with_10s_to_finish() {
+    let breaker = tripping_breaker();
+    let mut service = CircuitBreakerLayer::new(breaker.clone())
+        .classify(UpstreamErrors)
+        .layer(upstream(Arc::new(AtomicU64::new(u64::MAX))));
+    service.ready().await.unwrap().call(()).await.unwrap(); // trips: open 5 s
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let probe = breaker.try_acquire().expect("the probe");
+    assert_eq!(breaker.state(), State::HalfOpen);
+    let second = breaker.try_acquire().unwrap_err();
+    assert_eq!(second.reason(), RejectReason::HalfOpenFull);
+    // The probe never reports: after 10 s the half-open state gives up on it.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_ne!(breaker.state(), State::HalfOpen, "{:?}", breaker.metrics());
+    drop(probe);
+}
+
+#[test]
+fn retry_after_is_read_in_seconds_only() {
+    let headers = |value: &str| {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("retry-after", value.parse().unwrap());
+        headers
+    };
+    assert_eq!(
+        tripswitch::http::retry_after(&headers("120")),
+        Some(Duration::from_secs(120))
+    );
+    assert_eq!(
+        tripswitch::http::retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT")),
+        None
+    );
+    assert_eq!(tripswitch::http::retry_after(&headers("soon")), None);
+    assert_eq!(tripswitch::http::retry_after(&http::HeaderMap::new()), None);
+}

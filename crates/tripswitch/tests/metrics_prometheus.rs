@@ -123,8 +123,29 @@ fn a_breaker_that_waited_has_a_described_wait_series() {
     );
 }
 
+/// Log lines, captured for the current thread.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[test]
 fn unnamed_breakers_get_distinct_labels() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     let recorder = PrometheusBuilder::new().build_recorder();
     let text = scrape(&recorder, || {
         for _ in 0..2 {
@@ -145,6 +166,15 @@ fn unnamed_breakers_get_distinct_labels() {
     assert!(
         labels.iter().all(|l| l.starts_with("unnamed-")),
         "{labels:?}"
+    );
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let warnings = logged
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("without a name"))
+        .count();
+    assert_eq!(
+        warnings, 2,
+        "one WARN per unnamed breaker, not per event:\n{logged}"
     );
 }
 

@@ -81,7 +81,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// preceded by a `poll_ready` that returned `Ready(Ok(()))` on the same
 /// clone, as tower's own middleware does: running the inner service
 /// without the breaker's admission would bypass the breaker silently.
-/// `ServiceExt::ready`, `oneshot`, `call_all`, axum and hyper all keep this
+/// `ServiceExt::ready` and `oneshot`, and axum's routers, keep this
 /// contract.
 pub struct CircuitBreakerService<S, C = EveryErr, R = BoxRejections> {
     inner: S,
