@@ -158,6 +158,13 @@
 //! # }
 //! ```
 //!
+//! Through the HTTP integrations (the tower layer with `UpstreamErrors`,
+//! the reqwest middleware), a failed response is recorded as an
+//! `http::FailedResponse` holding its status and `Retry-After`, so the same
+//! recipe reads `trip.error::<FailedResponse>()`; `http::client_preset()`
+//! does it for you (fail fast, the upstream's `Retry-After` within 1–60 s).
+//! `tests/http_preset.rs` and `tests/reqwest_middleware.rs` check it.
+//!
 //! ## What counts as a failure
 //!
 //! - Every `Err` is a failure, unless [`ignore_errors`](crate::Builder::ignore_errors)
