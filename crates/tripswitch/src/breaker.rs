@@ -39,9 +39,24 @@ use crate::waiters::WaitFor;
 /// - A call through a closed breaker touches atomics only; no lock is ever
 ///   held across an `.await`, and no task or thread is spawned for you.
 /// - Waiting calls are released in arrival order, by a wake-up queue, not by
-///   polling or per-call timers.
-/// - A panic in the operation, the freeze function, `on_error` or a listener
-///   never leaves the breaker stuck.
+///   polling. Each waiting call also keeps one alarm of its own, made on its
+///   own task (so on its own runtime), for the end of the current period or
+///   its `max_wait`: a timed open period ends at its deadline for every
+///   waiter, whichever runtimes come and go. An async freeze is bounded by
+///   [`max_freeze`](Builder::max_freeze).
+/// - A fail-fast breaker leaves Open within 1,024 rejections per thread of
+///   its deadline even if no timer ever fires, and at once through
+///   [`acquire`](Self::acquire), [`state`](Self::state) and [`metrics`](Self::metrics).
+/// - A panic in the operation (its closure or its future), a classifier, the
+///   freeze function or its future, a duration function, `on_error` or a
+///   listener never leaves the breaker stuck: it counts as that run's
+///   failure (or ends the freeze) and gives back what the call held.
+/// - Callbacks may call back into their own breaker: events raised from
+///   inside a breaker's `on_error` or listener, on the same thread, are not
+///   delivered to that breaker's callbacks again (so nesting is bounded);
+///   the registry's factory runs with no lock held.
+/// - No setting and no calling context (no runtime, a runtime shutting
+///   down, a clock at its extremes) makes the library panic.
 /// - Dropping any future it returns, at any point, leaves it consistent.
 #[derive(Clone)]
 pub struct CircuitBreaker {
@@ -109,8 +124,11 @@ impl CircuitBreaker {
     ///
     /// # Panics
     ///
-    /// A panic in `operation` reaches the caller unchanged; the breaker counts
-    /// it as a failure and stays usable.
+    /// A panic in `operation` (the closure, before it returns its future, or
+    /// the future) reaches the caller unchanged; the breaker counts it as
+    /// the run's failure, gives back a half-open slot the run held, and stays
+    /// usable. Polling the returned future again after it completed panics,
+    /// as for any future.
     ///
     /// # Example
     ///
@@ -296,7 +314,7 @@ impl CircuitBreaker {
     /// assert!(rejected.retry_after().is_some());
     /// ```
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
-        match self.core.try_admit() {
+        match self.core.try_admit_now() {
             Ok(ticket) => Ok(permit::permit(&self.core, ticket)),
             Err(block) => Err(self.core.reject(block)),
         }
@@ -309,7 +327,7 @@ impl CircuitBreaker {
     ///
     /// As for [`try_acquire`](Self::try_acquire).
     pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
-        match self.core.try_admit() {
+        match self.core.try_admit_now() {
             Ok(ticket) => Ok(permit::owned_permit(Arc::clone(&self.core), ticket)),
             Err(block) => Err(self.core.reject(block)),
         }

@@ -22,6 +22,9 @@ use crate::shared::SharedState;
 /// The seed's default freeze.
 const SEED_FREEZE: Duration = Duration::from_secs(5);
 
+/// How long an async freeze may last at most, unless told otherwise.
+pub const DEFAULT_MAX_FREEZE: Duration = Duration::from_secs(300);
+
 /// Marks a [`Builder`] whose settings cannot be invalid: it has [`Builder::build`].
 #[derive(Debug, Clone, Copy)]
 pub struct Valid;
@@ -100,6 +103,7 @@ pub struct Builder<V = Valid> {
     fail_fast: bool,
     max_wait: Option<Duration>,
     max_waiters: Option<usize>,
+    max_freeze: Option<Duration>,
     retry_after_freeze: Option<bool>,
     seed_accounting: Option<bool>,
     error_rules: Vec<ErrorRule>,
@@ -133,6 +137,7 @@ impl Builder<Valid> {
             fail_fast: false,
             max_wait: None,
             max_waiters: None,
+            max_freeze: None,
             retry_after_freeze: None,
             seed_accounting: None,
             error_rules: Vec::new(),
@@ -166,6 +171,7 @@ impl<V> Builder<V> {
             fail_fast: self.fail_fast,
             max_wait: self.max_wait,
             max_waiters: self.max_waiters,
+            max_freeze: self.max_freeze,
             retry_after_freeze: self.retry_after_freeze,
             seed_accounting: self.seed_accounting,
             error_rules: self.error_rules,
@@ -202,6 +208,20 @@ impl<V> Builder<V> {
     /// Stay open until the future made by `freeze` completes: the seed's async
     /// freeze function. `freeze` is called once per open period.
     ///
+    /// **What drives the future.** `freeze` is called when the breaker trips,
+    /// on the thread of the call that tripped it, and its future is polled
+    /// at once. After that it is polled by the calls waiting on the breaker
+    /// (the oldest first, each on its own task), and by `try_acquire`,
+    /// `state()`, `is_frozen()` and `metrics()`; no task is spawned for it.
+    /// So the future must not depend on one particular runtime being run: a
+    /// `tokio::time::sleep` belongs to the runtime it was made on, and does
+    /// not fire while that runtime is idle or gone. For a plain duration
+    /// prefer [`freeze_for`](Self::freeze_for), which every waiter times on
+    /// its own runtime.
+    ///
+    /// **Bounded.** Whatever the future does, the open period ends at the
+    /// latest [`max_freeze`](Self::max_freeze) after it started
+    /// ([`DEFAULT_MAX_FREEZE`], 5 minutes, unless set), with a warning.
     /// If `freeze` or its future panics, the open period ends there (the seed
     /// would stay frozen forever); the panic is logged, not propagated.
     ///
@@ -229,6 +249,16 @@ impl<V> Builder<V> {
     {
         self.set_freeze(move |context: &TripContext<'_>| Box::pin(freeze(context)) as FreezeFuture)
             .leave_seed()
+    }
+
+    /// The longest an async freeze ([`freeze_with`](Self::freeze_with),
+    /// [`freeze_with_context`](Self::freeze_with_context)) may last: past
+    /// it the open period ends even if the freeze's future has not finished
+    /// (or is never polled again). Default [`DEFAULT_MAX_FREEZE`] (5
+    /// minutes). Timed open periods are not affected. Keeps the seed preset.
+    pub fn max_freeze(mut self, max: Duration) -> Self {
+        self.max_freeze = Some(max);
+        self
     }
 
     fn set_freeze(
@@ -579,6 +609,7 @@ impl<V> Builder<V> {
             fail_fast: self.fail_fast,
             max_wait: self.max_wait,
             max_waiters: self.max_waiters,
+            max_freeze: self.max_freeze.unwrap_or(DEFAULT_MAX_FREEZE),
             open_period,
             half_open,
             retry_after_freeze: self.retry_after_freeze.unwrap_or(seed) && !self.fail_fast,

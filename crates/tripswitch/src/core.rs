@@ -18,10 +18,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use crate::clock::{Clock, StdClock, nanos};
+use crate::clock::{Clock, nanos};
 use crate::clock::{ClockAnchor, ClockKind, ClockReader, Reading};
 use crate::error::{RejectReason, RejectSource, Rejected, Why};
-use crate::events::{ErrorCallback, Event, EventKind, Listener, TransitionReason, call_guarded};
+use crate::events::{
+    ErrorCallback, Event, EventKind, Listener, TransitionReason, call_guarded, unless_reentered,
+};
 use crate::half_open::HalfOpen;
 use crate::metrics::{Counts, Metrics, Tally, Totals};
 use crate::open_period::{AnyDebug, FreezeFuture, OpenPeriod, PeriodEnd, TripContext};
@@ -52,6 +54,8 @@ pub(crate) struct Settings {
     pub(crate) max_wait: Option<Duration>,
     pub(crate) max_waiters: Option<usize>,
     pub(crate) open_period: OpenPeriod,
+    /// The longest an async freeze may last before the period ends anyway.
+    pub(crate) max_freeze: Duration,
     pub(crate) half_open: HalfOpen,
     pub(crate) retry_after_freeze: bool,
     pub(crate) seed_accounting: bool,
@@ -257,6 +261,11 @@ struct FreezeSlot {
     future: Option<FreezeFuture>,
     /// Some task is polling `future` right now (it is out of the slot).
     polling: bool,
+    /// A fail-fast breaker's timer for a timed period: polled once, when
+    /// armed, with a waker that sets `Core::period_due`; never polled again,
+    /// so no runtime's fate can end the period early. (Waiting calls do not
+    /// use it: each has an alarm of its own, see `Wait`.)
+    alarm: Option<FreezeFuture>,
 }
 
 pub(crate) struct Core {
@@ -284,11 +293,21 @@ pub(crate) struct Core {
     success_path: SuccessPath,
     pub(crate) waiters: Waiters,
     freeze: Mutex<Option<FreezeSlot>>,
+    /// When an async freeze must be over at the latest (`max_freeze` after
+    /// it started), in nanoseconds on the clock; [`NO_DEADLINE`] when no
+    /// async freeze runs. Read by waiting calls to set their alarms (see
+    /// [`period_deadline`](Core::period_deadline)); Release/Acquire, a hint
+    /// that the freeze slot's lock confirms.
+    freeze_bound: AtomicU64,
     freeze_woken: AtomicBool,
-    /// Set when the current period's timer fires: only then do fail-fast
-    /// rejections read the clock to see whether the period is over.
+    /// Set when the current period's alarm fires: only then (and on one
+    /// sampled rejection in 1,024 per thread) do fail-fast rejections read
+    /// the clock to see whether the period is over. Release/Acquire: a
+    /// rejection that sees it also sees the deadline stored before.
     period_due: AtomicBool,
     freeze_waker: Waker,
+    /// The waker of a fail-fast period's alarm (see [`FreezeSlot::alarm`]).
+    due_waker: Waker,
     /// How rejections carry the open period's deadline.
     anchor: ClockAnchor,
     /// How the breaker reads its clock.
@@ -313,9 +332,28 @@ impl Wake for FreezeWake {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if let Some(core) = self.core.upgrade() {
-            core.period_due.store(true, Ordering::Release);
             core.freeze_woken.store(true, Ordering::SeqCst);
-            core.waiters.wake_first();
+            // A freeze that waits on its own breaker (`wait_unfrozen` inside
+            // the freeze function) is itself a waiter with this very waker:
+            // it is skipped, or waking it would wake it again, without end.
+            core.waiters.wake_first_except(&core.freeze_waker);
+        }
+    }
+}
+
+/// The waker of a fail-fast period's alarm: it only says the period is due.
+struct PeriodDue {
+    core: Weak<Core>,
+}
+
+impl Wake for PeriodDue {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(core) = self.core.upgrade() {
+            core.period_due.store(true, Ordering::Release);
         }
     }
 }
@@ -357,15 +395,22 @@ impl Core {
             success_path,
             waiters: Waiters::default(),
             freeze: Mutex::new(None),
+            freeze_bound: AtomicU64::new(NO_DEADLINE),
             freeze_woken: AtomicBool::new(false),
             period_due: AtomicBool::new(false),
             anchor,
             reader,
             reject_source,
             freeze_waker: Waker::from(Arc::new(FreezeWake { core: weak.clone() })),
+            due_waker: Waker::from(Arc::new(PeriodDue { core: weak.clone() })),
             totals: Totals::default(),
             state_since: Mutex::new(Counts::default()),
         })
+    }
+
+    /// The breaker's identity for the re-entrancy guard of its callbacks.
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
     }
 
     pub(crate) fn name(&self) -> Option<&str> {
@@ -417,15 +462,11 @@ impl Core {
                 State::ForcedOpen => Check::Block(Block::Forced),
                 State::Open => {
                     let until = self.open_until.load(Ordering::Acquire);
+                    // The full path always reads the clock: the shortcut
+                    // that trusts the period's timer is `reject_while_open`,
+                    // taken (and sampled) once per call before this.
                     if until == NO_DEADLINE {
                         Check::Block(Block::Open(None))
-                    } else if self.settings.fail_fast
-                        && !self.period_due.load(Ordering::Acquire)
-                        && !sample_the_clock()
-                    {
-                        // The period's timer has not fired: still open,
-                        // known without reading the clock.
-                        Check::Block(Block::Open(Some(until)))
                     } else if nanos(self.now()) >= until {
                         Check::Expired(State::Open, generation)
                     } else {
@@ -484,20 +525,48 @@ impl Core {
         self.rejected(State::Open, RejectReason::Open, Some(until))
     }
 
+    /// Admission for a caller that will not wait (`try_acquire`): a
+    /// fail-fast breaker's outage is refused by the short path (no clock
+    /// read unless its timer fired or the sample says so), anything else
+    /// takes [`try_admit`](Self::try_admit).
+    #[inline]
+    pub(crate) fn try_admit_now(&self) -> Result<Ticket, Block> {
+        if self.settings.fail_fast
+            && let Some(until) = self.reject_while_open()
+        {
+            return Err(Block::Open(Some(until)));
+        }
+        self.try_admit()
+    }
+
     /// Admission without waiting: performs any transition that is due
     /// (an open period that ran out) and drives an async freeze once.
     pub(crate) fn try_admit(&self) -> Result<Ticket, Block> {
-        loop {
+        for _ in 0..TRANSITIONS_PER_LOOK {
             match self.check() {
                 Check::Admit(ticket) => return Ok(ticket),
                 Check::Expired(state, generation) => self.period_elapsed(state, generation),
                 Check::Block(Block::Open(None)) => {
-                    if !self.drive_freeze(false) {
+                    if !self.drive_freeze() {
                         return Err(Block::Open(None));
                     }
                 }
                 Check::Block(block) => return Err(block),
             }
+        }
+        Err(self.block_as_is())
+    }
+
+    /// Why a call is blocked in the current state, without performing any
+    /// transition (see [`TRANSITIONS_PER_LOOK`]).
+    fn block_as_is(&self) -> Block {
+        match self.load().state() {
+            State::ForcedOpen => Block::Forced,
+            State::HalfOpen => Block::HalfOpenFull,
+            _ => match self.open_until.load(Ordering::Acquire) {
+                NO_DEADLINE => Block::Open(None),
+                until => Block::Open(Some(until)),
+            },
         }
     }
 
@@ -506,7 +575,7 @@ impl Core {
     /// a transition that releases waiters cannot slip between the check and
     /// the queueing.
     pub(crate) fn admit_or_enqueue(&self, wait_for: WaitFor, waker: &Waker) -> Enqueued {
-        loop {
+        for look in 1..=TRANSITIONS_PER_LOOK {
             match wait_for {
                 WaitFor::Call => match self.try_admit() {
                     Ok(ticket) => return Enqueued::Granted(grant_of(ticket)),
@@ -530,6 +599,14 @@ impl Core {
                     _ => Check::Block(Block::Forced),
                 },
             };
+            let check = match check {
+                // The last look queues the call as the state is (its alarm
+                // performs the transition on its next poll).
+                Check::Expired(..) if look == TRANSITIONS_PER_LOOK => {
+                    Check::Block(self.block_as_is())
+                }
+                check => check,
+            };
             match check {
                 Check::Admit(ticket) => return Enqueued::Granted(grant_of(ticket)),
                 Check::Expired(..) => continue,
@@ -538,7 +615,7 @@ impl Core {
                         && self
                             .settings
                             .max_waiters
-                            .is_some_and(|max| queue.len() >= max)
+                            .is_some_and(|max| queue.calls() >= max)
                     {
                         drop(queue);
                         let _ = block;
@@ -557,6 +634,9 @@ impl Core {
                 }
             }
         }
+        // Not reached: the last look always queues or decides. Refusing is
+        // the safe answer all the same.
+        Enqueued::Rejected(self.reject(self.block_as_is()))
     }
 
     /// The ticket a waiter holds once granted.
@@ -572,7 +652,7 @@ impl Core {
     /// it may have been the one woken to poll the freeze, wake the next.
     pub(crate) fn waiter_left(&self) {
         if self.freeze_woken.load(Ordering::SeqCst) {
-            self.waiters.wake_first();
+            self.waiters.wake_first_except(&self.freeze_waker);
         }
     }
 
@@ -841,8 +921,10 @@ impl Core {
     ) {
         if let Verdict::Failure(error) = verdict {
             let on_error = &self.settings.on_error;
-            call_guarded("the on_error callback", self.name(), || {
-                on_error(error as &dyn fmt::Debug)
+            unless_reentered(self.id(), || {
+                call_guarded("the on_error callback", self.name(), || {
+                    on_error(error as &dyn fmt::Debug)
+                });
             });
         }
         if self.settings.listeners.is_empty() {
@@ -898,9 +980,11 @@ impl Core {
             at: at.unwrap_or_else(|| self.now()),
             kind,
         };
-        for listener in self.settings.listeners.iter() {
-            call_guarded("an event listener", self.name(), || listener(&event));
-        }
+        unless_reentered(self.id(), || {
+            for listener in self.settings.listeners.iter() {
+                call_guarded("an event listener", self.name(), || listener(&event));
+            }
+        });
     }
 
     // ----- transitions -----------------------------------------------------
@@ -1022,6 +1106,7 @@ impl Core {
         let now = self.now();
         if from == State::Open {
             self.open_until.store(NO_DEADLINE, Ordering::Release);
+            self.freeze_bound.store(NO_DEADLINE, Ordering::Release);
         }
         if from == State::HalfOpen {
             self.half_open_until.store(NO_DEADLINE, Ordering::Release);
@@ -1059,7 +1144,7 @@ impl Core {
                     _ => self.settings.half_open.max_duration,
                 };
                 if let Some(max) = max {
-                    let until = nanos(now.saturating_add(max));
+                    let until = deadline_after(now, max);
                     self.half_open_until.store(until, Ordering::Release);
                     if !self.settings.fail_fast {
                         self.install_freeze(generation, Some(until), None);
@@ -1085,10 +1170,18 @@ impl Core {
                     State::Closed if self.settings.seed_accounting => TicketKind::Released,
                     _ => TicketKind::Counted,
                 };
-                let wakers = self
-                    .waiters
-                    .lock()
-                    .grant_all(Grant::Admit { generation, kind });
+                // Waiters are let in only if this state still holds: a
+                // listener (or another thread) that moved the breaker on
+                // meanwhile (`force_open` from the transition's event) keeps
+                // them waiting for the state it chose.
+                let wakers = {
+                    let mut queue = self.waiters.lock();
+                    if self.load().generation() == generation {
+                        queue.grant_all(Grant::Admit { generation, kind })
+                    } else {
+                        Vec::new()
+                    }
+                };
                 wakers.into_iter().for_each(Waker::wake);
             }
             State::ForcedOpen => self.emit_transition(from, to, reason, now),
@@ -1136,23 +1229,28 @@ impl Core {
         };
         match end {
             Ok(PeriodEnd::After(duration)) => {
-                let until = nanos(now.saturating_add(duration));
+                let until = deadline_after(now, duration);
                 self.period_due.store(false, Ordering::Release);
+                self.freeze_bound.store(NO_DEADLINE, Ordering::Release);
                 self.open_until.store(until, Ordering::Release);
                 self.install_freeze(generation, Some(until), None);
-                self.emit_transition(from, State::Open, reason, now);
                 if self.settings.fail_fast {
-                    // Nobody waits to poll the timer: arm it now, so that it
-                    // tells rejections when the period is over.
-                    self.drive_freeze(true);
+                    // Rejections do not read the clock: an alarm tells them
+                    // when the period is over.
+                    self.arm_alarm(generation, duration);
                 }
+                self.emit_transition(from, State::Open, reason, now);
             }
             Ok(PeriodEnd::Future(future)) => {
-                self.install_freeze(generation, None, Some(future));
+                // The freeze ends when its future does, and at the latest
+                // `max_freeze` from now, whoever polls it (or nobody).
+                let bound = deadline_after(now, self.settings.max_freeze);
+                self.freeze_bound.store(bound, Ordering::Release);
+                self.install_freeze(generation, Some(bound), Some(future));
                 self.emit_transition(from, State::Open, reason, now);
                 // Start the freeze at once, so that a freeze function's side
                 // effects happen when the breaker trips, as in the seed.
-                self.drive_freeze(false);
+                self.drive_freeze();
             }
             Err(_) => {
                 tracing::error!(
@@ -1164,13 +1262,12 @@ impl Core {
                 return;
             }
         }
-        if !self.settings.fail_fast {
-            // Waiters that were already queued now have a freeze to drive:
-            // one of them is enough (see `FreezeWake`). Marked as woken, so
-            // that if that one is dropped before it polls, the next is woken.
-            self.freeze_woken.store(true, Ordering::SeqCst);
-            self.waiters.wake_first();
-        }
+        // Calls that were already queued (for a probe slot, or the seed's
+        // retry) have a new deadline to set their alarms by, and maybe a
+        // freeze to drive: all are woken (each on its own runtime), so that
+        // none depends on another's task being run.
+        self.freeze_woken.store(true, Ordering::SeqCst);
+        self.waiters.wake_all();
     }
 
     fn emit_transition(&self, from: State, to: State, reason: TransitionReason, now: Duration) {
@@ -1321,9 +1418,35 @@ impl Core {
             deadline,
             future,
             polling: false,
+            alarm: None,
         });
         // Dropped outside the lock: a future's destructor is user code.
         drop(previous);
+    }
+
+    /// Arms a fail-fast period's alarm, `after` from now (see
+    /// [`FreezeSlot::alarm`]). If the clock cannot make or poll a sleep
+    /// here, there is no alarm: the sampled clock reads of rejections, state
+    /// reads and waiting calls' own alarms still end the period.
+    fn arm_alarm(&self, generation: u64, after: Duration) {
+        let mut alarm = self.sleep(after);
+        let mut cx = Context::from_waker(&self.due_waker);
+        match catch_unwind(AssertUnwindSafe(|| alarm.as_mut().poll(&mut cx))) {
+            Ok(Poll::Pending) => {
+                let stale = {
+                    let mut slot = lock(&self.freeze);
+                    match slot.as_mut() {
+                        Some(freeze) if freeze.generation == generation => {
+                            freeze.alarm.replace(alarm)
+                        }
+                        _ => Some(alarm),
+                    }
+                };
+                drop(stale);
+            }
+            Ok(Poll::Ready(())) => self.period_due.store(true, Ordering::Release),
+            Err(_) => {}
+        }
     }
 
     fn clear_freeze(&self, stale: impl Fn(u64) -> bool) {
@@ -1338,11 +1461,13 @@ impl Core {
         drop(previous);
     }
 
-    /// Polls the current period's freeze once, from whichever task gets here
-    /// first; ends the period if it is over. `wake_me` asks for a wake-up at a
-    /// known deadline (a waiter needs one; a rejection or a state read does
-    /// not). Returns whether a period ended.
-    pub(crate) fn drive_freeze(&self, wake_me: bool) -> bool {
+    /// Polls the current period's async freeze once, from whichever task
+    /// gets here first, and ends the period if it is over: its future
+    /// finished (or panicked), or its deadline passed (a timed period's end,
+    /// or an async freeze's `max_freeze` bound). A timed period has no
+    /// shared sleep to poll: the clock alone tells. Returns whether a
+    /// period ended.
+    pub(crate) fn drive_freeze(&self) -> bool {
         let word = self.load();
         let state = word.state();
         if !matches!(state, State::Open | State::HalfOpen) {
@@ -1357,8 +1482,7 @@ impl Core {
             if freeze.generation != generation || freeze.polling {
                 return false;
             }
-            if freeze.future.is_none() && !wake_me {
-                // A deadline without a sleep yet: the clock alone tells.
+            if freeze.future.is_none() {
                 let ended = freeze.deadline.is_some_and(|d| nanos(self.now()) >= d);
                 drop(slot);
                 if ended {
@@ -1369,18 +1493,21 @@ impl Core {
             freeze.polling = true;
             (freeze.deadline, freeze.future.take())
         };
+        let Some(mut future) = future else {
+            return false;
+        };
 
-        let now = nanos(self.now());
-        if deadline.is_some_and(|d| now >= d) {
+        if deadline.is_some_and(|d| nanos(self.now()) >= d) {
+            tracing::warn!(
+                breaker = self.name().unwrap_or(""),
+                max_freeze = ?self.settings.max_freeze,
+                "tripswitch: the freeze function's future did not finish within max_freeze; the open period ends"
+            );
             self.clear_freeze(|g| g == generation);
             drop(future);
             self.period_elapsed(state, generation);
             return true;
         }
-        let mut future = match future {
-            Some(future) => future,
-            None => self.sleep(Duration::from_nanos(deadline.unwrap_or(now) - now)),
-        };
         self.freeze_woken.store(false, Ordering::SeqCst);
         let mut cx = Context::from_waker(&self.freeze_waker);
         match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
@@ -1399,7 +1526,7 @@ impl Core {
                 drop(stale);
                 if self.freeze_woken.load(Ordering::SeqCst) {
                     // It woke while out of the slot, when nobody could poll it.
-                    self.waiters.wake_first();
+                    self.waiters.wake_first_except(&self.freeze_waker);
                 }
                 false
             }
@@ -1421,14 +1548,37 @@ impl Core {
         }
     }
 
+    /// When the current period must be over at the latest, in nanoseconds
+    /// on the clock: a timed open period's end, an async freeze's bound, or
+    /// a bounded half-open state's end. Waiting calls set their own alarms
+    /// by it. `None` while closed, forced open, or half-open without a
+    /// maximum.
+    pub(crate) fn period_deadline(&self) -> Option<u64> {
+        let deadline = match self.load().state() {
+            State::Open => match self.open_until.load(Ordering::Acquire) {
+                NO_DEADLINE => self.freeze_bound.load(Ordering::Acquire),
+                until => until,
+            },
+            State::HalfOpen => self.half_open_until.load(Ordering::Acquire),
+            _ => NO_DEADLINE,
+        };
+        (deadline != NO_DEADLINE).then_some(deadline)
+    }
+
     /// A sleep on the breaker's clock; if the clock cannot sleep here (tokio's
     /// timer outside a runtime), the process-wide timer thread stands in.
     pub(crate) fn sleep(&self, duration: Duration) -> FreezeFuture {
         let clock = &self.settings.clock;
         match catch_unwind(AssertUnwindSafe(|| clock.sleep(duration))) {
             Ok(sleep) => sleep,
-            Err(_) => StdClock::new().sleep(duration),
+            Err(_) => crate::clock::thread_sleep(duration),
         }
+    }
+
+    /// A sleep until `deadline` (nanoseconds on the clock), as [`sleep`](Self::sleep).
+    pub(crate) fn sleep_until(&self, deadline: u64) -> FreezeFuture {
+        let now = nanos(self.now());
+        self.sleep(Duration::from_nanos(deadline.saturating_sub(now)))
     }
 
     /// Performs a transition that is due (an open period that has run out)
@@ -1436,13 +1586,13 @@ impl Core {
     /// freeze is polled once to learn whether it is over (that takes the
     /// freeze slot's lock briefly); without, only atomics and the clock are read.
     pub(crate) fn refresh(&self, poll_freeze: bool) {
-        loop {
+        for _ in 0..TRANSITIONS_PER_LOOK {
             let word = self.load();
             match word.state() {
                 State::Open => {
                     let until = self.open_until.load(Ordering::Acquire);
                     if until == NO_DEADLINE {
-                        if !poll_freeze || !self.drive_freeze(false) {
+                        if !poll_freeze || !self.drive_freeze() {
                             return;
                         }
                     } else if nanos(self.now()) >= until {
@@ -1499,6 +1649,19 @@ impl Core {
         }
     }
 }
+
+/// The deadline `after` from `now`, in nanoseconds on the clock. Saturates
+/// one short of [`NO_DEADLINE`], so that an open period of `Duration::MAX`
+/// is a period that ends (in 584 years), not one without a deadline.
+fn deadline_after(now: Duration, after: Duration) -> u64 {
+    nanos(now.saturating_add(after)).min(NO_DEADLINE - 1)
+}
+
+/// The most transitions one look at the breaker performs (an admission, a
+/// state read). Periods that are over at once (a fake clock moved to the end
+/// of time, where every deadline has passed) would otherwise chain
+/// Open → HalfOpen → Open without end inside one call.
+const TRANSITIONS_PER_LOOK: usize = 8;
 
 /// Whether this fail-fast rejection should read the clock although the
 /// period's timer has not fired: one in 1024 per thread does, so that a timer

@@ -153,6 +153,48 @@ pub(crate) fn call_guarded(what: &str, breaker: Option<&str>, callback: impl FnO
     }
 }
 
+/// Runs a breaker's callbacks (`on_error`, listeners) unless this thread is
+/// already inside one of that breaker's callbacks: a callback that calls
+/// into its own breaker (a listener that calls `try_acquire`, an `on_error`
+/// that runs a failing call) raises events that are then **not** delivered
+/// to the same breaker's callbacks again, or each would call the next
+/// without end. `breaker` identifies the breaker (its address). Other
+/// breakers' callbacks still run, and each breaker appears at most once on
+/// a thread's stack, so nesting is bounded by the number of breakers.
+/// Returns whether `deliver` ran.
+pub(crate) fn unless_reentered(breaker: usize, deliver: impl FnOnce()) -> bool {
+    thread_local! {
+        static DELIVERING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let entered = DELIVERING.with(|delivering| {
+        let mut delivering = delivering.borrow_mut();
+        if delivering.contains(&breaker) {
+            false
+        } else {
+            delivering.push(breaker);
+            true
+        }
+    });
+    if !entered {
+        return false;
+    }
+    /// Leaves the breaker's delivery on the way out, unwinding or not.
+    struct Leave(usize);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            let _ = DELIVERING.try_with(|delivering| {
+                let mut delivering = delivering.borrow_mut();
+                if let Some(at) = delivering.iter().rposition(|b| *b == self.0) {
+                    delivering.swap_remove(at);
+                }
+            });
+        }
+    }
+    let _leave = Leave(breaker);
+    deliver();
+    true
+}
+
 /// The `on_error` a breaker has unless given another: a `tracing` warning.
 pub(crate) fn log_error(name: Option<&str>) -> impl Fn(&dyn fmt::Debug) + Send + Sync + 'static {
     let name: Option<Arc<str>> = name.map(Arc::from);

@@ -140,7 +140,7 @@ where
                 }
                 return poll_slow(this, cx);
             };
-            let future = (this.operation)();
+            let future = call_operation(this.operation, this.core, ticket);
             this.stage.set(Stage::Running {
                 future,
                 ticket: Some(ticket),
@@ -223,10 +223,9 @@ where
     loop {
         match this.stage.as_mut().project() {
             StageProj::Start if core.settings.fail_fast => {
-                if let Some(until) = core.reject_while_open() {
-                    this.stage.set(Stage::Done);
-                    return Poll::Ready(Err(Error::Rejected(core.rejected_while_open(until))));
-                }
+                // `poll` already asked `reject_while_open`, which answered
+                // "take the full path": asking again would draw the clock
+                // sample a second time and so skip it (see `sample_the_clock`).
                 match core.try_admit() {
                     Ok(ticket) => start(&mut this, ticket, false),
                     Err(block) => {
@@ -297,12 +296,31 @@ fn start<F, Fut, E, C>(this: &mut ExecuteProj<'_, '_, F, Fut, E, C>, ticket: Tic
 where
     F: FnMut() -> Fut,
 {
-    let future = (this.operation)();
+    let future = call_operation(this.operation, this.core, ticket);
     this.stage.set(Stage::Running {
         future,
         ticket: Some(ticket),
         retry,
     });
+}
+
+/// Calls the operation closure for a run admitted with `ticket`. A closure
+/// that panics before returning its future is the run's failure: the guard
+/// records it (and so gives back a half-open slot the ticket holds) while the
+/// panic goes on to the caller.
+#[inline(always)]
+fn call_operation<F, Fut>(operation: &mut F, core: &Core, ticket: Ticket) -> Fut
+where
+    F: FnMut() -> Fut,
+{
+    let mut held = Some(ticket);
+    let guard = UnwindGuard {
+        core,
+        ticket: &mut held,
+    };
+    let future = operation();
+    guard.disarm();
+    future
 }
 
 /// Records a finished run (the stage is already `Done`). Ready with the

@@ -107,71 +107,129 @@ impl<K: Eq + Hash + Clone> Registry<K> {
     }
 
     /// The breaker for `key`, made now if there is none.
+    ///
+    /// No user code runs under the registry's lock: the factory runs with
+    /// the lock released (so it may use this registry), and breakers that
+    /// are evicted are dropped after it is released. If two threads make
+    /// the same key's breaker at once, the first one stored wins and both
+    /// get it.
     pub fn get(&self, key: &K) -> CircuitBreaker {
         let now = self.shared.clock.now();
-        let mut map = self
-            .shared
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.tick += 1;
-        map.lookups += 1;
-        let tick = map.tick;
-        if let Some(idle) = self.shared.idle_after
-            && map.lookups.is_multiple_of(64)
+        let mut evicted = Vec::new();
         {
-            map.entries
-                .retain(|_, entry| now.saturating_sub(entry.used_at) < idle);
-        }
-        if let Some(entry) = map.entries.get_mut(key) {
-            let fresh = self
-                .shared
-                .idle_after
-                .is_none_or(|idle| now.saturating_sub(entry.used_at) < idle);
-            if fresh {
-                entry.used_tick = tick;
-                entry.used_at = now;
-                return entry.breaker.clone();
+            let mut map = self.lock();
+            map.tick += 1;
+            map.lookups += 1;
+            let tick = map.tick;
+            if let Some(idle) = self.shared.idle_after
+                && map.lookups.is_multiple_of(64)
+            {
+                evicted.extend(map.take_idle(now, idle));
             }
-            map.entries.remove(key);
-        }
-        if map.entries.len() >= self.shared.max_breakers {
-            let oldest = map
-                .entries
-                .iter()
-                .min_by_key(|(_, entry)| entry.used_tick)
-                .map(|(key, _)| key.clone());
-            if let Some(oldest) = oldest {
-                map.entries.remove(&oldest);
+            if let Some(breaker) = map.fresh(key, tick, now, self.shared.idle_after, &mut evicted) {
+                drop(map);
+                drop(evicted);
+                return breaker;
             }
         }
-        // The factory is user code: it runs under the registry's lock, so it
-        // must not call back into this registry.
-        let breaker = (self.shared.factory)(key);
-        map.entries.insert(
-            key.clone(),
-            Entry {
-                breaker: breaker.clone(),
-                used_tick: tick,
-                used_at: now,
-            },
-        );
+        drop(evicted);
+
+        // The factory is user code: it runs without the lock.
+        let made = (self.shared.factory)(key);
+
+        let mut evicted = Vec::new();
+        let breaker = {
+            let mut map = self.lock();
+            map.tick += 1;
+            let tick = map.tick;
+            match map.fresh(key, tick, now, self.shared.idle_after, &mut evicted) {
+                // Another thread stored one meanwhile: the first one wins.
+                Some(breaker) => breaker,
+                None => {
+                    if map.entries.len() >= self.shared.max_breakers {
+                        evicted.extend(map.take_least_recently_used());
+                    }
+                    map.entries.insert(
+                        key.clone(),
+                        Entry {
+                            breaker: made.clone(),
+                            used_tick: tick,
+                            used_at: now,
+                        },
+                    );
+                    made.clone()
+                }
+            }
+        };
+        drop(evicted);
+        drop(made);
         breaker
     }
 
-    /// How many breakers it holds now.
-    pub fn len(&self) -> usize {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map<K>> {
         self.shared
             .map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entries
-            .len()
+    }
+
+    /// How many breakers it holds now.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
     }
 
     /// Whether it holds no breaker.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl<K: Eq + Hash + Clone> Map<K> {
+    /// The breaker stored for `key` if it is still fresh (marked used now);
+    /// a stale one is moved to `evicted`.
+    fn fresh(
+        &mut self,
+        key: &K,
+        tick: u64,
+        now: Duration,
+        idle_after: Option<Duration>,
+        evicted: &mut Vec<CircuitBreaker>,
+    ) -> Option<CircuitBreaker> {
+        let entry = self.entries.get_mut(key)?;
+        if idle_after.is_none_or(|idle| now.saturating_sub(entry.used_at) < idle) {
+            entry.used_tick = tick;
+            entry.used_at = now;
+            return Some(entry.breaker.clone());
+        }
+        if let Some(stale) = self.entries.remove(key) {
+            evicted.push(stale.breaker);
+        }
+        None
+    }
+
+    /// Takes out every breaker unused for `idle`.
+    fn take_idle(&mut self, now: Duration, idle: Duration) -> Vec<CircuitBreaker> {
+        let stale: Vec<K> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| now.saturating_sub(entry.used_at) >= idle)
+            .map(|(key, _)| key.clone())
+            .collect();
+        stale
+            .iter()
+            .filter_map(|key| self.entries.remove(key))
+            .map(|entry| entry.breaker)
+            .collect()
+    }
+
+    /// Takes out the least recently used breaker.
+    fn take_least_recently_used(&mut self) -> Option<CircuitBreaker> {
+        let oldest = self
+            .entries
+            .iter()
+            .min_by_key(|(_, entry)| entry.used_tick)
+            .map(|(key, _)| key.clone())?;
+        self.entries.remove(&oldest).map(|entry| entry.breaker)
     }
 }
 

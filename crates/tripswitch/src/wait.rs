@@ -2,17 +2,26 @@
 
 use std::future::Future;
 use std::ops::Deref;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use crate::clock::Sleep;
+use crate::clock::{Sleep, nanos};
 use crate::core::Core;
 use crate::error::{RejectReason, Rejected};
 use crate::waiters::{Grant, Key, WaitFor};
 
 /// Waits for admission (or, for `WaitFor::Unfrozen`, for the end of the open
-/// state). While queued it polls the breaker's freeze on, so the freeze ends
-/// even though no task was spawned for it.
+/// state).
+///
+/// Each waiting call keeps an alarm of its own, made on the clock from its
+/// own task (so on its own runtime): it rings at the current period's
+/// deadline or at the call's own `max_wait`, whichever comes first. A timed
+/// open period therefore ends at its deadline for every waiter, whichever
+/// runtimes come and go, and no waiter depends on another's task being run.
+/// While queued it also polls the breaker's async freeze on, so the freeze
+/// ends even though no task was spawned for it.
 ///
 /// Dropping it at any point leaves the breaker consistent: it leaves the
 /// queue, and gives back a grant it received but did not use.
@@ -20,9 +29,12 @@ pub(crate) struct Wait<C: Deref<Target = Core>> {
     core: C,
     wait_for: WaitFor,
     key: Option<Key>,
-    timeout: Option<Sleep>,
+    /// The alarm, and the time on the clock (nanoseconds) it rings at.
+    alarm: Option<(u64, Sleep)>,
+    /// When the call gives up (its `max_wait`), on the clock, once queued.
+    gives_up_at: Option<u64>,
     /// When the call joined the queue, if anybody listens for wait times.
-    queued_at: Option<std::time::Duration>,
+    queued_at: Option<Duration>,
     done: bool,
 }
 
@@ -32,7 +44,8 @@ impl<C: Deref<Target = Core>> Wait<C> {
             core,
             wait_for,
             key: None,
-            timeout: None,
+            alarm: None,
+            gives_up_at: None,
             queued_at: None,
             done: false,
         }
@@ -46,7 +59,8 @@ impl<C: Deref<Target = Core>> Wait<C> {
         if self.done {
             // Polled again after completing: behave like a fresh wait.
             self.done = false;
-            self.timeout = None;
+            self.alarm = None;
+            self.gives_up_at = None;
         }
         let key = match self.key {
             Some(key) => key,
@@ -55,44 +69,105 @@ impl<C: Deref<Target = Core>> Wait<C> {
                 crate::core::Enqueued::Rejected(rejected) => return self.finish(Err(rejected)),
                 crate::core::Enqueued::Queued(key) => {
                     self.key = Some(key);
-                    self.queued_at = self.core.listening().then(|| self.core.now());
+                    let core = &self.core;
+                    if self.core.listening() {
+                        self.queued_at = Some(core.now());
+                    }
+                    if self.wait_for == WaitFor::Call
+                        && let Some(max) = core.settings.max_wait
+                    {
+                        let now = core.now();
+                        self.gives_up_at = Some(nanos(now.saturating_add(max)));
+                    }
                     key
                 }
             },
         };
-        if let Some(grant) = self.core.waiters.poll(key, cx.waker()) {
-            self.key = None;
-            return self.finish(Ok(grant));
-        }
-        if self.core.drive_freeze(true)
-            && let Some(grant) = self.core.waiters.poll(key, cx.waker())
-        {
-            self.key = None;
-            return self.finish(Ok(grant));
-        }
-        if self.wait_for == WaitFor::Call
-            && let Some(max) = self.core.settings.max_wait
-        {
-            let core = &self.core;
-            let timeout = self.timeout.get_or_insert_with(|| core.sleep(max));
-            if timeout.as_mut().poll(cx).is_ready() {
+        // Twice at most: once as woken, once more if the alarm rang (the
+        // period it rang for may be over now).
+        for _ in 0..2 {
+            if let Some(grant) = self.core.waiters.poll(key, cx.waker()) {
                 self.key = None;
-                return match self.core.waiters.cancel(key) {
-                    Some(grant) => self.finish(Ok(grant)),
-                    None => {
-                        self.core.waiter_left();
-                        let rejected = self.core.reject_with(RejectReason::WaitTimedOut);
-                        self.finish(Err(rejected))
-                    }
-                };
+                return self.finish(Ok(grant));
+            }
+            if self.core.drive_freeze()
+                && let Some(grant) = self.core.waiters.poll(key, cx.waker())
+            {
+                self.key = None;
+                return self.finish(Ok(grant));
+            }
+            if self
+                .gives_up_at
+                .is_some_and(|at| nanos(self.core.now()) >= at)
+            {
+                return self.time_out(key);
+            }
+            if !self.alarm_rang(cx) {
+                return Poll::Pending;
             }
         }
+        // The alarm keeps ringing but nothing is due yet (a clock whose sleeps
+        // end early): look again later rather than spin here.
+        self.alarm = None;
+        cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Sets the alarm for the earlier of the period's deadline and the
+    /// call's own, and polls it. Returns whether it rang.
+    fn alarm_rang(&mut self, cx: &mut Context<'_>) -> bool {
+        let target = match (self.core.period_deadline(), self.gives_up_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let Some(target) = target else {
+            // Nothing is known to end: the transition that ends the wait
+            // (a release, a probe slot, a new deadline) wakes this call.
+            self.alarm = None;
+            return false;
+        };
+        let core = &self.core;
+        if self.alarm.as_ref().is_none_or(|(at, _)| *at != target) {
+            self.alarm = Some((target, core.sleep_until(target)));
+        }
+        let Some((_, sleep)) = &mut self.alarm else {
+            return false;
+        };
+        match catch_unwind(AssertUnwindSafe(|| sleep.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => false,
+            Ok(Poll::Ready(())) => {
+                self.alarm = None;
+                true
+            }
+            Err(_) => {
+                // The clock's sleep cannot be polled here (its runtime is
+                // shutting down): ring on the process-wide timer instead.
+                let now = nanos(self.core.now());
+                let mut sleep =
+                    crate::clock::thread_sleep(Duration::from_nanos(target.saturating_sub(now)));
+                let rang = sleep.as_mut().poll(cx).is_ready();
+                self.alarm = (!rang).then_some((target, sleep));
+                rang
+            }
+        }
+    }
+
+    /// The call's `max_wait` ran out while queued.
+    fn time_out(&mut self, key: Key) -> Poll<Result<Grant, Rejected>> {
+        self.key = None;
+        match self.core.waiters.cancel(key) {
+            Some(grant) => self.finish(Ok(grant)),
+            None => {
+                self.core.waiter_left();
+                let rejected = self.core.reject_with(RejectReason::WaitTimedOut);
+                self.finish(Err(rejected))
+            }
+        }
     }
 
     fn finish(&mut self, result: Result<Grant, Rejected>) -> Poll<Result<Grant, Rejected>> {
         self.done = true;
-        self.timeout = None;
+        self.alarm = None;
         if let (Some(queued_at), Ok(_)) = (self.queued_at.take(), &result) {
             self.core.waited(self.core.now().saturating_sub(queued_at));
         }

@@ -66,7 +66,11 @@ pub(crate) struct List {
     free: Vec<usize>,
     order: VecDeque<Key>,
     next_seq: u64,
+    /// Waiting (not yet granted) entries, calls and observers.
     waiting: usize,
+    /// Of those, calls (what `max_waiters` limits: an observer waiting in
+    /// `wait_unfrozen` is not a call).
+    calls: usize,
 }
 
 #[derive(Debug, Default)]
@@ -134,9 +138,14 @@ impl Waiters {
             Some(Slot::Granted { seq, grant }) if *seq == key.seq => {
                 let grant = *grant;
                 locked.free(key.index);
+                locked.compact();
                 Some(grant)
             }
-            Some(Slot::Waiting { seq, .. }) if *seq == key.seq => {
+            Some(Slot::Waiting { seq, waiter, .. }) if *seq == key.seq => {
+                let is_call = *waiter == WaitFor::Call;
+                if is_call {
+                    locked.list.calls -= 1;
+                }
                 locked.list.waiting -= 1;
                 locked.publish_len();
                 locked.free(key.index);
@@ -148,21 +157,46 @@ impl Waiters {
     }
 
     /// Wakes the oldest waiting entry without granting anything, so that it
-    /// polls the breaker's freeze on (see `FreezeWake`).
-    pub(crate) fn wake_first(&self) {
+    /// polls the breaker's freeze on (see `FreezeWake`); an entry whose waker
+    /// is `except` (the freeze itself, waiting on its own breaker) is skipped.
+    pub(crate) fn wake_first_except(&self, except: &Waker) {
         let waker = {
             let locked = self.lock();
             let list = &*locked.list;
             list.order
                 .iter()
                 .find_map(|key| match &list.slots[key.index] {
-                    Slot::Waiting { seq, waker, .. } if *seq == key.seq => Some(waker.clone()),
+                    Slot::Waiting { seq, waker, .. }
+                        if *seq == key.seq && !waker.will_wake(except) =>
+                    {
+                        Some(waker.clone())
+                    }
                     _ => None,
                 })
         };
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+
+    /// Wakes every waiting entry without granting anything, so that each
+    /// looks at the breaker again (a new deadline to set its alarm by).
+    /// Always takes the lock (no shortcut on the length): a waiter queues
+    /// under it and reads the deadline after, so either it sees the new
+    /// deadline or this sees it.
+    pub(crate) fn wake_all(&self) {
+        let wakers: Vec<Waker> = {
+            let locked = self.lock();
+            let list = &*locked.list;
+            list.order
+                .iter()
+                .filter_map(|key| match &list.slots[key.index] {
+                    Slot::Waiting { seq, waker, .. } if *seq == key.seq => Some(waker.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        wakers.into_iter().for_each(Waker::wake);
     }
 }
 
@@ -190,6 +224,9 @@ impl Locked<'_> {
         let key = Key { index, seq };
         list.order.push_back(key);
         list.waiting += 1;
+        if waiter == WaitFor::Call {
+            list.calls += 1;
+        }
         self.publish_len();
         key
     }
@@ -197,6 +234,11 @@ impl Locked<'_> {
     /// Number of waiting entries.
     pub(crate) fn len(&self) -> usize {
         self.list.waiting
+    }
+
+    /// Number of waiting calls (observers left out).
+    pub(crate) fn calls(&self) -> usize {
+        self.list.calls
     }
 
     /// Grants the oldest waiting call (observers are skipped) and returns its waker.
@@ -222,6 +264,7 @@ impl Locked<'_> {
                         woken = Some(waker);
                     }
                     list.waiting -= 1;
+                    list.calls -= 1;
                     break;
                 }
                 Slot::Waiting { seq, .. } if *seq == key.seq => skipped.push(key),
@@ -273,8 +316,11 @@ impl Locked<'_> {
                             grant,
                         },
                     );
-                    if let Slot::Waiting { waker, .. } = old {
+                    if let Slot::Waiting { waker, waiter, .. } = old {
                         wakers.push(waker);
+                        if waiter == WaitFor::Call {
+                            list.calls -= 1;
+                        }
                     }
                     list.waiting -= 1;
                 }
@@ -291,10 +337,15 @@ impl Locked<'_> {
         self.list.free.push(index);
     }
 
-    /// Drops queue positions of cancelled waiters once they dominate the queue.
+    /// Drops queue positions of cancelled waiters once they dominate the
+    /// queue, and gives the memory of a past crowd back once nobody waits
+    /// and every granted entry has been collected.
     fn compact(&mut self) {
         let list = &mut *self.list;
-        if list.order.len() > 2 * list.waiting + 16 {
+        if list.waiting == 0 {
+            // Every position left is stale.
+            list.order.clear();
+        } else if list.order.len() > 2 * list.waiting + 16 {
             let slots = &list.slots;
             list.order.retain(
                 |key| matches!(&slots[key.index], Slot::Waiting { seq, .. } if *seq == key.seq),

@@ -125,6 +125,40 @@ fn each_invalid_setting_is_named_with_its_value_and_range() {
             "half_open.max_duration",
             "invalid half_open.max_duration: 0ns (must be longer than zero)",
         ),
+        (
+            CircuitBreaker::builder().failure_rate(FailureRate::new(
+                0.5,
+                Window::last_calls(tripswitch::policy::MAX_WINDOW_CALLS + 1),
+            )),
+            "failure_rate.window",
+            "invalid failure_rate.window: LastCalls(10000001) (must be a window of at most 10000000 calls (MAX_WINDOW_CALLS))",
+        ),
+        (
+            CircuitBreaker::builder()
+                .failure_rate(FailureRate::new(0.5, Window::last_calls(u32::MAX))),
+            "failure_rate.window",
+            "invalid failure_rate.window: LastCalls(4294967295) (must be a window of at most 10000000 calls (MAX_WINDOW_CALLS))",
+        ),
+        (
+            CircuitBreaker::builder().slow_call_rate(SlowCallRate::new(
+                Duration::from_secs(1),
+                0.5,
+                Window::last_in_buckets(Duration::from_secs(3600), u32::MAX),
+            )),
+            "slow_call_rate.window",
+            "invalid slow_call_rate.window: LastDuration { length: 3600s, buckets: 4294967295 } (must be at most 100000 buckets (MAX_BUCKETS))",
+        ),
+        (
+            CircuitBreaker::builder().failure_rate(FailureRate::new(
+                0.5,
+                Window::last_in_buckets(
+                    Duration::from_secs(3600),
+                    tripswitch::policy::MAX_BUCKETS + 1,
+                ),
+            )),
+            "failure_rate.window",
+            "invalid failure_rate.window: LastDuration { length: 3600s, buckets: 100001 } (must be at most 100000 buckets (MAX_BUCKETS))",
+        ),
     ];
     for (builder, setting, message) in cases {
         let (got_setting, got_message) = refused(builder);
@@ -147,6 +181,19 @@ fn valid_edge_values_are_accepted() {
             Window::last_in_buckets(Duration::from_millis(1), 1),
         ))
         .half_open(HalfOpen::probes(65_535))
+        .try_build()
+        .unwrap();
+    // The caps themselves are accepted.
+    CircuitBreaker::builder()
+        .failure_rate(FailureRate::new(
+            0.5,
+            Window::last_calls(tripswitch::policy::MAX_WINDOW_CALLS),
+        ))
+        .slow_call_rate(SlowCallRate::new(
+            Duration::from_secs(1),
+            0.5,
+            Window::last_in_buckets(Duration::from_secs(3600), tripswitch::policy::MAX_BUCKETS),
+        ))
         .try_build()
         .unwrap();
     // The seed's settings cannot be invalid: `build` is infallible.

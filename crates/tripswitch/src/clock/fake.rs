@@ -1,18 +1,18 @@
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::std_clock::{SleepState, ThreadSleep};
-use super::{Clock, Sleep, nanos};
-use std::sync::Mutex;
-
 use super::lock;
+use super::sleepers::{Sleepers, ThreadSleep};
+use super::{Clock, Sleep, nanos};
 
 /// A clock that only moves when told to, for deterministic tests on any executor.
 ///
 /// Clones share the same time. [`advance`](FakeClock::advance) completes every
 /// sleep whose end has been reached, so a breaker frozen for five seconds
-/// lets its waiters through as soon as the test advances five seconds.
+/// lets its waiters through as soon as the test advances five seconds. Time
+/// saturates at `u64::MAX` nanoseconds (584 years) instead of wrapping, and a
+/// sleep dropped before its end is forgotten at once.
 ///
 /// # Example
 ///
@@ -41,8 +41,9 @@ pub struct FakeClock {
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// Nanoseconds since the origin; only ever grows (saturating).
     now: AtomicU64,
-    sleepers: Mutex<Vec<(u64, Arc<SleepState>)>>,
+    sleepers: Arc<Mutex<Sleepers<u64>>>,
 }
 
 impl FakeClock {
@@ -51,20 +52,19 @@ impl FakeClock {
         Self::default()
     }
 
-    /// Moves time forward by `by` and completes every sleep that has ended.
+    /// Moves time forward by `by` (saturating) and completes every sleep that has ended.
     pub fn advance(&self, by: Duration) {
-        let now = self
+        let by = nanos(by);
+        let previous = self
             .inner
             .now
-            .fetch_add(nanos(by), Ordering::AcqRel)
-            .saturating_add(nanos(by));
-        let due: Vec<_> = {
-            let mut sleepers = lock(&self.inner.sleepers);
-            let (due, pending) = sleepers.drain(..).partition(|(at, _)| *at <= now);
-            *sleepers = pending;
-            due
-        };
-        for (_, state) in due {
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                Some(now.saturating_add(by))
+            })
+            .unwrap_or_else(|now| now);
+        let now = previous.saturating_add(by);
+        let due = lock(&self.inner.sleepers).take_due(now);
+        for state in due {
             state.fire();
         }
     }
@@ -81,19 +81,18 @@ impl Clock for FakeClock {
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
-        let state = Arc::new(SleepState::default());
-        let at = self
-            .inner
-            .now
-            .load(Ordering::Acquire)
-            .saturating_add(nanos(duration));
+        // Queued under the lock that `advance` fires under, after reading
+        // the time inside it: an `advance` cannot slip between the two.
         let mut sleepers = lock(&self.inner.sleepers);
-        if at <= self.inner.now.load(Ordering::Acquire) {
-            state.fire();
-        } else {
-            sleepers.push((at, Arc::clone(&state)));
+        let now = self.inner.now.load(Ordering::Acquire);
+        let at = now.saturating_add(nanos(duration));
+        if at <= now {
+            return Box::pin(ThreadSleep::<u64>::done());
         }
-        drop(sleepers);
-        Box::pin(ThreadSleep { state })
+        Box::pin(ThreadSleep::queued_in(
+            &self.inner.sleepers,
+            &mut sleepers,
+            at,
+        ))
     }
 }

@@ -7,6 +7,7 @@
 //! executor can use [`FakeClock`] and move time by hand.
 
 mod fake;
+mod sleepers;
 mod std_clock;
 #[cfg(feature = "tokio")]
 mod tokio_clock;
@@ -15,6 +16,7 @@ mod tsc_clock;
 
 pub use fake::FakeClock;
 pub use std_clock::StdClock;
+pub(crate) use std_clock::thread_sleep;
 #[cfg(feature = "tokio")]
 pub use tokio_clock::TokioClock;
 #[cfg(feature = "quanta")]

@@ -1,21 +1,19 @@
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::lock;
+use super::sleepers::{Sleepers, ThreadSleep};
 use super::{Clock, Sleep};
 
 /// A [`Clock`] on `std::time::Instant`, for code that runs without tokio.
 ///
 /// Its sleeps are served by one process-wide timer thread, started the first
-/// time a sleep is needed. Without the `tokio` feature it is the default
-/// clock; with it, prefer `TokioClock`, or give the
-/// breaker a clock on your own runtime's timer.
+/// time a sleep is needed. A sleep that is dropped before it ends is taken
+/// off that thread's queue at once. A sleep whose end is past what
+/// `Instant` can represent never ends (it does not panic). Without the
+/// `tokio` feature it is the default clock; with it, prefer
+/// `TokioClock`, or give the breaker a clock on your
+/// own runtime's timer.
 #[derive(Debug, Clone, Copy)]
 pub struct StdClock {
     pub(super) origin: Instant,
@@ -42,127 +40,76 @@ impl Clock for StdClock {
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
-        let state = Arc::new(SleepState::default());
-        if duration.is_zero() {
-            state.fire();
-        } else {
-            timer().schedule(Instant::now() + duration, Arc::clone(&state));
-        }
-        Box::pin(ThreadSleep { state })
+        thread_sleep(duration)
     }
 }
 
-/// Completion flag and waker of one sleep, shared with whatever fires it.
-#[derive(Debug, Default)]
-pub(super) struct SleepState {
-    done: AtomicBool,
-    waker: Mutex<Option<Waker>>,
-}
-
-impl SleepState {
-    pub(super) fn fire(&self) {
-        self.done.store(true, Ordering::Release);
-        if let Some(waker) = lock(&self.waker).take() {
-            waker.wake();
-        }
+/// A sleep served by the process-wide timer thread, whatever runtime (or
+/// none) polls it.
+pub(crate) fn thread_sleep(duration: Duration) -> Sleep {
+    if duration.is_zero() {
+        return Box::pin(ThreadSleep::<Instant>::done());
     }
-
-    pub(super) fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.done.load(Ordering::Acquire) {
-            return Poll::Ready(());
-        }
-        *lock(&self.waker) = Some(cx.waker().clone());
-        // Fired between the first check and storing the waker: don't miss it.
-        if self.done.load(Ordering::Acquire) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
+    let (Some(at), Some(timer)) = (Instant::now().checked_add(duration), timer()) else {
+        // Past the end of time, or no timer thread could be started.
+        return Box::pin(ThreadSleep::<Instant>::never());
+    };
+    let sleep = ThreadSleep::queued(&timer.sleepers, at);
+    timer.changed.notify_one();
+    Box::pin(sleep)
 }
 
-#[derive(Debug)]
-pub(super) struct ThreadSleep {
-    pub(super) state: Arc<SleepState>,
-}
-
-impl Future for ThreadSleep {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.state.poll(cx)
-    }
-}
-
-struct Entry {
-    at: Instant,
-    seq: u64,
-    state: Arc<SleepState>,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
-#[derive(Default)]
 struct Timer {
-    queue: Mutex<(u64, BinaryHeap<Reverse<Entry>>)>,
+    sleepers: Arc<Mutex<Sleepers<Instant>>>,
     changed: Condvar,
 }
 
-fn timer() -> &'static Timer {
-    static TIMER: OnceLock<&'static Timer> = OnceLock::new();
-    TIMER.get_or_init(|| {
-        let timer: &'static Timer = Box::leak(Box::default());
-        std::thread::Builder::new()
+static TIMER: OnceLock<Option<&'static Timer>> = OnceLock::new();
+
+/// The timer thread, started on first use; `None` if the system refused a
+/// thread (then sleeps never end by themselves, and an error is logged once).
+fn timer() -> Option<&'static Timer> {
+    *TIMER.get_or_init(|| {
+        let timer: &'static Timer = Box::leak(Box::new(Timer {
+            sleepers: Arc::default(),
+            changed: Condvar::new(),
+        }));
+        match std::thread::Builder::new()
             .name("tripswitch-timer".into())
             .spawn(move || timer.run())
-            .expect("tripswitch: could not start the timer thread");
-        timer
+        {
+            Ok(_) => Some(timer),
+            Err(error) => {
+                tracing::error!(
+                    %error,
+                    "tripswitch: could not start the timer thread; StdClock sleeps will not end by themselves"
+                );
+                None
+            }
+        }
     })
 }
 
 impl Timer {
-    fn schedule(&self, at: Instant, state: Arc<SleepState>) {
-        let mut queue = lock(&self.queue);
-        queue.0 += 1;
-        let seq = queue.0;
-        queue.1.push(Reverse(Entry { at, seq, state }));
-        drop(queue);
-        self.changed.notify_one();
-    }
-
     fn run(&self) {
-        let mut queue = lock(&self.queue);
+        let mut sleepers = lock(&self.sleepers);
         loop {
-            let now = Instant::now();
-            while queue.1.peek().is_some_and(|Reverse(e)| e.at <= now) {
-                if let Some(Reverse(entry)) = queue.1.pop() {
-                    entry.state.fire();
-                }
+            let due = sleepers.take_due(Instant::now());
+            if !due.is_empty() {
+                drop(sleepers);
+                due.iter().for_each(|state| state.fire());
+                sleepers = lock(&self.sleepers);
+                continue;
             }
-            queue = match queue.1.peek() {
-                Some(Reverse(next)) => {
-                    let wait = next.at.saturating_duration_since(now);
-                    match self.changed.wait_timeout(queue, wait) {
+            sleepers = match sleepers.next() {
+                Some(next) => {
+                    let wait = next.saturating_duration_since(Instant::now());
+                    match self.changed.wait_timeout(sleepers, wait) {
                         Ok((guard, _)) => guard,
                         Err(poisoned) => poisoned.into_inner().0,
                     }
                 }
-                None => match self.changed.wait(queue) {
+                None => match self.changed.wait(sleepers) {
                     Ok(guard) => guard,
                     Err(poisoned) => poisoned.into_inner(),
                 },

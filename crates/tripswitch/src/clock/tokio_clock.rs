@@ -8,7 +8,9 @@ use super::{Clock, Sleep};
 /// (`#[tokio::test(start_paused = true)]`, `tokio::time::advance`), which is
 /// the simplest way to test code that uses a breaker.
 ///
-/// Sleeping needs a tokio runtime with the time driver enabled.
+/// Sleeping uses the timer of the tokio runtime it is called on (which must
+/// have its time driver enabled); outside any runtime it falls back to the
+/// process-wide timer thread of [`StdClock`](super::StdClock).
 #[derive(Debug, Clone, Copy)]
 pub struct TokioClock {
     pub(super) origin: tokio::time::Instant,
@@ -34,7 +36,13 @@ impl Clock for TokioClock {
         since(self.origin)
     }
 
+    /// Tokio's sleep on the runtime of the calling thread; outside any tokio
+    /// runtime, a sleep on the process-wide timer thread of
+    /// [`StdClock`](super::StdClock) instead (tokio's would panic there).
     fn sleep(&self, duration: Duration) -> Sleep {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return super::std_clock::thread_sleep(duration);
+        }
         Box::pin(tokio::time::sleep(duration))
     }
 }

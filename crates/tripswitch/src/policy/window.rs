@@ -55,10 +55,20 @@ impl Window {
                 self,
                 "a window of at least 1 call",
             )),
+            Window::LastCalls(calls) if calls > MAX_WINDOW_CALLS => Err(ConfigError::new(
+                setting,
+                self,
+                format!("a window of at most {MAX_WINDOW_CALLS} calls (MAX_WINDOW_CALLS)"),
+            )),
             Window::LastCalls(_) => Ok(()),
             Window::LastDuration { buckets: 0, .. } => {
                 Err(ConfigError::new(setting, self, "at least 1 bucket"))
             }
+            Window::LastDuration { buckets, .. } if buckets > MAX_BUCKETS => Err(ConfigError::new(
+                setting,
+                self,
+                format!("at most {MAX_BUCKETS} buckets (MAX_BUCKETS)"),
+            )),
             Window::LastDuration { length, buckets } => {
                 if length.is_zero() {
                     Err(ConfigError::new(setting, self, "a window longer than zero"))
@@ -103,11 +113,14 @@ pub(crate) enum WindowState {
 impl WindowState {
     pub(crate) fn new(window: Window) -> Self {
         match window {
-            Window::LastCalls(n) => {
-                WindowState::Count(std::sync::Arc::new(CountRing::new(n.max(1))))
-            }
+            // Clamped as well as validated: a window is only built from a
+            // checked configuration, and the clamp keeps the allocation and
+            // the bucket index within their bounds even so.
+            Window::LastCalls(n) => WindowState::Count(std::sync::Arc::new(CountRing::new(
+                n.clamp(1, MAX_WINDOW_CALLS),
+            ))),
             Window::LastDuration { length, buckets } => WindowState::Time(std::sync::Arc::new(
-                TimeBuckets::new(length, buckets.max(1)),
+                TimeBuckets::new(length, buckets.clamp(1, MAX_BUCKETS)),
             )),
         }
     }
@@ -379,7 +392,7 @@ impl TimeBuckets {
     }
 
     fn slice_at(&self, at: Duration) -> u64 {
-        nanos(at) / self.bucket_nanos + 1
+        (nanos(at) / self.bucket_nanos).saturating_add(1)
     }
 
     /// The time slice of `at` and the index of its bucket.
@@ -398,7 +411,7 @@ impl TimeBuckets {
         if slice != 0 && at >= start && at - start < self.bucket_nanos {
             return (slice, (current & ((1 << INDEX_BITS) - 1)) as usize);
         }
-        let slice = at / self.bucket_nanos + 1;
+        let slice = (at / self.bucket_nanos).saturating_add(1);
         let index = (slice % self.buckets.len() as u64) as usize;
         if slice < 1 << (64 - INDEX_BITS) {
             self.current
