@@ -403,3 +403,13 @@ impl CircuitBreaker {
         self.core.reset();
     }
 }
+
+// For the HTTP integrations, which never let a request wait without bound.
+#[cfg(feature = "tower")]
+impl CircuitBreaker {
+    /// Whether a call may wait with no bound while the breaker is open:
+    /// wait mode (not fail-fast) without a `max_wait`.
+    pub(crate) fn waits_without_bound(&self) -> bool {
+        !self.core.settings.fail_fast && self.core.settings.max_wait.is_none()
+    }
+}

@@ -46,7 +46,7 @@ pub struct Unchecked;
 /// after the freeze   everybody is let through and the breaker closes (HalfOpen::release_all)
 /// failed call        waits out the freeze, then runs once more (retry_after_freeze = true)
 /// accounting         the retry and calls released from a freeze are not counted (seed_accounting = true)
-/// on_error           a tracing warning
+/// on_error           a tracing DEBUG event with the error
 /// clock              TokioClock (StdClock without the `tokio` feature)
 /// ```
 ///
@@ -192,7 +192,7 @@ impl<V> Builder<V> {
         self
     }
 
-    /// The clock the breaker reads and sleeps on (default: [`TokioClock`](crate::clock::TokioClock)).
+    /// The clock the breaker reads and sleeps on (default: `clock::TokioClock` with the `tokio` feature, else [`StdClock`](crate::clock::StdClock)).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
         self
@@ -301,7 +301,7 @@ impl<V> Builder<V> {
     }
 
     /// Called with the error of each failing call: the seed's `on_error`.
-    /// Replaces the default, which logs a `tracing` warning.
+    /// Replaces the default, which logs a `tracing` DEBUG event with the error.
     ///
     /// Under the seed preset it is called once per call that fails while
     /// counted, and not for the retry or for calls released from a freeze. A
@@ -361,8 +361,11 @@ impl<V> Builder<V> {
     /// | `tripswitch_calls_total` | counter | `outcome` = `success`, `failure`, `ignored`, `rejected` | calls by outcome |
     /// | `tripswitch_slow_calls_total` | counter | | calls slower than the slow-call threshold |
     /// | `tripswitch_transitions_total` | counter | `to` = the state entered | state changes |
-    /// | `tripswitch_state` | gauge | | 0 closed, 1 open, 2 half-open, 3 forced open, 4 disabled, 5 metrics-only |
-    /// | `tripswitch_wait_seconds` | histogram | | how long calls waited for the breaker (wait mode) |
+    /// | `tripswitch_state` | gauge | `state` = `closed`, `open`, `half_open`, `forced_open`, `disabled`, `metrics_only` | 1 for the current state, 0 for the others |
+    /// | `tripswitch_wait_seconds` | histogram | | how long calls waited for the breaker (wait mode; made on the first wait) |
+    ///
+    /// Every series is labelled `breaker` with the breaker's name, wherever
+    /// `name` is called on the builder; an unnamed breaker is `unnamed-N`.
     ///
     /// The metric handles are made on the first event, from the recorder
     /// installed then: install the recorder before traffic starts.
@@ -637,5 +640,18 @@ impl<V> fmt::Debug for Builder<V> {
             .field("max_waiters", &self.max_waiters)
             .field("seed_preset", &self.seed_preset)
             .finish_non_exhaustive()
+    }
+}
+
+// For `config` (feature `serde`), which applies settings in any order.
+#[cfg(feature = "serde")]
+impl<V> Builder<V> {
+    /// The same settings (the seed preset included, unlike `unchecked`),
+    /// to be checked by `try_build`.
+    pub(crate) fn into_unchecked(self) -> Builder<Unchecked> {
+        let seed_preset = self.seed_preset;
+        let mut unchecked = self.unchecked();
+        unchecked.seed_preset = seed_preset;
+        unchecked
     }
 }

@@ -199,7 +199,9 @@ pub(crate) fn unless_reentered(breaker: usize, deliver: impl FnOnce()) -> bool {
 pub(crate) fn log_error(name: Option<&str>) -> impl Fn(&dyn fmt::Debug) + Send + Sync + 'static {
     let name: Option<Arc<str>> = name.map(Arc::from);
     move |error| {
-        tracing::warn!(
+        // DEBUG: one failure is routine (a gateway sees dozens a second);
+        // state changes are what an operator wants at INFO and above.
+        tracing::debug!(
             breaker = name.as_deref().unwrap_or(""),
             error = ?error,
             "tripswitch: guarded call failed"

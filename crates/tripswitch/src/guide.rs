@@ -158,6 +158,13 @@
 //! # }
 //! ```
 //!
+//! Through the HTTP integrations (the tower layer with `UpstreamErrors`,
+//! the reqwest middleware), a failed response is recorded as an
+//! `http::FailedResponse` holding its status and `Retry-After`, so the same
+//! recipe reads `trip.error::<FailedResponse>()`; `http::client_preset()`
+//! does it for you (fail fast, the upstream's `Retry-After` within 1–60 s).
+//! `tests/http_preset.rs` and `tests/reqwest_middleware.rs` check it.
+//!
 //! ## What counts as a failure
 //!
 //! - Every `Err` is a failure, unless [`ignore_errors`](crate::Builder::ignore_errors)
@@ -205,16 +212,19 @@
 //!
 //! ## tower and HTTP
 //!
-//! With the `tower` feature, [`CircuitBreakerLayer`](crate::tower::CircuitBreakerLayer)
+//! With the `tower` feature, [`CircuitBreakerLayer`]
 //! puts a breaker in front of any `tower::Service` (hyper and reqwest-style
-//! clients, tonic channels, axum routers). Admission happens in
-//! `poll_ready`; in fail-fast mode a rejection is a boxed
-//! [`Rejected`](crate::Rejected) you can `downcast_ref`. With the `http`
-//! feature, [`ServerErrors`](crate::tower::ServerErrors) counts 5xx
-//! responses as failures, and
-//! [`KeyedCircuitBreakerLayer::authority`](crate::tower::KeyedCircuitBreakerLayer::authority)
-//! keys a [`Registry`](crate::Registry) of breakers by host, so that one
-//! failing host does not stop calls to the others.
+//! clients, tonic channels, axum routers). Admission is decided in
+//! `poll_ready` and answered in `call`: a refused call is by default an
+//! `Err` holding a boxed [`Rejected`](crate::Rejected) you can
+//! `downcast_ref`, or, with `reject_with`, a response of your own. With the
+//! `http` feature, [`ServerErrors`] counts 5xx responses as failures, and
+//! [`KeyedCircuitBreakerLayer::authority`] keys a
+//! [`Registry`](crate::Registry) of breakers by host, so that one failing
+//! host does not stop calls to the others. With the `axum` feature,
+//! `tripswitch::axum::layer(breaker)` goes on an axum route or router
+//! (`route_layer`/`layer`) and answers refused calls with
+//! `503 Service Unavailable` and a `Retry-After` header.
 //!
 //! ```ignore
 //! use std::time::Duration;
@@ -235,16 +245,44 @@
 //! `tests/http_end_to_end.rs` runs exactly this against a real axum server
 //! that returns 503s, hangs and refuses connections.
 //!
+//! ### With timeout and retry layers
+//!
+//! Order matters. Put the **timeout inside** the breaker, so that a hung
+//! call ends as a failure the breaker counts; put the **retry outside**, so
+//! that each retry asks the breaker again, and have the retry policy leave
+//! rejections alone (`error.downcast_ref::<Rejected>().is_some()`): once the
+//! breaker opens, retries stop at it instead of reaching the service.
+//!
+//! ```text
+//! ServiceBuilder::new()
+//!     .retry(policy_that_skips_rejections)   // outermost
+//!     .layer(CircuitBreakerLayer::new(breaker).classify(UpstreamErrors))
+//!     .timeout(Duration::from_secs(2))       // innermost: a timeout is a failure
+//!     .service(client)
+//! ```
+//!
+//! `tests/tower_composition.rs` checks it: ten retries allowed, three calls
+//! reach a hanging service, the fourth attempt is refused and not retried.
+//!
 //! ## Observability
 //!
 //! - `tracing`: every state change is an `info` event and every rejection a
 //!   `debug` event, both with a `breaker` field holding the breaker's name;
-//!   the default `on_error` is a `warn` event. Listener and freeze-function
+//!   the default `on_error` is a `debug` event with the error (through the
+//!   HTTP integrations, a `FailedResponse` naming the status and
+//!   `Retry-After`, or the transport error). Listener and freeze-function
 //!   panics are `error` events.
-//! - `metrics` (feature): [`Builder::export_metrics`](crate::Builder::export_metrics)
+//! - `metrics` (feature): [`Builder::export_metrics`]
 //!   exports `tripswitch_calls_total{outcome}`, `tripswitch_slow_calls_total`,
-//!   `tripswitch_transitions_total{to}`, the `tripswitch_state` gauge and
-//!   the `tripswitch_wait_seconds` histogram, all labelled `breaker`.
+//!   `tripswitch_transitions_total{to}`, `tripswitch_state{state}` (1 for
+//!   the current state, 0 for the others) and, once a call has waited, the
+//!   `tripswitch_wait_seconds` histogram, each with a description and
+//!   labelled `breaker` with the breaker's name (`unnamed-N` for an unnamed
+//!   one). `examples/axum_gateway.rs` serves them on `/metrics` through
+//!   `metrics-exporter-prometheus`. For OpenTelemetry, the same series reach
+//!   an OTLP pipeline through a `metrics`-to-OpenTelemetry recorder, and the
+//!   logs through `tracing-opentelemetry`; nothing in tripswitch is specific
+//!   to either.
 //! - Listeners ([`on_event`](crate::Builder::on_event)) see every event, and
 //!   [`metrics()`](crate::CircuitBreaker::metrics) is a snapshot to poll.
 //!
@@ -278,3 +316,30 @@
 //! slow Redis leaves every replica on its local breaker. Its crate docs say
 //! when to use it and when not. Other stores can plug into the same seam:
 //! [`shared`](crate::shared).
+//!
+// Links to items behind a feature: the item when the feature is on, the
+// crate's feature table when it is off (the docs build with any features).
+#![cfg_attr(
+    feature = "tower",
+    doc = "[`CircuitBreakerLayer`]: crate::tower::CircuitBreakerLayer"
+)]
+#![cfg_attr(
+    not(feature = "tower"),
+    doc = "[`CircuitBreakerLayer`]: crate#cargo-features"
+)]
+#![cfg_attr(
+    feature = "http",
+    doc = "[`ServerErrors`]: crate::tower::ServerErrors\n[`KeyedCircuitBreakerLayer::authority`]: crate::tower::KeyedCircuitBreakerLayer::authority"
+)]
+#![cfg_attr(
+    not(feature = "http"),
+    doc = "[`ServerErrors`]: crate#cargo-features\n[`KeyedCircuitBreakerLayer::authority`]: crate#cargo-features"
+)]
+#![cfg_attr(
+    feature = "metrics",
+    doc = "[`Builder::export_metrics`]: crate::Builder::export_metrics"
+)]
+#![cfg_attr(
+    not(feature = "metrics"),
+    doc = "[`Builder::export_metrics`]: crate#cargo-features"
+)]

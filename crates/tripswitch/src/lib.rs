@@ -52,17 +52,61 @@
 //! | `tokio`  | yes     | [`clock::TokioClock`], the default clock: tokio's timer for timed freezes, and paused time in tests. Without it the default clock is [`clock::StdClock`] and the core does not depend on tokio. |
 //! | `macros` | yes     | the [`circuit_breaker`] attribute. |
 //! | `tower`  | no      | `tower`: a layer, a service and a keyed layer (a breaker per host). Runtime-agnostic. |
-//! | `http`   | no      | `tower::ServerErrors` (5xx responses are failures) and keying by request authority. |
+//! | `http`   | no      | `http`: which responses fail (5xx, 429, 408), the `FailedResponse` a failure records (status, `Retry-After`), per-host keys, an HTTP-client preset; `tower::ServerErrors`, `tower::UpstreamErrors` and per-host keyed layers. |
+//! | `axum`   | no      | `axum::layer`: a breaker in front of axum routes, refused calls answered `503 Service Unavailable` with `Retry-After`; `Rejected` is an `IntoResponse`. |
 //! | `reqwest`| no      | `reqwest::CircuitBreakerMiddleware` for `reqwest-middleware`: one line to guard a reqwest client, a breaker per host. |
 //! | `quanta` | no      | [`clock::TscClock`]: a time-stamp-counter clock, for time windows and slow-call detection at about half the cost of `Instant::now()`. |
-//! | `metrics`| no      | counters, a state gauge and a wait-time histogram through the `metrics` crate (see [`Builder::export_metrics`]). |
-
+//! | `serde`  | no      | `config`: breakers and registries from configuration files in any serde format (TOML, JSON, YAML...), checked like code. |
+//! | `metrics`| no      | counters, a state gauge with a `state` label and a wait-time histogram through the `metrics` crate, each described (see [`Builder::export_metrics`]). |
+//!
+//! docs.rs documents every feature. In documentation built without a
+//! feature, a link to an item that needs it leads to this table.
+//!
+// Links to items behind a feature resolve to the item when the feature is on
+// and to the table above when it is off, so that the docs build (warnings
+// denied) with any set of features.
+#![cfg_attr(
+    feature = "tokio",
+    doc = "[`clock::TokioClock`]: crate::clock::TokioClock"
+)]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`clock::TokioClock`]: crate#cargo-features"
+)]
+#![cfg_attr(
+    feature = "macros",
+    doc = "[`circuit_breaker`]: crate::circuit_breaker"
+)]
+#![cfg_attr(
+    not(feature = "macros"),
+    doc = "[`circuit_breaker`]: crate#cargo-features"
+)]
+#![cfg_attr(
+    feature = "quanta",
+    doc = "[`clock::TscClock`]: crate::clock::TscClock"
+)]
+#![cfg_attr(
+    not(feature = "quanta"),
+    doc = "[`clock::TscClock`]: crate#cargo-features"
+)]
+#![cfg_attr(
+    feature = "metrics",
+    doc = "[`Builder::export_metrics`]: crate::Builder::export_metrics"
+)]
+#![cfg_attr(
+    not(feature = "metrics"),
+    doc = "[`Builder::export_metrics`]: crate#cargo-features"
+)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod breaker;
 mod builder;
 pub mod clock;
+#[cfg(feature = "serde")]
+pub mod config;
 mod core;
 mod error;
 pub mod events;
@@ -71,6 +115,10 @@ mod execute;
 mod export;
 pub mod guide;
 mod half_open;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "tower")]
+mod http_wait;
 mod metrics;
 mod open_period;
 mod outcome;
@@ -91,12 +139,14 @@ mod waiters;
 pub use breaker::CircuitBreaker;
 pub use builder::{Builder, DEFAULT_MAX_FREEZE, Unchecked, Valid};
 pub use error::{ConfigError, Error, RejectReason, Rejected};
+#[cfg(feature = "metrics")]
+pub use export::record_rates;
 pub use half_open::HalfOpen;
 pub use metrics::{Counts, Metrics};
 pub use open_period::{Backoff, TripContext};
 pub use outcome::Outcome;
 pub use permit::{Acquire, AcquireOwned, OwnedPermit, Permit};
-pub use registry::{Registry, RegistryBuilder};
+pub use registry::{BreakerSnapshot, Registry, RegistryBuilder};
 pub use state::State;
 
 /// Wraps an `async fn` returning `Result<T, E>` in a breaker: the seed's

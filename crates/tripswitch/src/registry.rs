@@ -278,3 +278,68 @@ impl<K> fmt::Debug for Registry<K> {
             .finish_non_exhaustive()
     }
 }
+
+// Introspection, for health endpoints and dashboards (issue 18 point 9).
+impl<K: Eq + Hash + Clone> Registry<K> {
+    /// The breaker for `key` if the registry holds one, without making one
+    /// and without counting as a use (a health check does not keep an idle
+    /// breaker alive, nor evict another).
+    pub fn peek(&self, key: &K) -> Option<CircuitBreaker> {
+        let now = self.shared.clock.now();
+        let map = self
+            .shared
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = map.entries.get(key)?;
+        let fresh = self
+            .shared
+            .idle_after
+            .is_none_or(|idle| now.saturating_sub(entry.used_at) < idle);
+        fresh.then(|| entry.breaker.clone())
+    }
+
+    /// Each breaker the registry holds now, with its key, name and
+    /// [`Metrics`](crate::Metrics) (which include its state), in no
+    /// particular order. Nothing is made or counted as used; the metrics
+    /// are read after the registry's lock is released.
+    pub fn snapshot(&self) -> Vec<BreakerSnapshot<K>> {
+        let now = self.shared.clock.now();
+        let breakers: Vec<(K, CircuitBreaker)> = {
+            let map = self
+                .shared
+                .map
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.entries
+                .iter()
+                .filter(|(_, entry)| {
+                    self.shared
+                        .idle_after
+                        .is_none_or(|idle| now.saturating_sub(entry.used_at) < idle)
+                })
+                .map(|(key, entry)| (key.clone(), entry.breaker.clone()))
+                .collect()
+        };
+        breakers
+            .into_iter()
+            .map(|(key, breaker)| BreakerSnapshot {
+                key,
+                name: breaker.name().map(str::to_owned),
+                metrics: breaker.metrics(),
+            })
+            .collect()
+    }
+}
+
+/// One breaker of a [`Registry::snapshot`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BreakerSnapshot<K> {
+    /// Its key in the registry.
+    pub key: K,
+    /// Its name, if it has one.
+    pub name: Option<String>,
+    /// Its state and counts when the snapshot was taken.
+    pub metrics: crate::Metrics,
+}

@@ -134,7 +134,10 @@ async fn fail_fast_over_real_http_opens_on_a_503_storm_probes_and_closes() {
     assert_eq!(breaker.state(), State::Open);
     let hits_when_open = server.hits.load(Ordering::SeqCst);
     for _ in 0..20 {
-        let error = svc.ready().await.expect_err("rejected");
+        // Ready at once: `call` answers with the rejection.
+        let error = send(&mut svc, request(&server))
+            .await
+            .expect_err("rejected");
         assert!(is_rejection(&error), "{error}");
     }
     assert_eq!(
@@ -177,7 +180,9 @@ async fn fail_fast_over_real_http_opens_on_a_503_storm_probes_and_closes() {
         assert!(!is_rejection(&error), "{error}");
     }
     assert_eq!(breaker.state(), State::Open);
-    let error = fresh.ready().await.expect_err("rejected");
+    let error = send(&mut fresh, request_to(address))
+        .await
+        .expect_err("rejected");
     assert_eq!(
         error.downcast_ref::<Rejected>().unwrap().reason(),
         RejectReason::Open

@@ -1,4 +1,5 @@
-//! The `#[circuit_breaker]` attribute: behaviour, and compile-time checks (trybuild).
+//! The `#[circuit_breaker]` attribute's behaviour. Its compile-time checks
+//! (trybuild) are in `crates/tripswitch-compile-tests`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -58,11 +59,4 @@ async fn methods_and_arc_breakers_work_and_errors_keep_their_type() {
     assert_eq!(client.get("/a", 1).await, Ok(2));
     let error: Error<String> = client.get("/b", 0).await.unwrap_err();
     assert_eq!(error, Error::Inner("no /b".to_string()));
-}
-
-#[test]
-fn compile_checks() {
-    let cases = trybuild::TestCases::new();
-    cases.pass("tests/ui/pass/*.rs");
-    cases.compile_fail("tests/ui/fail/*.rs");
 }

@@ -63,7 +63,18 @@ fn events_become_metrics() {
         value("tripswitch_transitions_total", Some(("to", "open"))),
         Some(&DebugValue::Counter(1))
     );
-    assert!(
-        matches!(value("tripswitch_state", None), Some(DebugValue::Gauge(g)) if g.into_inner() == 1.0)
-    );
+    let gauge = |state: &str| match value("tripswitch_state", Some(("state", state))) {
+        Some(DebugValue::Gauge(g)) => g.into_inner(),
+        other => panic!("state {state}: {other:?}"),
+    };
+    assert_eq!(gauge("open"), 1.0);
+    for state in [
+        "closed",
+        "half_open",
+        "forced_open",
+        "disabled",
+        "metrics_only",
+    ] {
+        assert_eq!(gauge(state), 0.0, "{state}");
+    }
 }

@@ -55,7 +55,9 @@ async fn fail_fast_rejections_are_downcastable_errors() {
     assert_eq!(error.to_string(), "failed 1");
     assert_eq!(breaker.state(), State::Open);
 
-    let rejected: BoxError = service.ready().await.unwrap_err();
+    // Decided in poll_ready, answered by call (tower's load-shed shape):
+    // poll_ready does not fail, so a Buffer or a balancer keeps the service.
+    let rejected: BoxError = service.ready().await.unwrap().call(9).await.unwrap_err();
     let rejected = rejected.downcast_ref::<Rejected>().expect("a Rejected");
     assert_eq!(rejected.reason(), RejectReason::Open);
     assert_eq!(rejected.name(), Some("backend"));
@@ -152,7 +154,7 @@ async fn clones_share_the_breaker_and_a_dropped_clone_frees_its_probe_slot() {
     ));
     assert_eq!(breaker.metrics().probes_in_flight, 1);
     let mut other = service.clone();
-    let rejected = other.ready().await.unwrap_err();
+    let rejected = other.ready().await.unwrap().call(2).await.unwrap_err();
     assert!(rejected.downcast_ref::<Rejected>().is_some());
 
     drop(holder); // took the slot in poll_ready, never called
@@ -160,4 +162,190 @@ async fn clones_share_the_breaker_and_a_dropped_clone_frees_its_probe_slot() {
     failing.store(0, Ordering::SeqCst);
     assert_eq!(other.ready().await.unwrap().call(3).await.unwrap(), 3);
     assert_eq!(breaker.state(), State::Closed);
+}
+
+/// A service that counts the calls that reach it.
+#[derive(Debug, Clone, Default)]
+struct Counting(Arc<AtomicU32>);
+
+impl Service<u32> for Counting {
+    type Response = u32;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<u32, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, n: u32) -> Self::Future {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(n))
+    }
+}
+
+/// tower's contract: `call` only after `poll_ready` said ready. Breaking it
+/// must not run the inner service behind the breaker's back (it used to, and
+/// recorded nothing); like tower's own middleware, the service panics.
+#[tokio::test(start_paused = true)]
+async fn call_without_poll_ready_panics_instead_of_bypassing_the_breaker() {
+    let breaker = CircuitBreaker::builder().fail_fast().build();
+    breaker.force_open();
+    let reached = Counting::default();
+    let mut service = CircuitBreakerLayer::new(breaker.clone()).layer(reached.clone());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(service.call(1));
+    }));
+    let panic = outcome.expect_err("call without poll_ready must panic");
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    assert!(
+        message.contains("poll_ready must be called first"),
+        "{message}"
+    );
+    assert_eq!(
+        reached.0.load(Ordering::SeqCst),
+        0,
+        "the open breaker was bypassed"
+    );
+
+    // A second call on a clone that is still waiting breaks the contract too.
+    let waiting_breaker = CircuitBreaker::builder()
+        .freeze_for(Duration::from_secs(1))
+        .try_build()
+        .unwrap();
+    waiting_breaker.force_open();
+    let mut waiting = CircuitBreakerLayer::new(waiting_breaker).layer(reached.clone());
+    let waker = noop_waker();
+    assert!(
+        waiting
+            .poll_ready(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(waiting.call(2));
+    }));
+    assert!(outcome.is_err(), "call while still waiting must panic");
+    assert_eq!(reached.0.load(Ordering::SeqCst), 0);
+}
+
+/// A permit is used once: a second `call` after one `poll_ready` panics
+/// rather than running unguarded.
+#[tokio::test(start_paused = true)]
+async fn one_poll_ready_admits_one_call() {
+    let breaker = CircuitBreaker::builder().fail_fast().build();
+    let reached = Counting::default();
+    let mut service = CircuitBreakerLayer::new(breaker.clone()).layer(reached.clone());
+    assert_eq!(service.ready().await.unwrap().call(1).await.unwrap(), 1);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(service.call(2));
+    }));
+    assert!(outcome.is_err());
+    assert_eq!(reached.0.load(Ordering::SeqCst), 1);
+    assert_eq!(breaker.metrics().totals.successes, 1);
+}
+
+/// `reject_with` answers a refused call with a response, keeps the inner
+/// service's error type, and never runs the inner service.
+#[tokio::test(start_paused = true)]
+async fn reject_with_answers_a_rejection_with_a_response() {
+    let breaker = CircuitBreaker::builder()
+        .name("answers")
+        .fail_fast()
+        .build();
+    let reached = Counting::default();
+    let layer = CircuitBreakerLayer::new(breaker.clone())
+        .reject_with(|rejected: Rejected| 1000 + rejected.name().map_or(0, |n| n.len() as u32));
+    let mut service = layer.layer(reached.clone());
+    let answer: Result<u32, Infallible> = service.ready().await.unwrap().call(5).await;
+    assert_eq!(answer.unwrap(), 5);
+    breaker.force_open();
+    let answer: Result<u32, Infallible> = service.ready().await.unwrap().call(6).await;
+    assert_eq!(
+        answer.unwrap(),
+        1007,
+        "the response built from the rejection"
+    );
+    assert_eq!(reached.0.load(Ordering::SeqCst), 1);
+}
+
+fn assert_send_sync<T: Send + Sync>(_: &T) {}
+
+/// The service is `Send + Sync` (axum's `Router::layer` requires it), also
+/// while a clone is queued in wait mode.
+#[tokio::test(start_paused = true)]
+async fn the_service_is_send_and_sync() {
+    let breaker = CircuitBreaker::builder()
+        .freeze_for(Duration::from_secs(1))
+        .try_build()
+        .unwrap();
+    let service = CircuitBreakerLayer::new(breaker).layer(Counting::default());
+    assert_send_sync(&service);
+    assert_send_sync(&service.clone().oneshot(1));
+}
+
+/// `UpstreamErrors` counts 5xx, 429 and 408 responses and records them as
+/// `FailedResponse`s, whose `Retry-After` the HTTP-client preset follows;
+/// `per_host` keys breakers `host:port` (the scheme's default port).
+#[cfg(feature = "http")]
+#[tokio::test(start_paused = true)]
+async fn upstream_errors_carry_retry_after_to_the_open_period_per_host() {
+    use tripswitch::Registry;
+    use tripswitch::tower::{KeyedCircuitBreakerLayer, UpstreamErrors};
+
+    let registry = Registry::new(8, |host: &String| {
+        tripswitch::http::client_preset()
+            .name(host.as_str())
+            .consecutive_failures(1)
+            .try_build()
+            .unwrap()
+    });
+    let upstream = service_fn(|request: http::Request<()>| async move {
+        let status: u16 = request.uri().path()[1..].parse().unwrap();
+        let response = http::Response::builder()
+            .status(status)
+            .header("retry-after", "17")
+            .body(())
+            .unwrap();
+        Ok::<_, Infallible>(response)
+    });
+    let mut service = KeyedCircuitBreakerLayer::per_host(registry.clone())
+        .classify(UpstreamErrors)
+        .layer(upstream);
+    let get = |uri: &str| http::Request::get(uri).body(()).unwrap();
+
+    for (uri, key, fails) in [
+        ("http://ok.example/404", "ok.example:80", false),
+        ("https://busy.example/429", "busy.example:443", true),
+        ("http://slow.example:8080/408", "slow.example:8080", true),
+        ("http://down.example/503", "down.example:80", true),
+    ] {
+        let response = service.ready().await.unwrap().call(get(uri)).await.unwrap();
+        assert_eq!(
+            response.status().as_u16().to_string(),
+            &uri[uri.rfind('/').unwrap() + 1..]
+        );
+        let breaker = registry.peek(&key.to_string()).expect(key);
+        assert_eq!(breaker.state() == State::Open, fails, "{uri}");
+        if fails {
+            assert_eq!(
+                breaker.metrics().retry_after,
+                Some(Duration::from_secs(17)),
+                "{uri}"
+            );
+        }
+    }
+    let rejected = service
+        .ready()
+        .await
+        .unwrap()
+        .call(get("http://down.example:80/200"))
+        .await
+        .unwrap_err();
+    assert!(
+        rejected.downcast_ref::<Rejected>().is_some(),
+        "the same host's breaker"
+    );
 }

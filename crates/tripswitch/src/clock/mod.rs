@@ -2,7 +2,7 @@
 //!
 //! Every timed decision (how long a breaker stays open, time-based windows,
 //! slow calls, maximum waits) goes through a [`Clock`]. The default clock is
-//! [`TokioClock`] with the `tokio` feature (tokio's timer; it honours tokio's
+//! `TokioClock` with the `tokio` feature (tokio's timer; it honours tokio's
 //! paused time in tests) and [`StdClock`] without it. Tests that run on any
 //! executor can use [`FakeClock`] and move time by hand.
 

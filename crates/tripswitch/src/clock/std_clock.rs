@@ -12,7 +12,7 @@ use super::{Clock, Sleep};
 /// off that thread's queue at once. A sleep whose end is past what
 /// `Instant` can represent never ends (it does not panic). Without the
 /// `tokio` feature it is the default clock; with it, prefer
-/// [`TokioClock`](super::TokioClock), or give the breaker a clock on your
+/// `TokioClock`, or give the breaker a clock on your
 /// own runtime's timer.
 #[derive(Debug, Clone, Copy)]
 pub struct StdClock {

@@ -1,4 +1,4 @@
-use crate::Outcome;
+use crate::{Outcome, OwnedPermit};
 
 /// Decides how a response (or error) of the inner service counts.
 ///
@@ -6,6 +6,15 @@ use crate::Outcome;
 pub trait Classify<Response, Error> {
     /// How this result counts for the breaker.
     fn classify(&self, result: &Result<Response, Error>) -> Outcome;
+
+    /// Records the result on the call's permit. By default the outcome of
+    /// [`classify`](Self::classify), without a failure value; the HTTP
+    /// classifiers record a failed response as a
+    /// `http::FailedResponse` (its status and `Retry-After`), which
+    /// listeners, logs and an open period computed from the trip see.
+    fn record(&self, permit: OwnedPermit, result: &Result<Response, Error>) {
+        permit.record(self.classify(result));
+    }
 }
 
 impl<F, Response, Error> Classify<Response, Error> for F
@@ -45,5 +54,48 @@ impl<B, Error> Classify<http::Response<B>, Error> for ServerErrors {
             Ok(_) => Outcome::Success,
             Err(_) => Outcome::Failure,
         }
+    }
+
+    fn record(&self, permit: OwnedPermit, result: &Result<http::Response<B>, Error>) {
+        record_http(permit, result, |status| status.is_server_error());
+    }
+}
+
+/// HTTP clients (feature `http`): the responses
+/// [`is_failure_status`](crate::http::is_failure_status) names (5xx, 429,
+/// 408) and errors (refused connections, timeouts) are failures; a failed
+/// response is recorded as a [`FailedResponse`](crate::http::FailedResponse)
+/// carrying its `Retry-After`. The reqwest middleware classifies alike.
+#[cfg(feature = "http")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpstreamErrors;
+
+#[cfg(feature = "http")]
+impl<B, Error> Classify<http::Response<B>, Error> for UpstreamErrors {
+    fn classify(&self, result: &Result<http::Response<B>, Error>) -> Outcome {
+        match result {
+            Ok(response) if crate::http::is_failure_status(response.status()) => Outcome::Failure,
+            Ok(_) => Outcome::Success,
+            Err(_) => Outcome::Failure,
+        }
+    }
+
+    fn record(&self, permit: OwnedPermit, result: &Result<http::Response<B>, Error>) {
+        record_http(permit, result, crate::http::is_failure_status);
+    }
+}
+
+#[cfg(feature = "http")]
+fn record_http<B, Error>(
+    permit: OwnedPermit,
+    result: &Result<http::Response<B>, Error>,
+    fails: impl Fn(http::StatusCode) -> bool,
+) {
+    match result {
+        Ok(response) if fails(response.status()) => permit.failure(
+            &crate::http::FailedResponse::new(response.status(), response.headers()),
+        ),
+        Ok(_) => permit.success(),
+        Err(_) => permit.record(Outcome::Failure),
     }
 }

@@ -4,51 +4,82 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
-use super::{BoxError, Classify};
-use crate::OwnedPermit;
+use super::{Classify, OnRejected};
+use crate::{OwnedPermit, Rejected};
 
 pin_project! {
     /// The response future of [`CircuitBreakerService`](super::CircuitBreakerService):
-    /// the inner call, whose outcome is recorded on the permit when it completes.
+    /// either the inner call, whose outcome is recorded on the permit when it
+    /// completes, or the answer to a rejection (see [`OnRejected`]).
     ///
     /// Dropped before completion, it records nothing and frees its half-open slot.
-    pub struct ResponseFuture<F, C> {
+    pub struct ResponseFuture<F, C, R> {
         #[pin]
-        inner: F,
-        permit: Option<OwnedPermit>,
+        kind: Kind<F>,
         classify: C,
+        reject: R,
     }
 }
 
-impl<F, C> ResponseFuture<F, C> {
-    pub(crate) fn new(inner: F, permit: Option<OwnedPermit>, classify: C) -> Self {
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Called {
+            #[pin]
+            inner: F,
+            permit: Option<OwnedPermit>,
+        },
+        Rejected {
+            rejected: Rejected,
+        },
+    }
+}
+
+impl<F, C, R> ResponseFuture<F, C, R> {
+    pub(crate) fn called(inner: F, permit: OwnedPermit, classify: C, reject: R) -> Self {
         Self {
-            inner,
-            permit,
+            kind: Kind::Called {
+                inner,
+                permit: Some(permit),
+            },
             classify,
+            reject,
+        }
+    }
+
+    pub(crate) fn rejected(rejected: Rejected, classify: C, reject: R) -> Self {
+        Self {
+            kind: Kind::Rejected { rejected },
+            classify,
+            reject,
         }
     }
 }
 
-impl<F, C, Response, Error> Future for ResponseFuture<F, C>
+impl<F, C, R, Response, Error> Future for ResponseFuture<F, C, R>
 where
     F: Future<Output = Result<Response, Error>>,
-    Error: Into<BoxError>,
     C: Classify<Response, Error>,
+    R: OnRejected<Response, Error>,
 {
-    type Output = Result<Response, BoxError>;
+    type Output = Result<Response, R::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx));
-        if let Some(permit) = this.permit.take() {
-            permit.record(this.classify.classify(&result));
+        match this.kind.project() {
+            KindProj::Called { inner, permit } => {
+                let result = ready!(inner.poll(cx));
+                if let Some(permit) = permit.take() {
+                    this.classify.record(permit, &result);
+                }
+                Poll::Ready(result.map_err(|e| this.reject.inner_error(e)))
+            }
+            KindProj::Rejected { rejected } => Poll::Ready(this.reject.rejected(rejected.clone())),
         }
-        Poll::Ready(result.map_err(Into::into))
     }
 }
 
-impl<F, C> std::fmt::Debug for ResponseFuture<F, C> {
+impl<F, C, R> std::fmt::Debug for ResponseFuture<F, C, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
