@@ -410,6 +410,6 @@ impl CircuitBreaker {
     /// Whether a call may wait with no bound while the breaker is open:
     /// wait mode (not fail-fast) without a `max_wait`.
     pub(crate) fn waits_without_bound(&self) -> bool {
-        !self.core.settings.fail_fast && self.core.settings.max_wait.is_none()
+        !self.core.fails_fast() && self.core.max_wait().is_none()
     }
 }

@@ -36,13 +36,24 @@ impl Core {
         }
         self.clear_freeze(|slot| slot < generation);
         *lock(&self.state_since) = self.totals.snapshot();
-        tracing::info!(
-            breaker = self.name().unwrap_or(""),
-            %from,
-            %to,
-            %reason,
-            "tripswitch: state changed"
-        );
+        // Opening is news an operator acts on (WARN); the rest is INFO.
+        if to.is_open() {
+            tracing::warn!(
+                breaker = self.name().unwrap_or(""),
+                %from,
+                %to,
+                %reason,
+                "tripswitch: state changed"
+            );
+        } else {
+            tracing::info!(
+                breaker = self.name().unwrap_or(""),
+                %from,
+                %to,
+                %reason,
+                "tripswitch: state changed"
+            );
+        }
         if let Some(shared) = &self.settings.shared {
             call_guarded("the shared state's transition hook", self.name(), || {
                 shared.transitioned(from, to, reason)
