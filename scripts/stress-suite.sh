@@ -4,7 +4,7 @@
 # passes on a quiet machine is a bug. Not part of CI (it triples the test
 # time); run it before resolving work that touches timing or concurrency:
 #
-#     bash scripts/stress-suite.sh            # 3 runs of the README's test command
+#     bash scripts/stress-suite.sh            # 3 runs of the README test command
 #     RUNS=1 bash scripts/stress-suite.sh -p tripswitch   # extra args go to cargo test
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ if ! command -v stress-ng >/dev/null; then
 fi
 
 # Build first, unloaded: the load is for the tests, not the compiler.
-cargo test --workspace --all-features --no-run "$@" >/dev/null
+cargo test --all-features --no-run "$@" >/dev/null
 
 stress-ng --cpu 2 --quiet &
 STRESS_PID=$!
@@ -26,6 +26,6 @@ trap 'kill "$STRESS_PID" 2>/dev/null || true; wait "$STRESS_PID" 2>/dev/null || 
 
 for run in $(seq 1 "$RUNS"); do
     echo "== run $run of $RUNS, with stress-ng --cpu 2 saturating both cores"
-    cargo test --workspace --all-features "$@"
+    cargo test --all-features "$@"
 done
 echo "== $RUNS runs passed under load"
