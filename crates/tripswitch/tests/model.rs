@@ -257,7 +257,9 @@ impl Model {
                         self.window.pop_front();
                     }
                     let failures = self.window.iter().filter(|f| **f).count();
-                    trip |= failed
+                    // Judged on every outcome (a success too), as in
+                    // Resilience4j; a window without failures never trips.
+                    trip |= failures > 0
                         && self.window.len() >= min_calls as usize
                         && failures as f64 / self.window.len() as f64 >= threshold;
                 }
@@ -267,7 +269,7 @@ impl Model {
                         self.slow_window.pop_front();
                     }
                     let slows = self.slow_window.iter().filter(|s| **s).count();
-                    trip |= slow
+                    trip |= slows > 0
                         && self.slow_window.len() >= min_calls as usize
                         && slows as f64 / self.slow_window.len() as f64 >= threshold;
                 }

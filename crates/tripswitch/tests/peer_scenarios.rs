@@ -164,9 +164,9 @@ async fn resilience4j_failure_rate_with_minimum_calls_and_half_open_permits() {
         State::Closed,
         "minimumNumberOfCalls not reached"
     );
+    // The fifth call makes the window judgeable: 80% failed, so this
+    // success opens the breaker (Resilience4j judges after every outcome).
     succeed(&breaker).await.unwrap();
-    assert_eq!(breaker.state(), State::Closed, "only failures trip");
-    fail(&breaker).await.unwrap_err(); // window now s f f f f? last 5: f f f s f
     assert_eq!(breaker.state(), State::Open);
     assert_eq!(reason(succeed(&breaker).await), RejectReason::Open);
 

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use super::rules::Move;
 use super::*;
 use crate::clock::Reading;
 use crate::metrics::Tally;
 use crate::policy::{ConsecutiveState, CountRing, Policy, RateState, TimeBuckets};
+use crate::state::State;
 use crate::ticket::Ticket;
 
 /// How [`Core::record_success`] records a counted success, decided once
@@ -28,8 +30,8 @@ pub(super) struct SuccessPath {
     /// in failsafe's default policy: the window's short path above while no
     /// failure is counted.
     paired: Option<(Arc<ConsecutiveState>, Companion)>,
-    /// Consecutive counts, count windows and time windows, which a success
-    /// can never trip: no event, no rate computed, at most one clock read.
+    /// Consecutive counts, count windows and time windows: no event, at
+    /// most one clock read, and a rate judged only when a window asks for it.
     windows: bool,
 }
 
@@ -127,8 +129,10 @@ impl Core {
         }
     }
 
-    /// A success for policies that a success can never trip: consecutive
-    /// counts and count and time windows, in the call's generation only.
+    /// A success for the built-in policies (consecutive counts, count and
+    /// time windows), in the call's generation only. A window that asks for
+    /// it (see `CountRing::judge_at`, `TimeBuckets::may_hold_failures`) is
+    /// judged afterwards.
     #[inline]
     pub(super) fn success_to_windows(&self, ticket: Ticket) {
         // A counted call was admitted closed or metrics-only; while the
@@ -137,6 +141,7 @@ impl Core {
             return;
         }
         let mut now = None;
+        let mut judge = false;
         for policy in self.policies.iter() {
             match policy {
                 Policy::Consecutive(consecutive) => {
@@ -144,13 +149,38 @@ impl Core {
                 }
                 Policy::Rate(rate) => {
                     if let Some(ring) = rate.ring() {
-                        ring.record_success();
+                        judge |= ring.record_success();
                     } else if let Some(buckets) = rate.buckets() {
-                        buckets.record_success(*now.get_or_insert_with(|| self.now()));
+                        judge |= buckets.record_success(*now.get_or_insert_with(|| self.now()));
                     }
                 }
                 Policy::Custom(_) => {}
             }
+        }
+        if judge {
+            self.judge_after_success(ticket);
+        }
+    }
+
+    /// Judges the rate policies after a success that a window asked to be
+    /// judged (it made the window judgeable, or the window may hold
+    /// failures): trips the breaker if a rate is exceeded, in the success's
+    /// generation, from closed only. Out of line: most successes never get
+    /// here.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn judge_after_success(&self, ticket: Ticket) {
+        let word = self.load();
+        if word.generation() != ticket.generation() || word.state() != State::Closed {
+            return;
+        }
+        let now = self.now();
+        let exceeded = self
+            .policies
+            .iter()
+            .any(|policy| matches!(policy, Policy::Rate(rate) if rate.judge(now)));
+        if exceeded {
+            self.apply(Move::Trip, Some(word.generation()), None);
         }
     }
 
@@ -160,8 +190,11 @@ impl Core {
     /// is still in the state that admitted the call).
     #[inline(always)]
     pub(super) fn success_to_own_ring(&self, ring: &CountRing, ticket: Ticket) {
-        if !ring.success_is_a_no_op() && self.load().generation() == ticket.generation() {
-            ring.record_untimed_success();
+        if !ring.success_is_a_no_op()
+            && self.load().generation() == ticket.generation()
+            && ring.record_untimed_success()
+        {
+            self.judge_after_success(ticket);
         }
     }
 
@@ -172,10 +205,13 @@ impl Core {
         if self.load().generation() != ticket.generation() {
             return;
         }
-        if self.reader.is_built_in() {
-            self.success_to_buckets_on_built_in_clock(buckets);
+        let judge = if self.reader.is_built_in() {
+            self.success_to_buckets_on_built_in_clock(buckets)
         } else {
-            self.success_to_buckets(buckets);
+            self.success_to_buckets(buckets)
+        };
+        if judge {
+            self.judge_after_success(ticket);
         }
     }
 
@@ -183,14 +219,14 @@ impl Core {
     /// clock. Kept out of line (as is the next one) so that the count-only paths
     /// above stay small enough to inline.
     #[inline(never)]
-    pub(super) fn success_to_buckets(&self, buckets: &TimeBuckets) {
-        buckets.record_success(self.now());
+    pub(super) fn success_to_buckets(&self, buckets: &TimeBuckets) -> bool {
+        buckets.record_success(self.now())
     }
 
     /// [`success_to_buckets`](Self::success_to_buckets) on a built-in
     /// clock, whose readings let the thread's last slice be reused.
     #[inline(never)]
-    pub(super) fn success_to_buckets_on_built_in_clock(&self, buckets: &TimeBuckets) {
+    pub(super) fn success_to_buckets_on_built_in_clock(&self, buckets: &TimeBuckets) -> bool {
         match self.reader.reading() {
             Some(Reading::Instant { now, origin }) => buckets.record_success_at(now, origin),
             #[cfg(feature = "quanta")]

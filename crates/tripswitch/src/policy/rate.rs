@@ -184,7 +184,7 @@ impl RateState {
             measure: Measure::Failures,
             threshold: config.threshold,
             min_calls: u64::from(config.min_calls.max(1)),
-            window: WindowState::new(config.window),
+            window: WindowState::new(config.window, config.min_calls.max(1)),
         }
     }
 
@@ -193,22 +193,37 @@ impl RateState {
             measure: Measure::Slow,
             threshold: config.threshold,
             min_calls: u64::from(config.min_calls.max(1)),
-            window: WindowState::new(config.window),
+            window: WindowState::new(config.window, config.min_calls.max(1)),
         }
     }
 
+    /// Records a call and judges the window, whatever the outcome: a
+    /// success can trip it too (the window reaches `min_calls`, or old
+    /// successes leave a time window), as in Resilience4j.
     pub(crate) fn record(&self, call: &CallRecord) -> bool {
         let at = call.at.unwrap_or_default();
         let counts = self.window.record(call.failed, call.slow, at);
-        let relevant = match self.measure {
-            Measure::Failures => call.failed,
-            Measure::Slow => call.slow,
-        };
-        relevant && self.exceeded(counts)
+        self.exceeded(counts)
     }
 
+    /// Judges the window as it is now (after a success recorded by a fast
+    /// path that asked for it).
+    pub(crate) fn judge(&self, at: Duration) -> bool {
+        self.exceeded(self.window.judged_counts(at))
+    }
+
+    /// Whether the rate trips the breaker: the window holds `min_calls`
+    /// calls, at least one of them failed (or was slow), and the rate is at
+    /// or above the threshold. (A window without a single failure never
+    /// trips, whatever the threshold: a threshold of 0 means "any failure
+    /// once `min_calls` are reached".)
     fn exceeded(&self, counts: WindowCounts) -> bool {
+        let hits = match self.measure {
+            Measure::Failures => counts.failures,
+            Measure::Slow => counts.slow,
+        };
         counts.calls >= self.min_calls
+            && hits > 0
             && self
                 .rate_of(counts)
                 .is_some_and(|rate| rate >= self.threshold)

@@ -111,14 +111,16 @@ pub(crate) enum WindowState {
 }
 
 impl WindowState {
-    pub(crate) fn new(window: Window) -> Self {
+    /// `judge_at`: the rate policy's `min_calls`, the number of calls at
+    /// which a count window is first judged (see [`CountRing::judge_at`]).
+    pub(crate) fn new(window: Window, judge_at: u32) -> Self {
         match window {
             // Clamped as well as validated: a window is only built from a
             // checked configuration, and the clamp keeps the allocation and
             // the bucket index within their bounds even so.
-            Window::LastCalls(n) => WindowState::Count(std::sync::Arc::new(CountRing::new(
-                n.clamp(1, MAX_WINDOW_CALLS),
-            ))),
+            Window::LastCalls(n) => WindowState::Count(std::sync::Arc::new(
+                CountRing::new(n.clamp(1, MAX_WINDOW_CALLS)).judged_at(judge_at),
+            )),
             Window::LastDuration { length, buckets } => WindowState::Time(std::sync::Arc::new(
                 TimeBuckets::new(length, buckets.clamp(1, MAX_BUCKETS)),
             )),
@@ -136,6 +138,16 @@ impl WindowState {
         match self {
             WindowState::Count(ring) => ring.counts(),
             WindowState::Time(buckets) => buckets.counts(at),
+        }
+    }
+
+    /// The counts, read to judge the window: a time window that holds no
+    /// failure or slow call any more is marked clean (its successes then
+    /// stop asking to be judged).
+    pub(crate) fn judged_counts(&self, at: Duration) -> WindowCounts {
+        match self {
+            WindowState::Count(ring) => ring.counts(),
+            WindowState::Time(buckets) => buckets.judged_counts(at),
         }
     }
 
@@ -182,6 +194,12 @@ pub(crate) struct CountRing {
     slow_bits: Box<[AtomicU64]>,
     failures: AtomicU32,
     slow: AtomicU32,
+    /// The fill at which a success must be judged: the rate policy's
+    /// `min_calls`. Once a window is judgeable, a success can never raise
+    /// its rate (it replaces a success, a failure, or nothing), so the one
+    /// success that can change the verdict is the one that makes the window
+    /// judgeable.
+    judge_at: u32,
 }
 
 impl CountRing {
@@ -195,7 +213,14 @@ impl CountRing {
             slow_bits: (0..words).map(|_| AtomicU64::new(0)).collect(),
             failures: AtomicU32::new(0),
             slow: AtomicU32::new(0),
+            judge_at: u32::MAX,
         }
+    }
+
+    /// The same ring, judged from `min_calls` calls on.
+    fn judged_at(mut self, min_calls: u32) -> Self {
+        self.judge_at = min_calls;
+        self
     }
 
     /// Takes the next slot: its word index and bit mask.
@@ -223,25 +248,27 @@ impl CountRing {
         }
     }
 
-    /// A fast, untimed success: clear the slot's bits if they are set.
+    /// A fast success: clear the slot's bits if they are set. Returns
+    /// whether the window must be judged now (see [`judge_at`](Self::judge_at)).
     ///
     /// While the ring holds no failure and no slow call, every slot is
     /// alike, so the cursor need not move: only the fill count grows. (A
     /// failure recorded later still leaves the ring exactly `size` calls
-    /// after it, since the cursor then walks over every slot once.)
+    /// after it, since the cursor then walks over every slot once.) Such a
+    /// ring has a rate of zero: no success can trip it.
     #[inline(always)]
-    pub(crate) fn record_success(&self) {
+    pub(crate) fn record_success(&self) -> bool {
         if self.failures.load(Ordering::Relaxed) == 0 && self.slow.load(Ordering::Relaxed) == 0 {
             self.grow();
-            return;
+            return false;
         }
-        self.success_over_failures();
+        self.success_over_failures()
     }
 
     /// [`record_success`](Self::record_success) for a breaker that does not
     /// time its runs: no slow bit is ever set, so only failures are looked at.
     #[inline(always)]
-    pub(crate) fn record_untimed_success(&self) {
+    pub(crate) fn record_untimed_success(&self) -> bool {
         debug_assert_eq!(
             self.slow.load(Ordering::Relaxed),
             0,
@@ -249,9 +276,9 @@ impl CountRing {
         );
         if self.failures.load(Ordering::Relaxed) == 0 {
             self.grow();
-            return;
+            return false;
         }
-        self.success_over_failures();
+        self.success_over_failures()
     }
 
     /// Whether a success changes nothing at all: the ring is full and holds
@@ -276,7 +303,7 @@ impl CountRing {
     /// next slot and clears it. Out of line, so that the clean case above
     /// inlines into the call.
     #[inline(never)]
-    fn success_over_failures(&self) {
+    fn success_over_failures(&self) -> bool {
         let (word, mask) = self.advance();
         if self.failed_bits[word].load(Ordering::Relaxed) & mask != 0 {
             set_bit(&self.failed_bits[word], mask, false, &self.failures);
@@ -284,6 +311,7 @@ impl CountRing {
         if self.slow_bits[word].load(Ordering::Relaxed) & mask != 0 {
             set_bit(&self.slow_bits[word], mask, false, &self.slow);
         }
+        self.filled.load(Ordering::Relaxed) == self.judge_at
     }
 
     fn counts(&self) -> WindowCounts {
@@ -347,6 +375,16 @@ pub(crate) struct TimeBuckets {
     /// Names this window in threads' memory of their last slice (see
     /// `last_slice`); never reused.
     id: u64,
+    /// Failures and slow calls ever counted here. While it differs from
+    /// `clean_upto`, the window may hold one, and every success is judged
+    /// (old successes leaving the window can raise the rate, and calls can
+    /// reach `min_calls`); once a judgement finds none, successes are fast
+    /// again. Relaxed: a stale read only costs one judgement more or one
+    /// success judged late, never a lost failure (a failure is judged itself).
+    dirty: AtomicU64,
+    /// The value of `dirty` read before the last judgement that found the
+    /// window clean (only grows, by `fetch_max`).
+    clean_upto: AtomicU64,
 }
 
 /// The next [`TimeBuckets::id`]. A plain `std` atomic even under loom: it
@@ -388,7 +426,27 @@ impl TimeBuckets {
                 StripedSuccesses::new(buckets as usize, OWNED_STRIPES)
             },
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            dirty: AtomicU64::new(0),
+            clean_upto: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the window may hold a failure or a slow call, so that a
+    /// success must be judged.
+    #[inline(always)]
+    pub(crate) fn may_hold_failures(&self) -> bool {
+        self.dirty.load(Ordering::Relaxed) != self.clean_upto.load(Ordering::Relaxed)
+    }
+
+    /// The counts now, for a judgement; marks the window clean if it holds
+    /// no failure or slow call.
+    fn judged_counts(&self, at: Duration) -> WindowCounts {
+        let seen = self.dirty.load(Ordering::Relaxed);
+        let counts = self.counts(at);
+        if counts.failures == 0 && counts.slow == 0 {
+            self.clean_upto.fetch_max(seen, Ordering::Relaxed);
+        }
+        counts
     }
 
     fn slice_at(&self, at: Duration) -> u64 {
@@ -420,17 +478,19 @@ impl TimeBuckets {
         (slice, index)
     }
 
-    /// A success that cannot trip anything: counted, nothing computed.
+    /// A success, counted; returns whether the window must be judged now
+    /// (see [`may_hold_failures`](Self::may_hold_failures)).
     #[inline]
-    pub(crate) fn record_success(&self, at: Duration) {
+    pub(crate) fn record_success(&self, at: Duration) -> bool {
         let (slice, index) = self.slot(at);
         if let Some(striped) = &self.striped
             && let Some(row) = owned_stripe()
             && striped.add(row, slice, index)
         {
-            return;
+            return self.may_hold_failures();
         }
         self.count(slice, index, false, false);
+        self.may_hold_failures()
     }
 
     /// [`record_success`](Self::record_success) on a built-in clock: `now`
@@ -438,7 +498,7 @@ impl TimeBuckets {
     /// later successes in the same slice go straight to its cell (see
     /// `last_slice`); the first one finds the slice and remembers its span.
     #[inline]
-    pub(crate) fn record_success_at<P: Reading>(&self, now: P, origin: P) {
+    pub(crate) fn record_success_at<P: Reading>(&self, now: P, origin: P) -> bool {
         let Some(striped) = &self.striped else {
             return self.record_success(Duration::from_nanos(now.nanos_since(origin)));
         };
@@ -449,7 +509,7 @@ impl TimeBuckets {
             && last.row == row
             && striped.add_again(last.cell, last.tag)
         {
-            return;
+            return self.may_hold_failures();
         }
         let (slice, index) = self.slot_at_nanos(now.nanos_since(origin));
         match striped.add_at(row, slice, index) {
@@ -467,6 +527,7 @@ impl TimeBuckets {
             }
             None => self.count(slice, index, false, false),
         }
+        self.may_hold_failures()
     }
 
     /// Slice `slice`'s span of readings, for a clock that started at `origin`.
@@ -479,9 +540,10 @@ impl TimeBuckets {
     fn record(&self, failed: bool, slow: bool, at: Duration) -> WindowCounts {
         let (slice, index) = self.slot(at);
         self.count(slice, index, failed, slow);
-        if failed || slow {
-            self.counts(at)
+        if failed || slow || self.may_hold_failures() {
+            self.judged_counts(at)
         } else {
+            // No failure or slow call in the window: a rate of zero.
             WindowCounts::default()
         }
     }
@@ -508,6 +570,11 @@ impl TimeBuckets {
         }
         if slow {
             bucket.slow.fetch_add(1, Ordering::Relaxed);
+        }
+        if failed || slow {
+            // After the bucket's count: a judgement that reads the new
+            // `dirty` value also sees this failure (or is followed by one).
+            self.dirty.fetch_add(1, Ordering::Relaxed);
         }
     }
 
