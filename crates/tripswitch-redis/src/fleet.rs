@@ -1,9 +1,10 @@
 //! The fleet handle: settings, connection set-up, and attaching breakers.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, mpsc};
 use tripswitch::shared::SharedControl;
@@ -15,12 +16,18 @@ use crate::hook::{Hook, News};
 use crate::policy::{FleetOpenPeriod, FleetPolicy};
 use crate::sync::{Entry, run};
 
+/// At most one warning a minute per error code.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
 /// Settings shared by the fleet handle and its sync task.
 pub(crate) struct Inner {
     pub(crate) client: redis::Client,
     pub(crate) prefix: String,
     pub(crate) channel: String,
     pub(crate) replica: String,
+    /// Tells this process's running totals from those of an earlier process
+    /// with the same replica id.
+    pub(crate) incarnation: String,
     pub(crate) sync_interval: Duration,
     pub(crate) command_timeout: Duration,
     pub(crate) lease: Duration,
@@ -28,12 +35,31 @@ pub(crate) struct Inner {
     pub(crate) period: FleetOpenPeriod,
     pub(crate) listener: Option<FleetListener>,
     pub(crate) connected: AtomicBool,
+    /// When each error code was last logged, and how many were not since.
+    logged: Mutex<HashMap<String, (Option<Instant>, u64)>>,
     /// The breakers attached through this handle (for duplicate names);
     /// `None` while one is being built.
     attached: Mutex<Vec<(Arc<str>, Option<SharedControl>)>>,
 }
 
 impl Inner {
+    /// Whether a warning about `code` may be logged now (one a minute per
+    /// code), and how many were held back since the last one.
+    fn may_log(&self, code: String) -> Option<u64> {
+        let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let (last, held) = logged.entry(code).or_insert((None, 0));
+        if last.is_none_or(|last| now.duration_since(last) >= LOG_EVERY) {
+            let unsaid = *held;
+            *last = Some(now);
+            *held = 0;
+            Some(unsaid)
+        } else {
+            *held += 1;
+            None
+        }
+    }
+
     /// How much longer than the fleet says a local breaker is held open, so
     /// that the sync task (not the local timer) ends a fleet period while
     /// Redis answers; and the longest a dead Redis can keep it open beyond
@@ -68,6 +94,33 @@ impl Inner {
                 replica = %self.replica,
                 breaker = %breaker,
                 "tripswitch-redis: the fleet closed the breaker"
+            ),
+            FleetEvent::SyncFailed {
+                breaker,
+                error,
+                advice,
+            } => {
+                let code = error.split_whitespace().next().unwrap_or("").to_string();
+                if let Some(unsaid) = self.may_log(code) {
+                    tracing::warn!(
+                        replica = %self.replica,
+                        breaker = %breaker,
+                        %error,
+                        unsaid,
+                        "tripswitch-redis: Redis refused this breaker's sync ({advice}); \
+                         it runs on its local state"
+                    );
+                }
+            }
+            FleetEvent::SyncRecovered { breaker } => tracing::info!(
+                replica = %self.replica,
+                breaker = %breaker,
+                "tripswitch-redis: the breaker syncs again"
+            ),
+            FleetEvent::StateRepaired { breaker, what } => tracing::warn!(
+                replica = %self.replica,
+                breaker = %breaker,
+                "tripswitch-redis: {what}; it was put back from this replica's copy"
             ),
         }
         if let Some(listener) = &self.listener {
@@ -193,7 +246,7 @@ impl Fleet {
         }
         let entry = Arc::new(Entry::new(&self.inner, name, control, news));
         if self.register.send(entry.clone()).is_ok() {
-            entry.first_sync(self.inner.command_timeout * 2).await;
+            entry.first_sync(self.inner.command_timeout).await;
         }
         Ok(breaker)
     }
@@ -356,6 +409,7 @@ impl FleetBuilder {
         };
         let inner = Arc::new(Inner {
             client,
+            incarnation: incarnation(),
             channel: format!("{}:changes", self.prefix),
             prefix: self.prefix,
             replica,
@@ -366,6 +420,7 @@ impl FleetBuilder {
             period: self.period,
             listener: self.listener,
             connected: AtomicBool::new(false),
+            logged: Mutex::new(HashMap::new()),
             attached: Mutex::new(Vec::new()),
         });
         let (register, registrations) = mpsc::unbounded_channel();
@@ -391,6 +446,20 @@ impl fmt::Debug for FleetBuilder {
             .field("open_period", &self.period)
             .finish_non_exhaustive()
     }
+}
+
+/// A token that differs between two processes (and two fleets of one process).
+fn incarnation() -> String {
+    static FLEETS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}-{:x}-{}",
+        std::process::id(),
+        nanos,
+        FLEETS.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn default_replica_id() -> String {

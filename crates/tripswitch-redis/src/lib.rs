@@ -66,16 +66,39 @@
 //! - **Redis failure.** An exchange that fails or takes longer than
 //!   [`command_timeout`](FleetBuilder::command_timeout) (250 ms) marks Redis
 //!   unreachable: a [`FleetEvent::Unreachable`] and a warning are emitted
-//!   within `sync_interval + command_timeout` of the failure, and each
-//!   breaker goes on alone. One held open by the fleet stays open until the
-//!   fleet's deadline (plus `2 × sync_interval + command_timeout`), then
-//!   probes locally as usual. Calls never wait on Redis, alive or dead.
-//! - **Recovery.** The task reconnects at every sync interval. Once Redis
-//!   answers ([`FleetEvent::Reconnected`]), counts flow again, the fleet's
-//!   state is applied, and a breaker open here writes its open period back
-//!   if the server lost it (a restart without persistence). State is only
-//!   ever written by the script, whole, so a restart cannot leave half an
-//!   update behind.
+//!   within `sync_interval + command_timeout` of the failure (once per
+//!   outage, not at every reconnection attempt), and each breaker goes on
+//!   alone. One held open by the fleet stays open until the fleet's
+//!   deadline (plus `2 × sync_interval + command_timeout`), then probes
+//!   locally as usual. Calls never wait on Redis, alive or dead.
+//! - **Error replies.** An error reply to one breaker's script call (a key
+//!   of the wrong type, `NOPERM`, `OOM`, a Cluster `MOVED`, `READONLY`...)
+//!   is that breaker's alone: the connection is kept, the other breakers go
+//!   on syncing, and that breaker runs on its local state and is retried at
+//!   every sync. It is said once per breaker and error code
+//!   ([`FleetEvent::SyncFailed`], with what to do), logged at most once a
+//!   minute per code, and [`FleetEvent::SyncRecovered`] says when it heals.
+//!   A missing script (`NOSCRIPT`: a restart, `SCRIPT FLUSH`) is loaded
+//!   again within the same exchange.
+//! - **Recovery.** The task reconnects at every sync interval. Once a round
+//!   goes through ([`FleetEvent::Reconnected`]), counts flow again and the
+//!   fleet's state is applied.
+//! - **Lost state.** Every script call carries the fleet state this replica
+//!   last applied (its epoch, state, what is left of its open period, its
+//!   backoff step). If the server's copy is missing (`FLUSHALL`, `DEL`,
+//!   eviction, a restart without persistence), older than that epoch (a
+//!   restart from an older snapshot, a failover to a lagging replica) or
+//!   unreadable (a stray write), the script puts that state back, whole, at
+//!   that epoch, and says so ([`FleetEvent::StateRepaired`]). This happens
+//!   at the next sync of any replica that knew the state, connected or not
+//!   in between: within one `sync_interval + command_timeout`. Only a state
+//!   the fleet itself held is ever put back, never a replica's local trip
+//!   (below a quorum, or during an outage: that one is sent as a trip vote
+//!   and counts towards the quorum like any other). If no replica knew a
+//!   state, the breaker starts closed, at epoch 0.
+//! - **Building a breaker.** [`Fleet::breaker`] waits at most the command
+//!   timeout for its first sync (one exchange for the new breaker alone,
+//!   however many are attached).
 //!
 //! # When to use it, and when not
 //!
@@ -100,8 +123,12 @@
 //! fleet, and it keeps following its local breaker while Redis is down.
 //! Fleet-wide probe limits hold while Redis is up; during an outage each
 //! replica probes for itself (it cannot know what the others do).
-//! Counts are published at least once per sync, never twice: a failed
-//! publish is retried with the next sync's counts added.
+//! Counts are published at least once, never twice: a replica sends its
+//! running totals (from the last acknowledged report to now), and the
+//! script remembers, per breaker and replica, the totals it last added
+//! (for an hour). A report whose answer was lost (a timeout while Redis was
+//! paused with it in flight) and that ran anyway is not counted again by
+//! the next one, which only adds what is new.
 #![forbid(unsafe_code)]
 
 mod error;

@@ -16,13 +16,14 @@ use tripswitch::{Counts, State};
 use crate::events::FleetEvent;
 use crate::fleet::Inner;
 use crate::hook::News;
-use crate::script::{Action, Call, FleetState, Lease, ProbeOutcome, Reply};
+use crate::script::{Action, Call, Counted, FleetState, Known, Lease, ProbeOutcome, Reply};
 
 /// One attached breaker.
 pub(crate) struct Entry {
     name: Arc<str>,
     state_key: String,
     counts_key: String,
+    seen_key: String,
     control: SharedControl,
     probes: u32,
     news: Arc<News>,
@@ -42,6 +43,7 @@ impl Entry {
             // live in one slot, as a script needs.
             state_key: format!("{}:{{{}}}:state", inner.prefix, name),
             counts_key: format!("{}:{{{}}}:counts", inner.prefix, name),
+            seen_key: format!("{}:{{{}}}:seen:{}", inner.prefix, name, inner.replica),
             probes: control.probe_limit().unwrap_or(0),
             name,
             control,
@@ -78,9 +80,11 @@ impl Entry {
         Call {
             state_key: &self.state_key,
             counts_key: &self.counts_key,
+            seen_key: &self.seen_key,
             channel: &inner.channel,
             name: &self.name,
             replica: &inner.replica,
+            incarnation: &inner.incarnation,
             probes: self.probes,
             lease: inner.lease,
             period: &inner.period,
@@ -92,18 +96,39 @@ impl Entry {
 /// What the sync task remembers of one breaker.
 #[derive(Default)]
 struct Book {
-    /// Counts already published.
-    reported: Counts,
+    /// Running totals the server acknowledged.
+    reported: Counted,
     /// Rejections seen at the last sync (new ones mean calls want through).
     rejected: u64,
     /// The local breaker is open (or half-open) on the fleet's orders.
     held: bool,
-    /// The fleet epoch last applied.
-    epoch: Option<i64>,
-    /// The fleet's backoff step last seen (restored if Redis loses it).
-    step: i64,
+    /// The fleet state last applied (put back if the server loses it).
+    known: Option<KnownAt>,
     /// The epoch of the half-open lease this replica holds.
     leading: Option<i64>,
+    /// The error the last exchange for this breaker ended in (said once).
+    error: Option<String>,
+}
+
+/// The fleet state last applied, with its open period as a local deadline.
+#[derive(Debug, Clone, Copy)]
+struct KnownAt {
+    epoch: i64,
+    state: FleetState,
+    until: Instant,
+    step: i64,
+}
+
+impl Book {
+    fn known(&self) -> Option<Known> {
+        self.known.map(|known| Known {
+            epoch: known.epoch,
+            state: known.state,
+            leading: self.leading == Some(known.epoch),
+            remaining: known.until.saturating_duration_since(Instant::now()),
+            step: known.step,
+        })
+    }
 }
 
 /// A live link to Redis: a connection for scripts and a subscription.
@@ -112,7 +137,15 @@ struct Link {
     changes: PubSubStream,
 }
 
+/// Why the link to Redis failed (the connection, not one breaker).
 type Failure = String;
+
+/// Whether Redis is reachable, as last said through events.
+#[derive(Default)]
+struct Health {
+    /// `Unreachable` was said and no round succeeded since.
+    unreachable: bool,
+}
 
 pub(crate) async fn run(
     inner: Weak<Inner>,
@@ -121,8 +154,7 @@ pub(crate) async fn run(
 ) {
     let mut books: Vec<(Arc<Entry>, Book)> = Vec::new();
     let mut link: Option<Link> = None;
-    // Whether Redis was unreachable at the last attempt (and that was said).
-    let mut unreachable = false;
+    let mut health = Health::default();
     let mut next_sync = Instant::now();
     loop {
         let Some(fleet) = inner.upgrade() else {
@@ -133,37 +165,18 @@ pub(crate) async fn run(
             next_sync = Instant::now() + fleet.sync_interval;
             if link.is_none() {
                 match connect(&fleet).await {
-                    Ok(new) => {
-                        link = Some(new);
-                        if unreachable {
-                            unreachable = false;
-                            fleet.connected.store(true, Ordering::Release);
-                            fleet.emit(FleetEvent::Reconnected);
-                            if let Some(current) = link.as_mut()
-                                && let Err(error) = restore(&fleet, current, &mut books).await
-                            {
-                                link = None;
-                                lost(&fleet, &mut books, &mut unreachable, error);
-                            }
-                        }
-                    }
-                    Err(error) => lost(&fleet, &mut books, &mut unreachable, error),
+                    Ok(new) => link = Some(new),
+                    Err(error) => lost(&fleet, &mut books, &mut health, error),
                 }
             }
             if let Some(current) = link.as_mut() {
-                let mut failed = None;
-                for (entry, book) in books.iter_mut() {
-                    if let Err(error) = sync(&fleet, current, entry, book).await {
-                        failed = Some(error);
-                        break;
-                    }
-                }
-                match failed {
-                    Some(error) => {
+                let all = 0..books.len();
+                match round(&fleet, current, &mut books, all).await {
+                    Ok(()) => reached(&fleet, &mut health),
+                    Err(error) => {
                         link = None;
-                        lost(&fleet, &mut books, &mut unreachable, error);
+                        lost(&fleet, &mut books, &mut health, error);
                     }
-                    None => fleet.connected.store(true, Ordering::Release),
                 }
             }
             for (entry, _) in &books {
@@ -178,8 +191,28 @@ pub(crate) async fn run(
             () = wake.notified() => next_sync = Instant::now(),
             registered = registrations.recv() => match registered {
                 Some(entry) => {
+                    // Only the new breakers are synced now: registering
+                    // costs one exchange, however many breakers there are.
+                    let first = books.len();
                     books.push((entry, Book::default()));
-                    next_sync = Instant::now();
+                    while let Ok(entry) = registrations.try_recv() {
+                        books.push((entry, Book::default()));
+                    }
+                    if let Some(fleet) = inner.upgrade()
+                        && let Some(current) = link.as_mut()
+                    {
+                        let new = first..books.len();
+                        match round(&fleet, current, &mut books, new).await {
+                            Ok(()) => reached(&fleet, &mut health),
+                            Err(error) => {
+                                link = None;
+                                lost(&fleet, &mut books, &mut health, error);
+                            }
+                        }
+                    }
+                    for (entry, _) in &books[first..] {
+                        entry.mark_synced();
+                    }
                 }
                 // Every fleet handle is gone.
                 None => return,
@@ -195,12 +228,11 @@ pub(crate) async fn run(
                     }
                 }
                 None => {
-                    // The subscription ended: Redis went away, maybe only
-                    // for a restart that lost its data. Treated as an outage
-                    // either way, so that the reconnection restores state.
+                    // The subscription ended: changes may have been missed.
+                    // Reconnect; every breaker is read back at that round.
                     link = None;
                     if let Some(fleet) = inner.upgrade() {
-                        lost(&fleet, &mut books, &mut unreachable, "the change subscription ended".to_string());
+                        lost(&fleet, &mut books, &mut health, "the change subscription ended".to_string());
                     }
                     next_sync = Instant::now();
                 }
@@ -243,153 +275,370 @@ async fn connect(fleet: &Inner) -> Result<Link, Failure> {
 
 /// Redis cannot be reached: say so once, and let go of every breaker, so
 /// that each goes on alone once the fleet's deadline it holds runs out.
-fn lost(fleet: &Inner, books: &mut [(Arc<Entry>, Book)], unreachable: &mut bool, error: Failure) {
+fn lost(fleet: &Inner, books: &mut [(Arc<Entry>, Book)], health: &mut Health, error: Failure) {
     fleet.connected.store(false, Ordering::Release);
     for (_, book) in books.iter_mut() {
         book.held = false;
     }
-    if !*unreachable {
-        *unreachable = true;
+    if !health.unreachable {
+        health.unreachable = true;
         fleet.emit(FleetEvent::Unreachable { error });
     }
 }
 
-async fn exchange(
+/// A round went through: Redis is reachable (said once after an outage).
+fn reached(fleet: &Inner, health: &mut Health) {
+    fleet.connected.store(true, Ordering::Release);
+    if health.unreachable {
+        health.unreachable = false;
+        fleet.emit(FleetEvent::Reconnected);
+    }
+}
+
+/// One script call of a round, for the breaker at `index`.
+struct Op {
+    index: usize,
+    action: Action,
+}
+
+/// Sends `ops` as one pipeline; every command gets its own answer (an error
+/// reply is that breaker's). Loads the script once if the server lacks it.
+/// Fails only when the exchange itself fails (the link is then dropped).
+async fn send(
     fleet: &Inner,
     link: &mut Link,
-    entry: &Entry,
-    action: Action,
-) -> Result<Reply, Failure> {
+    books: &[(Arc<Entry>, Book)],
+    ops: &[Op],
+) -> Result<Vec<redis::Value>, Failure> {
+    let pipeline = |ops: &mut dyn Iterator<Item = &Op>| {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for op in ops {
+            let (entry, book) = &books[op.index];
+            pipe.add_command(entry.call(fleet).command(op.action, book.known()));
+        }
+        pipe
+    };
     let limit = fleet.command_timeout;
-    match timeout(limit, entry.call(fleet).run(&mut link.connection, action)).await {
-        Ok(Ok(reply)) => Ok(reply),
+    let started = Instant::now();
+    let mut values: Vec<redis::Value> = exchange(
+        limit,
+        pipeline(&mut ops.iter()).query_async(&mut link.connection),
+    )
+    .await?;
+    let missing: Vec<usize> = values
+        .iter()
+        .enumerate()
+        .filter(|(_, value)| is_noscript(value))
+        .map(|(at, _)| at)
+        .collect();
+    if !missing.is_empty() {
+        // The server restarted or its scripts were flushed: load and resend.
+        let left = limit.saturating_sub(started.elapsed());
+        let again = async {
+            crate::script::load(&mut link.connection).await?;
+            pipeline(&mut missing.iter().map(|&at| &ops[at]))
+                .query_async::<Vec<redis::Value>>(&mut link.connection)
+                .await
+        };
+        match timeout(left, again).await {
+            Ok(Ok(answers)) => {
+                for (at, answer) in missing.into_iter().zip(answers) {
+                    values[at] = answer;
+                }
+            }
+            // A refused SCRIPT LOAD is a refusal, not an outage: the
+            // NOSCRIPT answers stand, each reported for its breaker.
+            Ok(Err(error)) if error.code().is_some() => {}
+            Ok(Err(error)) => return Err(error.to_string()),
+            Err(_) => return Err(format!("no answer within {limit:?}")),
+        }
+    }
+    if values.len() != ops.len() {
+        return Err(format!(
+            "{} answers to {} commands",
+            values.len(),
+            ops.len()
+        ));
+    }
+    Ok(values)
+}
+fn is_noscript(value: &redis::Value) -> bool {
+    matches!(value, redis::Value::ServerError(error) if error.code() == "NOSCRIPT")
+}
+
+async fn exchange<T>(
+    limit: Duration,
+    query: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, Failure> {
+    match timeout(limit, query).await {
+        Ok(Ok(answer)) => Ok(answer),
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!("no answer within {limit:?}")),
     }
 }
 
-/// After Redis comes back: a breaker that is open here puts its open period
-/// back, in case the server lost it (the script only writes if it did).
-async fn restore(
+/// One sync round for the breakers at `indices`, in at most three
+/// pipelined exchanges (usually one): probe results, counts and trip votes
+/// and state read-back; then bids for the half-open probes; then leases
+/// given back. An error reply concerns its breaker only; only a failed
+/// exchange fails the round.
+async fn round(
     fleet: &Inner,
     link: &mut Link,
     books: &mut [(Arc<Entry>, Book)],
+    indices: std::ops::Range<usize>,
 ) -> Result<(), Failure> {
-    for (entry, book) in books.iter_mut() {
-        if entry.control.state() != Some(State::Open) {
-            continue;
+    let mut ops = Vec::new();
+    // What each report carries, to be acknowledged or put back.
+    let mut sent: Vec<Option<(Counts, bool, Option<ProbeOutcome>)>> = vec![None; books.len()];
+    for index in indices {
+        let (entry, book) = &mut books[index];
+        let outcome = entry.news.take_outcome();
+        let mut result = None;
+        if let Some(outcome) = outcome
+            && let Some(epoch) = book.leading
+        {
+            ops.push(Op {
+                index,
+                action: Action::Result { epoch, outcome },
+            });
+            result = Some(outcome);
         }
-        if let Some(remaining) = entry.control.retry_after().filter(|r| !r.is_zero()) {
-            let reply = exchange(
-                fleet,
-                link,
-                entry,
-                Action::Restore {
-                    remaining,
-                    step: book.step,
-                },
-            )
-            .await?;
-            apply(fleet, entry, book, reply, true);
-        }
+        let counts = entry.control.counts();
+        let tripped = entry.news.take_trip();
+        ops.push(Op {
+            index,
+            action: Action::Report {
+                from: book.reported,
+                to: counted(&counts),
+                tripped,
+            },
+        });
+        sent[index] = Some((counts, tripped, result));
     }
-    Ok(())
-}
-
-/// One round for one breaker: a probe result, the counts and trip vote, and
-/// (when the fleet is half-open and calls here want through) a bid for the probes.
-async fn sync(
-    fleet: &Inner,
-    link: &mut Link,
-    entry: &Entry,
-    book: &mut Book,
-) -> Result<(), Failure> {
-    let control = &entry.control;
-    if let Some(outcome) = entry.news.take_outcome()
-        && let Some(epoch) = book.leading
-    {
-        match exchange(fleet, link, entry, Action::Result { epoch, outcome }).await {
-            Ok(reply) => {
-                book.leading = None;
-                apply(fleet, entry, book, reply, true);
-            }
-            Err(error) => {
-                entry.news.put_outcome_back(outcome);
-                return Err(error);
-            }
-        }
+    if ops.is_empty() {
+        return Ok(());
     }
-
-    let counts = control.counts();
-    let tripped = entry.news.take_trip();
-    let runs = |c: &Counts| c.successes + c.failures;
-    let report = Action::Report {
-        calls: runs(&counts).saturating_sub(runs(&book.reported)),
-        failures: counts.failures.saturating_sub(book.reported.failures),
-        tripped,
-    };
-    let reply = match exchange(fleet, link, entry, report).await {
-        Ok(reply) => reply,
+    let values = match send(fleet, link, books, &ops).await {
+        Ok(values) => values,
         Err(error) => {
-            if tripped {
-                entry.news.put_trip_back();
+            // Nothing was acknowledged: it all goes again next round.
+            for (index, sent) in sent.into_iter().enumerate() {
+                if let Some((_, tripped, result)) = sent {
+                    let news = &books[index].0.news;
+                    if tripped {
+                        news.put_trip_back();
+                    }
+                    if let Some(outcome) = result {
+                        news.put_outcome_back(outcome);
+                    }
+                }
             }
             return Err(error);
         }
     };
-    book.reported = counts;
-    apply(fleet, entry, book, reply, true);
 
-    let wanted = counts.rejected > book.rejected || control.waiting() > 0;
-    book.rejected = counts.rejected;
-    if reply.state != FleetState::HalfOpen || book.leading.is_some() {
-        return Ok(());
+    let mut bids = Vec::new();
+    for (op, value) in ops.iter().zip(values) {
+        let (entry, book) = &mut books[op.index];
+        let answer = answered(fleet, entry, book, value);
+        match op.action {
+            Action::Result { outcome, .. } => match answer {
+                Some(reply) => {
+                    book.leading = None;
+                    apply(fleet, entry, book, reply, true);
+                }
+                None => entry.news.put_outcome_back(outcome),
+            },
+            Action::Report { tripped, .. } => {
+                let Some((counts, _, _)) = sent[op.index] else {
+                    continue;
+                };
+                let Some(reply) = answer else {
+                    if tripped {
+                        entry.news.put_trip_back();
+                    }
+                    continue;
+                };
+                book.reported = counted(&counts);
+                apply(fleet, entry, book, reply, true);
+                let wanted = counts.rejected > book.rejected || entry.control.waiting() > 0;
+                book.rejected = counts.rejected;
+                if reply.state != FleetState::HalfOpen || book.leading.is_some() {
+                    continue;
+                }
+                match reply.lease {
+                    Lease::Free if wanted => bids.push(Op {
+                        index: op.index,
+                        action: Action::Acquire,
+                    }),
+                    // A lease this replica holds but does not use (it left
+                    // the half-open state meanwhile): use it, or give it back.
+                    Lease::Mine => bids.push(Op {
+                        index: op.index,
+                        action: Action::Result {
+                            epoch: reply.epoch,
+                            outcome: ProbeOutcome::Released,
+                        },
+                    }),
+                    Lease::Free | Lease::Another => {}
+                }
+            }
+            Action::Acquire => {}
+        }
     }
-    match reply.lease {
-        Lease::Free if wanted => {
-            let reply = exchange(fleet, link, entry, Action::Acquire).await?;
+    // A lease already held is taken locally without asking again.
+    let mut releases = Vec::new();
+    bids.retain(|op| match op.action {
+        Action::Result { epoch, .. } => {
+            let (entry, book) = &mut books[op.index];
+            if !take_probes(fleet, entry, book, epoch) {
+                releases.push(Op {
+                    index: op.index,
+                    action: op.action,
+                });
+            }
+            false
+        }
+        _ => true,
+    });
+    if !bids.is_empty() {
+        let values = send(fleet, link, books, &bids).await?;
+        for (op, value) in bids.iter().zip(values) {
+            let (entry, book) = &mut books[op.index];
+            let Some(reply) = answered(fleet, entry, book, value) else {
+                continue;
+            };
             if reply.lease == Lease::Mine && reply.granted > 0 {
-                take_probes(fleet, link, entry, book, reply.epoch).await?;
+                if !take_probes(fleet, entry, book, reply.epoch) {
+                    releases.push(Op {
+                        index: op.index,
+                        action: Action::Result {
+                            epoch: reply.epoch,
+                            outcome: ProbeOutcome::Released,
+                        },
+                    });
+                }
             } else {
                 apply(fleet, entry, book, reply, true);
             }
         }
-        // A lease this replica holds but does not use (it left the
-        // half-open state meanwhile): use it, or give it back.
-        Lease::Mine => take_probes(fleet, link, entry, book, reply.epoch).await?,
-        Lease::Free | Lease::Another => {}
+    }
+    if !releases.is_empty() {
+        let values = send(fleet, link, books, &releases).await?;
+        for (op, value) in releases.iter().zip(values) {
+            let (entry, book) = &mut books[op.index];
+            if let Some(reply) = answered(fleet, entry, book, value) {
+                apply(fleet, entry, book, reply, true);
+            }
+        }
     }
     Ok(())
 }
 
+fn counted(counts: &Counts) -> Counted {
+    Counted {
+        calls: counts.successes + counts.failures,
+        failures: counts.failures,
+    }
+}
+
+/// One breaker's answer: its reply, or its error said (once) and `None`.
+fn answered(fleet: &Inner, entry: &Entry, book: &mut Book, value: redis::Value) -> Option<Reply> {
+    let parsed = match value {
+        redis::Value::ServerError(error) => {
+            let code = error.code().to_string();
+            // As Redis says it: the code, then the details.
+            let said = match error.details() {
+                Some(details) => format!("{code} {details}"),
+                None => code.clone(),
+            };
+            Err((code, said))
+        }
+        value => {
+            Reply::parse(value).map_err(|error| ("REPLY".to_string(), format!("REPLY {error}")))
+        }
+    };
+    match parsed {
+        Ok((reply, repaired)) => {
+            if book.error.take().is_some() {
+                fleet.emit(FleetEvent::SyncRecovered {
+                    breaker: entry.name.clone(),
+                });
+            }
+            if let Some(repair) = repaired {
+                fleet.emit(FleetEvent::StateRepaired {
+                    breaker: entry.name.clone(),
+                    what: repair.describe(),
+                });
+            }
+            Some(reply)
+        }
+        Err((code, error)) => {
+            // The breaker goes on alone until its exchanges work again.
+            book.held = false;
+            if book.error.as_deref() != Some(code.as_str()) {
+                book.error = Some(code.clone());
+                fleet.emit(FleetEvent::SyncFailed {
+                    breaker: entry.name.clone(),
+                    advice: advice(&code),
+                    error,
+                });
+            }
+            None
+        }
+    }
+}
+
+/// What to do about an error reply that will not go away by itself.
+fn advice(code: &str) -> &'static str {
+    match code {
+        "NOPERM" => {
+            "the Redis user lacks a permission the fleet needs: EVALSHA, SCRIPT LOAD, \
+             PUBLISH and SUBSCRIBE, on the keys and channel of the fleet's prefix"
+        }
+        "NOSCRIPT" => "the fleet's script could not be loaded: allow SCRIPT LOAD",
+        "MOVED" | "ASK" | "CLUSTERDOWN" | "CROSSSLOT" | "TRYAGAIN" => {
+            "the server is a Redis Cluster node: a fleet needs a single server (or its primary)"
+        }
+        "OOM" => {
+            "Redis is out of memory (maxmemory): raise it or let it evict; \
+             every key of the fleet has a TTL"
+        }
+        "READONLY" => "the server is a read-only replica: point the fleet at the primary",
+        "WRONGTYPE" => {
+            "a key under the fleet's prefix holds another type: another program uses \
+             the prefix; choose another prefix or delete the key"
+        }
+        "MISCONF" => "Redis refuses writes because it cannot persist: see its log",
+        "BUSY" => "a script runs too long on the server: see SCRIPT KILL",
+        "LOADING" => "Redis is loading its dataset: this ends by itself",
+        _ => "an unexpected error: the breaker runs on its local state until it is gone",
+    }
+}
+
 /// This replica holds the fleet's half-open lease of `epoch`: its local
-/// breaker runs the probes, or the lease is given back at once.
-async fn take_probes(
-    fleet: &Inner,
-    link: &mut Link,
-    entry: &Entry,
-    book: &mut Book,
-    epoch: i64,
-) -> Result<(), Failure> {
+/// breaker runs the probes. False if it cannot (the lease must go back).
+fn take_probes(fleet: &Inner, entry: &Entry, book: &mut Book, epoch: i64) -> bool {
     // End the local lease before the server's: a late probe result must not
     // land after another replica took over.
     let local = fleet.lease.saturating_sub(fleet.command_timeout);
     if entry.control.half_open(local) {
         book.leading = Some(epoch);
         book.held = true;
-        book.epoch = Some(epoch);
+        book.known = Some(KnownAt {
+            epoch,
+            state: FleetState::HalfOpen,
+            until: Instant::now(),
+            step: book.known.map_or(0, |known| known.step),
+        });
         fleet.emit(FleetEvent::ProbesGranted {
             breaker: entry.name.clone(),
         });
-        return Ok(());
+        return true;
     }
-    let release = Action::Result {
-        epoch,
-        outcome: ProbeOutcome::Released,
-    };
-    let reply = exchange(fleet, link, entry, release).await?;
-    apply(fleet, entry, book, reply, true);
-    Ok(())
+    false
 }
 
 /// Makes the local breaker follow the fleet. `authoritative` replies come
@@ -397,14 +646,21 @@ async fn take_probes(
 /// a reply of the same epoch that said more, such as who holds the lease),
 /// so a pushed message only counts if it is newer than what was applied.
 fn apply(fleet: &Inner, entry: &Entry, book: &mut Book, reply: Reply, authoritative: bool) {
-    if !authoritative && book.epoch.is_some_and(|epoch| reply.epoch <= epoch) {
+    let known = book.known;
+    if !authoritative && known.is_some_and(|known| reply.epoch <= known.epoch) {
         return;
     }
-    let new_epoch = book.epoch != Some(reply.epoch);
-    book.epoch = Some(reply.epoch);
-    if reply.step >= 0 {
-        book.step = reply.step;
-    }
+    let new_epoch = known.map(|known| known.epoch) != Some(reply.epoch);
+    book.known = Some(KnownAt {
+        epoch: reply.epoch,
+        state: reply.state,
+        until: Instant::now() + reply.remaining,
+        step: if reply.step >= 0 {
+            reply.step
+        } else {
+            known.map_or(0, |known| known.step)
+        },
+    });
     let control = &entry.control;
     let grace = fleet.grace();
     match reply.state {
