@@ -58,7 +58,9 @@ pub enum FleetEvent {
     },
     /// The server's copy of this breaker's fleet state was lost, stale or
     /// unreadable, and was replaced by the state this process last applied
-    /// (or reset to closed if it knew none).
+    /// (or reset to closed if it knew none). A missing state that was
+    /// closed is put back without this event: an idle breaker's state
+    /// expires after a day, which is routine.
     StateRepaired {
         /// The breaker.
         breaker: Arc<str>,

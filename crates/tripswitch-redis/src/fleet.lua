@@ -68,6 +68,9 @@ if epoch < known_epoch then
     end
   else
     state, step = 'closed', 0
+    -- An idle closed breaker's state expires after a day: putting it back
+    -- (to keep epochs rising) is routine, not worth a word.
+    if repaired == 'missing' then repaired = '' end
   end
   changed = true
 end

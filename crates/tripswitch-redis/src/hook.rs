@@ -23,6 +23,16 @@ impl News {
         self.tripped.swap(false, Ordering::AcqRel)
     }
 
+    /// Whether a trip vote or a probe result waits to be sent.
+    pub(crate) fn pending(&self) -> bool {
+        self.tripped.load(Ordering::Acquire)
+            || self
+                .outcome
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some()
+    }
+
     /// Puts a trip vote back (it could not be published).
     pub(crate) fn put_trip_back(&self) {
         self.tripped.store(true, Ordering::Release);

@@ -58,11 +58,19 @@
 //!
 //! - **Propagation.** A trip reaches the other replicas in one script call
 //!   plus one pushed message (about a millisecond on a LAN; measured on
-//!   loopback by `benches/shared_store.rs` and the tests). If the pushed
-//!   message is lost, the next sync finds the change: at most
-//!   `sync_interval + command_timeout` (350 ms by default). A fleet-wide
-//!   failure rate is noticed within one `sync_interval` of the calls that
-//!   reach it.
+//!   loopback by `benches/shared_store.rs` and the tests). Redis only drops
+//!   pushed messages by ending the subscription; the replica then
+//!   reconnects and reads every breaker back at its first round: at most
+//!   `sync_interval + command_timeout` (350 ms by default) after it can
+//!   reach Redis again. A fleet-wide failure rate is noticed within one
+//!   `sync_interval` of the calls that reach it.
+//! - **Cost.** A sync round is one pipelined exchange (a second and third
+//!   only while half-open probes are being handed out), whatever the number
+//!   of breakers. It holds one script call for each breaker with something
+//!   to say or to watch (new counts, a trip, a probe result, a fleet state
+//!   that is not closed, an error to retry); an idle closed breaker is read
+//!   back only once every ten rounds. Registering a breaker syncs that
+//!   breaker alone.
 //! - **Redis failure.** An exchange that fails or takes longer than
 //!   [`command_timeout`](FleetBuilder::command_timeout) (250 ms) marks Redis
 //!   unreachable: a [`FleetEvent::Unreachable`] and a warning are emitted

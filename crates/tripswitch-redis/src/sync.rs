@@ -108,6 +108,8 @@ struct Book {
     leading: Option<i64>,
     /// The error the last exchange for this breaker ended in (said once).
     error: Option<String>,
+    /// The round this breaker was last read in.
+    read_in: u64,
 }
 
 /// The fleet state last applied, with its open period as a local deadline.
@@ -119,7 +121,28 @@ struct KnownAt {
     step: i64,
 }
 
+/// An idle closed breaker (no calls, nothing to say) is read back once
+/// every this many rounds, not at every round.
+pub(crate) const IDLE_EVERY: u64 = 10;
+
 impl Book {
+    /// Whether this breaker has anything to exchange at round `round`: new
+    /// counts, a vote or a probe result, a fleet state that is not closed, an
+    /// error to retry, or its turn to be read back while idle.
+    fn due(&self, entry: &Entry, round: u64) -> bool {
+        let counts = entry.control.counts();
+        self.known
+            .is_none_or(|known| known.state != FleetState::Closed)
+            || self.held
+            || self.leading.is_some()
+            || self.error.is_some()
+            || entry.news.pending()
+            || counted(&counts) != self.reported
+            || counts.rejected != self.rejected
+            || entry.control.waiting() > 0
+            || round.saturating_sub(self.read_in) >= IDLE_EVERY
+    }
+
     fn known(&self) -> Option<Known> {
         self.known.map(|known| Known {
             epoch: known.epoch,
@@ -156,6 +179,10 @@ pub(crate) async fn run(
     let mut link: Option<Link> = None;
     let mut health = Health::default();
     let mut next_sync = Instant::now();
+    let mut rounds: u64 = 0;
+    // Every breaker is read back at the first round on a new link: changes
+    // pushed while there was none were missed.
+    let mut full = true;
     loop {
         let Some(fleet) = inner.upgrade() else {
             return;
@@ -165,14 +192,23 @@ pub(crate) async fn run(
             next_sync = Instant::now() + fleet.sync_interval;
             if link.is_none() {
                 match connect(&fleet).await {
-                    Ok(new) => link = Some(new),
+                    Ok(new) => {
+                        link = Some(new);
+                        full = true;
+                    }
                     Err(error) => lost(&fleet, &mut books, &mut health, error),
                 }
             }
             if let Some(current) = link.as_mut() {
-                let all = 0..books.len();
-                match round(&fleet, current, &mut books, all).await {
-                    Ok(()) => reached(&fleet, &mut health),
+                rounds += 1;
+                let due: Vec<usize> = (0..books.len())
+                    .filter(|&at| full || books[at].1.due(&books[at].0, rounds))
+                    .collect();
+                match round(&fleet, current, &mut books, due, rounds).await {
+                    Ok(()) => {
+                        full = false;
+                        reached(&fleet, &mut health);
+                    }
                     Err(error) => {
                         link = None;
                         lost(&fleet, &mut books, &mut health, error);
@@ -201,8 +237,8 @@ pub(crate) async fn run(
                     if let Some(fleet) = inner.upgrade()
                         && let Some(current) = link.as_mut()
                     {
-                        let new = first..books.len();
-                        match round(&fleet, current, &mut books, new).await {
+                        let new = (first..books.len()).collect();
+                        match round(&fleet, current, &mut books, new, rounds).await {
                             Ok(()) => reached(&fleet, &mut health),
                             Err(error) => {
                                 link = None;
@@ -387,7 +423,8 @@ async fn round(
     fleet: &Inner,
     link: &mut Link,
     books: &mut [(Arc<Entry>, Book)],
-    indices: std::ops::Range<usize>,
+    indices: Vec<usize>,
+    round_no: u64,
 ) -> Result<(), Failure> {
     let mut ops = Vec::new();
     // What each report carries, to be acknowledged or put back.
@@ -462,6 +499,7 @@ async fn round(
                     continue;
                 };
                 book.reported = counted(&counts);
+                book.read_in = round_no;
                 apply(fleet, entry, book, reply, true);
                 let wanted = counts.rejected > book.rejected || entry.control.waiting() > 0;
                 book.rejected = counts.rejected;
