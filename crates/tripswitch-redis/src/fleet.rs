@@ -35,6 +35,9 @@ pub(crate) struct Inner {
     pub(crate) period: FleetOpenPeriod,
     pub(crate) listener: Option<FleetListener>,
     pub(crate) connected: AtomicBool,
+    /// The last sync round that went through: when it ended, how long it
+    /// took, how many breakers it held.
+    pub(crate) last_round: Mutex<Option<(Instant, Duration, usize)>>,
     /// When each error code was last logged, and how many were not since.
     logged: Mutex<HashMap<String, (Option<Instant>, u64)>>,
     /// The breakers attached through this handle (for duplicate names);
@@ -268,6 +271,37 @@ impl Fleet {
     pub fn is_connected(&self) -> bool {
         self.inner.connected.load(Ordering::Acquire)
     }
+
+    /// The last sync round that went through (`None` before the first):
+    /// how long ago it ended, how long it took, how many breakers it held.
+    /// While Redis answers, its age stays below
+    /// `sync_interval + command_timeout`; an older one means this replica
+    /// is running on its local state.
+    pub fn sync_status(&self) -> Option<SyncStatus> {
+        let last = *self
+            .inner
+            .last_round
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        last.map(|(ended, took, breakers)| SyncStatus {
+            age: ended.elapsed(),
+            took,
+            breakers,
+        })
+    }
+}
+
+/// The last sync round that went through: see [`Fleet::sync_status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncStatus {
+    /// How long ago it ended.
+    pub age: Duration,
+    /// How long it took (its exchanges with Redis).
+    pub took: Duration,
+    /// How many breakers it exchanged (idle closed breakers are read back
+    /// only every tenth round).
+    pub breakers: usize,
 }
 
 impl fmt::Debug for Fleet {
@@ -421,6 +455,7 @@ impl FleetBuilder {
             listener: self.listener,
             connected: AtomicBool::new(false),
             logged: Mutex::new(HashMap::new()),
+            last_round: Mutex::new(None),
             attached: Mutex::new(Vec::new()),
         });
         let (register, registrations) = mpsc::unbounded_channel();

@@ -149,5 +149,5 @@ mod sync;
 
 pub use error::FleetError;
 pub use events::FleetEvent;
-pub use fleet::{Fleet, FleetBuilder};
+pub use fleet::{Fleet, FleetBuilder, SyncStatus};
 pub use policy::{FleetOpenPeriod, FleetPolicy};

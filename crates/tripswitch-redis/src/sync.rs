@@ -2,11 +2,14 @@
 //! listens for changes. Everything here is off the call path: a call never
 //! waits on anything this task does.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use redis::aio::{MultiplexedConnection, PubSubStream};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, sleep_until, timeout};
@@ -157,6 +160,8 @@ impl Book {
 /// A live link to Redis: a connection for scripts and a subscription.
 struct Link {
     connection: MultiplexedConnection,
+    /// A second connection for news that must not wait behind a round.
+    urgent: MultiplexedConnection,
     changes: PubSubStream,
 }
 
@@ -183,11 +188,39 @@ pub(crate) async fn run(
     // Every breaker is read back at the first round on a new link: changes
     // pushed while there was none were missed.
     let mut full = true;
+    // A breaker tripped or ended its probes: its news goes out at once, in
+    // a round of its own (not behind every other breaker's counts).
+    let mut urgent = false;
     loop {
         let Some(fleet) = inner.upgrade() else {
             return;
         };
         books.retain(|(entry, _)| entry.control.is_alive());
+        if std::mem::take(&mut urgent) {
+            match link.as_mut() {
+                Some(current) => {
+                    let news: Vec<usize> = (0..books.len())
+                        .filter(|&at| books[at].0.news.pending())
+                        .collect();
+                    if !news.is_empty() {
+                        let context = Context {
+                            fleet: &fleet,
+                            wake: &wake,
+                            round: rounds,
+                        };
+                        match round(&context, current, &mut books, news).await {
+                            Ok(()) => reached(&fleet, &mut health),
+                            Err(error) => {
+                                link = None;
+                                lost(&fleet, &mut books, &mut health, error);
+                            }
+                        }
+                    }
+                }
+                // No link: try to connect now rather than at the next sync.
+                None => next_sync = Instant::now(),
+            }
+        }
         if Instant::now() >= next_sync {
             next_sync = Instant::now() + fleet.sync_interval;
             if link.is_none() {
@@ -204,9 +237,21 @@ pub(crate) async fn run(
                 let due: Vec<usize> = (0..books.len())
                     .filter(|&at| full || books[at].1.due(&books[at].0, rounds))
                     .collect();
-                match round(&fleet, current, &mut books, due, rounds).await {
+                let started = Instant::now();
+                let size = due.len();
+                let context = Context {
+                    fleet: &fleet,
+                    wake: &wake,
+                    round: rounds,
+                };
+                match round(&context, current, &mut books, due).await {
                     Ok(()) => {
                         full = false;
+                        *fleet
+                            .last_round
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) =
+                            Some((std::time::Instant::now(), started.elapsed(), size));
                         reached(&fleet, &mut health);
                     }
                     Err(error) => {
@@ -219,12 +264,11 @@ pub(crate) async fn run(
                 entry.mark_synced();
             }
         }
-        let me = fleet.replica.clone();
         drop(fleet);
 
         tokio::select! {
             () = sleep_until(next_sync) => {}
-            () = wake.notified() => next_sync = Instant::now(),
+            () = wake.notified() => urgent = true,
             registered = registrations.recv() => match registered {
                 Some(entry) => {
                     // Only the new breakers are synced now: registering
@@ -238,7 +282,8 @@ pub(crate) async fn run(
                         && let Some(current) = link.as_mut()
                     {
                         let new = (first..books.len()).collect();
-                        match round(&fleet, current, &mut books, new, rounds).await {
+                        let context = Context { fleet: &fleet, wake: &wake, round: rounds };
+                        match round(&context, current, &mut books, new).await {
                             Ok(()) => reached(&fleet, &mut health),
                             Err(error) => {
                                 link = None;
@@ -255,12 +300,8 @@ pub(crate) async fn run(
             },
             message = next_change(&mut link) => match message {
                 Some(payload) => {
-                    if let Some((name, reply)) = Reply::from_message(&payload, &me)
-                        && let Some(fleet) = inner.upgrade()
-                        && let Some((entry, book)) =
-                            books.iter_mut().find(|(entry, _)| *entry.name == *name)
-                    {
-                        apply(&fleet, entry, book, reply, false);
+                    if let Some(fleet) = inner.upgrade() {
+                        on_change(&fleet, &mut books, &payload);
                     }
                 }
                 None => {
@@ -295,10 +336,12 @@ async fn connect(fleet: &Inner) -> Result<Link, Failure> {
     let limit = fleet.command_timeout;
     let attempt = async {
         let connection = fleet.client.get_multiplexed_async_connection().await?;
+        let urgent = fleet.client.get_multiplexed_async_connection().await?;
         let mut pubsub = fleet.client.get_async_pubsub().await?;
         pubsub.subscribe(&fleet.channel).await?;
         Ok::<_, redis::RedisError>(Link {
             connection,
+            urgent,
             changes: pubsub.into_on_message(),
         })
     };
@@ -335,112 +378,36 @@ fn reached(fleet: &Inner, health: &mut Health) {
 struct Op {
     index: usize,
     action: Action,
+    /// What a report or a probe result took from the breaker's news, to be
+    /// put back if it is not acknowledged.
+    sent: Sent,
 }
 
-/// Sends `ops` as one pipeline; every command gets its own answer (an error
-/// reply is that breaker's). Loads the script once if the server lacks it.
-/// Fails only when the exchange itself fails (the link is then dropped).
-async fn send(
-    fleet: &Inner,
-    link: &mut Link,
-    books: &[(Arc<Entry>, Book)],
-    ops: &[Op],
-) -> Result<Vec<redis::Value>, Failure> {
-    let pipeline = |ops: &mut dyn Iterator<Item = &Op>| {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for op in ops {
-            let (entry, book) = &books[op.index];
-            pipe.add_command(entry.call(fleet).command(op.action, book.known()));
-        }
-        pipe
-    };
-    let limit = fleet.command_timeout;
-    let started = Instant::now();
-    let mut values: Vec<redis::Value> = exchange(
-        limit,
-        pipeline(&mut ops.iter()).query_async(&mut link.connection),
-    )
-    .await?;
-    let missing: Vec<usize> = values
-        .iter()
-        .enumerate()
-        .filter(|(_, value)| is_noscript(value))
-        .map(|(at, _)| at)
-        .collect();
-    if !missing.is_empty() {
-        // The server restarted or its scripts were flushed: load and resend.
-        let left = limit.saturating_sub(started.elapsed());
-        let again = async {
-            crate::script::load(&mut link.connection).await?;
-            pipeline(&mut missing.iter().map(|&at| &ops[at]))
-                .query_async::<Vec<redis::Value>>(&mut link.connection)
-                .await
-        };
-        match timeout(left, again).await {
-            Ok(Ok(answers)) => {
-                for (at, answer) in missing.into_iter().zip(answers) {
-                    values[at] = answer;
-                }
-            }
-            // A refused SCRIPT LOAD is a refusal, not an outage: the
-            // NOSCRIPT answers stand, each reported for its breaker.
-            Ok(Err(error)) if error.code().is_some() => {}
-            Ok(Err(error)) => return Err(error.to_string()),
-            Err(_) => return Err(format!("no answer within {limit:?}")),
-        }
-    }
-    if values.len() != ops.len() {
-        return Err(format!(
-            "{} answers to {} commands",
-            values.len(),
-            ops.len()
-        ));
-    }
-    Ok(values)
-}
-fn is_noscript(value: &redis::Value) -> bool {
-    matches!(value, redis::Value::ServerError(error) if error.code() == "NOSCRIPT")
+#[derive(Clone, Copy)]
+enum Sent {
+    Nothing,
+    Result(ProbeOutcome),
+    Report { counts: Counts, tripped: bool },
 }
 
-async fn exchange<T>(
-    limit: Duration,
-    query: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T, Failure> {
-    match timeout(limit, query).await {
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!("no answer within {limit:?}")),
-    }
-}
+/// At most this many script calls go in one pipeline: the answers of a
+/// large round come back (and are applied) piece by piece.
+const CHUNK: usize = 256;
 
-/// One sync round for the breakers at `indices`, in at most three
-/// pipelined exchanges (usually one): probe results, counts and trip votes
-/// and state read-back; then bids for the half-open probes; then leases
-/// given back. An error reply concerns its breaker only; only a failed
-/// exchange fails the round.
-async fn round(
-    fleet: &Inner,
-    link: &mut Link,
-    books: &mut [(Arc<Entry>, Book)],
-    indices: Vec<usize>,
-    round_no: u64,
-) -> Result<(), Failure> {
-    let mut ops = Vec::new();
-    // What each report carries, to be acknowledged or put back.
-    let mut sent: Vec<Option<(Counts, bool, Option<ProbeOutcome>)>> = vec![None; books.len()];
-    for index in indices {
-        let (entry, book) = &mut books[index];
-        let outcome = entry.news.take_outcome();
-        let mut result = None;
-        if let Some(outcome) = outcome
+/// The ops for the breakers at `indices`: a probe result if one waits, and
+/// a report (counts, trip vote, state read-back). Takes the breakers' news.
+fn reports(books: &[(Arc<Entry>, Book)], indices: &[usize]) -> Vec<Op> {
+    let mut ops = Vec::with_capacity(indices.len());
+    for &index in indices {
+        let (entry, book) = &books[index];
+        if let Some(outcome) = entry.news.take_outcome()
             && let Some(epoch) = book.leading
         {
             ops.push(Op {
                 index,
                 action: Action::Result { epoch, outcome },
+                sent: Sent::Result(outcome),
             });
-            result = Some(outcome);
         }
         let counts = entry.control.counts();
         let tripped = entry.news.take_trip();
@@ -451,80 +418,166 @@ async fn round(
                 to: counted(&counts),
                 tripped,
             },
+            sent: Sent::Report { counts, tripped },
         });
-        sent[index] = Some((counts, tripped, result));
     }
-    if ops.is_empty() {
-        return Ok(());
-    }
-    let values = match send(fleet, link, books, &ops).await {
-        Ok(values) => values,
-        Err(error) => {
-            // Nothing was acknowledged: it all goes again next round.
-            for (index, sent) in sent.into_iter().enumerate() {
-                if let Some((_, tripped, result)) = sent {
-                    let news = &books[index].0.news;
-                    if tripped {
-                        news.put_trip_back();
-                    }
-                    if let Some(outcome) = result {
-                        news.put_outcome_back(outcome);
-                    }
-                }
-            }
-            return Err(error);
-        }
-    };
+    ops
+}
 
-    let mut bids = Vec::new();
-    for (op, value) in ops.iter().zip(values) {
-        let (entry, book) = &mut books[op.index];
-        let answer = answered(fleet, entry, book, value);
-        match op.action {
-            Action::Result { outcome, .. } => match answer {
-                Some(reply) => {
-                    book.leading = None;
-                    apply(fleet, entry, book, reply, true);
-                }
-                None => entry.news.put_outcome_back(outcome),
-            },
-            Action::Report { tripped, .. } => {
-                let Some((counts, _, _)) = sent[op.index] else {
-                    continue;
-                };
-                let Some(reply) = answer else {
-                    if tripped {
-                        entry.news.put_trip_back();
+/// The commands for `ops`, as they are now (with each breaker's known state).
+fn commands(fleet: &Inner, books: &[(Arc<Entry>, Book)], ops: &[Op]) -> Vec<redis::Cmd> {
+    ops.iter()
+        .map(|op| {
+            let (entry, book) = &books[op.index];
+            entry.call(fleet).command(op.action, book.known())
+        })
+        .collect()
+}
+
+/// Sends `commands` as one pipeline on `connection`; every command gets its
+/// own answer (an error reply is that breaker's). Loads the script once if
+/// the server lacks it. Fails only when the exchange itself fails or takes
+/// longer than `limit` (the link is then dropped).
+async fn send(
+    mut connection: MultiplexedConnection,
+    commands: Vec<redis::Cmd>,
+    limit: Duration,
+) -> Result<Vec<redis::Value>, Failure> {
+    let pipeline = |commands: &mut dyn Iterator<Item = &redis::Cmd>| {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for command in commands {
+            pipe.add_command(command.clone());
+        }
+        pipe
+    };
+    let attempt = async {
+        let mut values: Vec<redis::Value> = pipeline(&mut commands.iter())
+            .query_async(&mut connection)
+            .await?;
+        let missing: Vec<usize> = values
+            .iter()
+            .enumerate()
+            .filter(|(_, value)| is_noscript(value))
+            .map(|(at, _)| at)
+            .collect();
+        if !missing.is_empty() {
+            // The server restarted or its scripts were flushed: load and
+            // resend. A refused SCRIPT LOAD is a refusal, not an outage: the
+            // NOSCRIPT answers stand, each reported for its breaker.
+            match crate::script::load(&mut connection).await {
+                Ok(()) => {
+                    let answers: Vec<redis::Value> =
+                        pipeline(&mut missing.iter().map(|&at| &commands[at]))
+                            .query_async(&mut connection)
+                            .await?;
+                    for (at, answer) in missing.into_iter().zip(answers) {
+                        values[at] = answer;
                     }
-                    continue;
-                };
-                book.reported = counted(&counts);
-                book.read_in = round_no;
-                apply(fleet, entry, book, reply, true);
-                let wanted = counts.rejected > book.rejected || entry.control.waiting() > 0;
-                book.rejected = counts.rejected;
-                if reply.state != FleetState::HalfOpen || book.leading.is_some() {
-                    continue;
                 }
-                match reply.lease {
-                    Lease::Free if wanted => bids.push(Op {
-                        index: op.index,
-                        action: Action::Acquire,
-                    }),
-                    // A lease this replica holds but does not use (it left
-                    // the half-open state meanwhile): use it, or give it back.
-                    Lease::Mine => bids.push(Op {
-                        index: op.index,
-                        action: Action::Result {
-                            epoch: reply.epoch,
-                            outcome: ProbeOutcome::Released,
-                        },
-                    }),
-                    Lease::Free | Lease::Another => {}
+                Err(error) if error.code().is_some() => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(values)
+    };
+    match timeout(limit, attempt).await {
+        Ok(Ok(values)) if values.len() == commands.len() => Ok(values),
+        Ok(Ok(values)) => Err(format!(
+            "{} answers to {} commands",
+            values.len(),
+            commands.len()
+        )),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("no answer within {limit:?}")),
+    }
+}
+
+fn is_noscript(value: &redis::Value) -> bool {
+    matches!(value, redis::Value::ServerError(error) if error.code() == "NOSCRIPT")
+}
+
+/// A batch of ops in flight, and its answers.
+type Flight = Pin<Box<dyn Future<Output = (Vec<Op>, Result<Vec<redis::Value>, Failure>)> + Send>>;
+
+fn fly(
+    fleet: &Inner,
+    connection: &MultiplexedConnection,
+    books: &[(Arc<Entry>, Book)],
+    ops: Vec<Op>,
+) -> Flight {
+    let commands = commands(fleet, books, &ops);
+    let connection = connection.clone();
+    let limit = fleet.command_timeout;
+    Box::pin(async move { (ops, send(connection, commands, limit).await) })
+}
+
+/// What a round needs besides the breakers.
+pub(crate) struct Context<'a> {
+    pub(crate) fleet: &'a Inner,
+    pub(crate) wake: &'a Notify,
+    pub(crate) round: u64,
+}
+
+/// One sync round for the breakers at `indices`: their reports go out in
+/// pipelines of at most [`CHUNK`] calls, all in flight together. While they
+/// are, pushed changes are applied as they arrive, and a breaker that trips
+/// sends its news at once on the link's second connection (not behind the
+/// round). Then bids for half-open probes, then leases given back (rare,
+/// small). An error reply concerns its breaker only; only a failed exchange
+/// fails the round.
+async fn round(
+    context: &Context<'_>,
+    link: &mut Link,
+    books: &mut [(Arc<Entry>, Book)],
+    indices: Vec<usize>,
+) -> Result<(), Failure> {
+    let fleet = context.fleet;
+    let mut flights = FuturesUnordered::new();
+    for chunk in indices.chunks(CHUNK) {
+        let ops = reports(books, chunk);
+        flights.push(fly(fleet, &link.connection, books, ops));
+    }
+    let mut failure = None;
+    let mut bids = Vec::new();
+    let mut subscribed = true;
+    while !flights.is_empty() {
+        tokio::select! {
+            Some((ops, answers)) = flights.next() => {
+                match settle(context, books, ops, answers) {
+                    Ok(more) => bids.extend(more),
+                    Err(error) => {
+                        failure.get_or_insert(error);
+                    }
                 }
             }
-            Action::Acquire => {}
+            message = link.changes.next(), if subscribed => match message {
+                Some(message) => {
+                    if let Ok(payload) = message.get_payload::<String>() {
+                        on_change(fleet, books, &payload);
+                    }
+                }
+                None => {
+                    subscribed = false;
+                    failure.get_or_insert("the change subscription ended".to_string());
+                }
+            },
+            () = context.wake.notified() => {
+                let news: Vec<usize> = (0..books.len())
+                    .filter(|&at| books[at].0.news.pending())
+                    .collect();
+                if !news.is_empty() {
+                    let ops = reports(books, &news);
+                    flights.push(fly(fleet, &link.urgent, books, ops));
+                }
+            }
         }
+    }
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    if bids.is_empty() {
+        return Ok(());
     }
     // A lease already held is taken locally without asking again.
     let mut releases = Vec::new();
@@ -532,31 +585,23 @@ async fn round(
         Action::Result { epoch, .. } => {
             let (entry, book) = &mut books[op.index];
             if !take_probes(fleet, entry, book, epoch) {
-                releases.push(Op {
-                    index: op.index,
-                    action: op.action,
-                });
+                releases.push(release(op.index, epoch));
             }
             false
         }
         _ => true,
     });
     if !bids.is_empty() {
-        let values = send(fleet, link, books, &bids).await?;
-        for (op, value) in bids.iter().zip(values) {
+        let (ops, answers) = fly(fleet, &link.connection, books, bids).await;
+        let answers = answers?;
+        for (op, value) in ops.iter().zip(answers) {
             let (entry, book) = &mut books[op.index];
             let Some(reply) = answered(fleet, entry, book, value) else {
                 continue;
             };
             if reply.lease == Lease::Mine && reply.granted > 0 {
                 if !take_probes(fleet, entry, book, reply.epoch) {
-                    releases.push(Op {
-                        index: op.index,
-                        action: Action::Result {
-                            epoch: reply.epoch,
-                            outcome: ProbeOutcome::Released,
-                        },
-                    });
+                    releases.push(release(op.index, reply.epoch));
                 }
             } else {
                 apply(fleet, entry, book, reply, true);
@@ -564,8 +609,8 @@ async fn round(
         }
     }
     if !releases.is_empty() {
-        let values = send(fleet, link, books, &releases).await?;
-        for (op, value) in releases.iter().zip(values) {
+        let (ops, answers) = fly(fleet, &link.connection, books, releases).await;
+        for (op, value) in ops.iter().zip(answers?) {
             let (entry, book) = &mut books[op.index];
             if let Some(reply) = answered(fleet, entry, book, value) {
                 apply(fleet, entry, book, reply, true);
@@ -573,6 +618,90 @@ async fn round(
         }
     }
     Ok(())
+}
+
+fn release(index: usize, epoch: i64) -> Op {
+    Op {
+        index,
+        action: Action::Result {
+            epoch,
+            outcome: ProbeOutcome::Released,
+        },
+        sent: Sent::Nothing,
+    }
+}
+
+/// A pushed change: applied to its breaker if it is newer than what it has.
+fn on_change(fleet: &Inner, books: &mut [(Arc<Entry>, Book)], payload: &str) {
+    if let Some((name, reply)) = Reply::from_message(payload, &fleet.replica)
+        && let Some((entry, book)) = books.iter_mut().find(|(entry, _)| *entry.name == *name)
+    {
+        apply(fleet, entry, book, reply, false);
+    }
+}
+
+/// Applies the answers to one batch of reports; returns the bids for
+/// half-open probes they call for. If the exchange failed, every report's
+/// news is put back for the next round.
+fn settle(
+    context: &Context<'_>,
+    books: &mut [(Arc<Entry>, Book)],
+    ops: Vec<Op>,
+    answers: Result<Vec<redis::Value>, Failure>,
+) -> Result<Vec<Op>, Failure> {
+    let fleet = context.fleet;
+    let answers = match answers {
+        Ok(answers) => answers,
+        Err(error) => {
+            // Nothing was acknowledged: it all goes again next round.
+            for op in &ops {
+                put_back(&books[op.index].0.news, op.sent);
+            }
+            return Err(error);
+        }
+    };
+    let mut bids = Vec::new();
+    for (op, value) in ops.into_iter().zip(answers) {
+        let (entry, book) = &mut books[op.index];
+        let Some(reply) = answered(fleet, entry, book, value) else {
+            put_back(&entry.news, op.sent);
+            continue;
+        };
+        let Sent::Report { counts, .. } = op.sent else {
+            // A probe result went through.
+            book.leading = None;
+            apply(fleet, entry, book, reply, true);
+            continue;
+        };
+        book.reported = counted(&counts);
+        book.read_in = context.round;
+        apply(fleet, entry, book, reply, true);
+        let wanted = counts.rejected > book.rejected || entry.control.waiting() > 0;
+        book.rejected = counts.rejected;
+        if reply.state != FleetState::HalfOpen || book.leading.is_some() {
+            continue;
+        }
+        match reply.lease {
+            Lease::Free if wanted => bids.push(Op {
+                index: op.index,
+                action: Action::Acquire,
+                sent: Sent::Nothing,
+            }),
+            // A lease this replica holds but does not use (it left the
+            // half-open state meanwhile): use it, or give it back.
+            Lease::Mine => bids.push(release(op.index, reply.epoch)),
+            Lease::Free | Lease::Another => {}
+        }
+    }
+    Ok(bids)
+}
+
+fn put_back(news: &News, sent: Sent) {
+    match sent {
+        Sent::Report { tripped: true, .. } => news.put_trip_back(),
+        Sent::Result(outcome) => news.put_outcome_back(outcome),
+        Sent::Report { .. } | Sent::Nothing => {}
+    }
 }
 
 fn counted(counts: &Counts) -> Counted {
@@ -685,7 +814,11 @@ fn take_probes(fleet: &Inner, entry: &Entry, book: &mut Book, epoch: i64) -> boo
 /// so a pushed message only counts if it is newer than what was applied.
 fn apply(fleet: &Inner, entry: &Entry, book: &mut Book, reply: Reply, authoritative: bool) {
     let known = book.known;
-    if !authoritative && known.is_some_and(|known| reply.epoch <= known.epoch) {
+    // An answer older than a change already applied was overtaken (the
+    // change was pushed while the answer was on its way): it says nothing new.
+    if known.is_some_and(|known| {
+        reply.epoch < known.epoch || (!authoritative && reply.epoch == known.epoch)
+    }) {
         return;
     }
     let new_epoch = known.map(|known| known.epoch) != Some(reply.epoch);

@@ -2,6 +2,8 @@
 //! restart and pause.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod relay;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
