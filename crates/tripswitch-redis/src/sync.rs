@@ -111,8 +111,9 @@ struct Book {
     leading: Option<i64>,
     /// The error the last exchange for this breaker ended in (said once).
     error: Option<String>,
-    /// The round this breaker was last read in.
-    read_in: u64,
+    /// While idle, it is read at the rounds whose number modulo
+    /// [`IDLE_EVERY`] is this: idle breakers are spread over the rounds.
+    phase: u64,
 }
 
 /// The fleet state last applied, with its open period as a local deadline.
@@ -143,7 +144,7 @@ impl Book {
             || counted(&counts) != self.reported
             || counts.rejected != self.rejected
             || entry.control.waiting() > 0
-            || round.saturating_sub(self.read_in) >= IDLE_EVERY
+            || round % IDLE_EVERY == self.phase
     }
 
     fn known(&self) -> Option<Known> {
@@ -185,9 +186,6 @@ pub(crate) async fn run(
     let mut health = Health::default();
     let mut next_sync = Instant::now();
     let mut rounds: u64 = 0;
-    // Every breaker is read back at the first round on a new link: changes
-    // pushed while there was none were missed.
-    let mut full = true;
     // A breaker tripped or ended its probes: its news goes out at once, in
     // a round of its own (not behind every other breaker's counts).
     let mut urgent = false;
@@ -206,7 +204,6 @@ pub(crate) async fn run(
                         let context = Context {
                             fleet: &fleet,
                             wake: &wake,
-                            round: rounds,
                         };
                         match round(&context, current, &mut books, news).await {
                             Ok(()) => reached(&fleet, &mut health),
@@ -225,28 +222,27 @@ pub(crate) async fn run(
             next_sync = Instant::now() + fleet.sync_interval;
             if link.is_none() {
                 match connect(&fleet).await {
-                    Ok(new) => {
-                        link = Some(new);
-                        full = true;
-                    }
+                    // Changes pushed while there was no link were missed:
+                    // a breaker that is not closed here is read back at the
+                    // next round (it always is), a closed one at its turn
+                    // among the idle ones, within IDLE_EVERY rounds.
+                    Ok(new) => link = Some(new),
                     Err(error) => lost(&fleet, &mut books, &mut health, error),
                 }
             }
             if let Some(current) = link.as_mut() {
                 rounds += 1;
                 let due: Vec<usize> = (0..books.len())
-                    .filter(|&at| full || books[at].1.due(&books[at].0, rounds))
+                    .filter(|&at| books[at].1.due(&books[at].0, rounds))
                     .collect();
                 let started = Instant::now();
                 let size = due.len();
                 let context = Context {
                     fleet: &fleet,
                     wake: &wake,
-                    round: rounds,
                 };
                 match round(&context, current, &mut books, due).await {
                     Ok(()) => {
-                        full = false;
                         *fleet
                             .last_round
                             .lock()
@@ -274,15 +270,19 @@ pub(crate) async fn run(
                     // Only the new breakers are synced now: registering
                     // costs one exchange, however many breakers there are.
                     let first = books.len();
-                    books.push((entry, Book::default()));
+                    let book = |at: usize| Book {
+                        phase: at as u64 % IDLE_EVERY,
+                        ..Book::default()
+                    };
+                    books.push((entry, book(first)));
                     while let Ok(entry) = registrations.try_recv() {
-                        books.push((entry, Book::default()));
+                        books.push((entry, book(books.len())));
                     }
                     if let Some(fleet) = inner.upgrade()
                         && let Some(current) = link.as_mut()
                     {
                         let new = (first..books.len()).collect();
-                        let context = Context { fleet: &fleet, wake: &wake, round: rounds };
+                        let context = Context { fleet: &fleet, wake: &wake };
                         match round(&context, current, &mut books, new).await {
                             Ok(()) => reached(&fleet, &mut health),
                             Err(error) => {
@@ -393,6 +393,11 @@ enum Sent {
 /// At most this many script calls go in one pipeline: the answers of a
 /// large round come back (and are applied) piece by piece.
 const CHUNK: usize = 256;
+
+/// At most this many pipelines of a round are in flight at once: enough to
+/// hide the round trip, few enough that a pipeline's command timeout
+/// measures Redis's answer, not its place behind the rest of a large round.
+const WINDOW: usize = 2;
 
 /// The ops for the breakers at `indices`: a probe result if one waits, and
 /// a report (counts, trip vote, state read-back). Takes the breakers' news.
@@ -516,11 +521,11 @@ fn fly(
 pub(crate) struct Context<'a> {
     pub(crate) fleet: &'a Inner,
     pub(crate) wake: &'a Notify,
-    pub(crate) round: u64,
 }
 
 /// One sync round for the breakers at `indices`: their reports go out in
-/// pipelines of at most [`CHUNK`] calls, all in flight together. While they
+/// pipelines of at most [`CHUNK`] calls, [`WINDOW`] in flight at once, each
+/// with its own command timeout. While they
 /// are, pushed changes are applied as they arrive, and a breaker that trips
 /// sends its news at once on the link's second connection (not behind the
 /// round). Then bids for half-open probes, then leases given back (rare,
@@ -534,7 +539,8 @@ async fn round(
 ) -> Result<(), Failure> {
     let fleet = context.fleet;
     let mut flights = FuturesUnordered::new();
-    for chunk in indices.chunks(CHUNK) {
+    let mut chunks = indices.chunks(CHUNK);
+    for chunk in chunks.by_ref().take(WINDOW) {
         let ops = reports(books, chunk);
         flights.push(fly(fleet, &link.connection, books, ops));
     }
@@ -549,6 +555,14 @@ async fn round(
                     Err(error) => {
                         failure.get_or_insert(error);
                     }
+                }
+                // The next chunk, unless the link failed (its breakers'
+                // news then stays for the next round).
+                if failure.is_none()
+                    && let Some(chunk) = chunks.next()
+                {
+                    let ops = reports(books, chunk);
+                    flights.push(fly(fleet, &link.connection, books, ops));
                 }
             }
             message = link.changes.next(), if subscribed => match message {
@@ -674,7 +688,6 @@ fn settle(
             continue;
         };
         book.reported = counted(&counts);
-        book.read_in = context.round;
         apply(fleet, entry, book, reply, true);
         let wanted = counts.rejected > book.rejected || entry.control.waiting() > 0;
         book.rejected = counts.rejected;
