@@ -111,6 +111,8 @@ struct Book {
     leading: Option<i64>,
     /// The error the last exchange for this breaker ended in (said once).
     error: Option<String>,
+    /// An idle read found a stored epoch other than the one applied here.
+    recheck: bool,
     /// While idle, it is read at the rounds whose number modulo
     /// [`IDLE_EVERY`] is this: idle breakers are spread over the rounds.
     phase: u64,
@@ -125,8 +127,9 @@ struct KnownAt {
     step: i64,
 }
 
-/// An idle closed breaker (no calls, nothing to say) is read back once
-/// every this many rounds, not at every round.
+/// An idle closed breaker (no calls, nothing to say) costs no script call:
+/// its stored epoch is read once every this many rounds (a plain `HGET`),
+/// and only a difference calls for a script call.
 pub(crate) const IDLE_EVERY: u64 = 10;
 
 impl Book {
@@ -134,9 +137,15 @@ impl Book {
     /// counts, a vote or a probe result, a fleet state that is not closed, an
     /// error to retry, or its turn to be read back while idle.
     fn due(&self, entry: &Entry, round: u64) -> bool {
+        self.busy(entry) || round % IDLE_EVERY == self.phase
+    }
+
+    /// Whether it needs a script call (not only a read of its epoch).
+    fn busy(&self, entry: &Entry) -> bool {
         let counts = entry.control.counts();
         self.known
             .is_none_or(|known| known.state != FleetState::Closed)
+            || self.recheck
             || self.held
             || self.leading.is_some()
             || self.error.is_some()
@@ -144,7 +153,6 @@ impl Book {
             || counted(&counts) != self.reported
             || counts.rejected != self.rejected
             || entry.control.waiting() > 0
-            || round % IDLE_EVERY == self.phase
     }
 
     fn known(&self) -> Option<Known> {
@@ -385,9 +393,14 @@ struct Op {
 
 #[derive(Clone, Copy)]
 enum Sent {
+    /// Not a script call: a read of the stored epoch of an idle breaker.
+    Peek,
     Nothing,
     Result(ProbeOutcome),
-    Report { counts: Counts, tripped: bool },
+    Report {
+        counts: Counts,
+        tripped: bool,
+    },
 }
 
 /// At most this many script calls go in one pipeline: the answers of a
@@ -405,6 +418,15 @@ fn reports(books: &[(Arc<Entry>, Book)], indices: &[usize]) -> Vec<Op> {
     let mut ops = Vec::with_capacity(indices.len());
     for &index in indices {
         let (entry, book) = &books[index];
+        if !book.busy(entry) {
+            // Idle and closed: only its stored epoch is read (no script).
+            ops.push(Op {
+                index,
+                action: Action::Acquire,
+                sent: Sent::Peek,
+            });
+            continue;
+        }
         if let Some(outcome) = entry.news.take_outcome()
             && let Some(epoch) = book.leading
         {
@@ -434,7 +456,14 @@ fn commands(fleet: &Inner, books: &[(Arc<Entry>, Book)], ops: &[Op]) -> Vec<redi
     ops.iter()
         .map(|op| {
             let (entry, book) = &books[op.index];
-            entry.call(fleet).command(op.action, book.known())
+            match op.sent {
+                Sent::Peek => {
+                    let mut peek = redis::cmd("HGET");
+                    peek.arg(&entry.state_key).arg("epoch");
+                    peek
+                }
+                _ => entry.call(fleet).command(op.action, book.known()),
+            }
         })
         .collect()
 }
@@ -677,6 +706,20 @@ fn settle(
     let mut bids = Vec::new();
     for (op, value) in ops.into_iter().zip(answers) {
         let (entry, book) = &mut books[op.index];
+        if let Sent::Peek = op.sent {
+            // Anything but the epoch applied here (lost, rolled back, taken
+            // over by a change this replica missed, unreadable) calls for a
+            // full exchange at the next round.
+            let stored: Option<i64> = match value {
+                redis::Value::Nil => Some(0),
+                value => redis::from_redis_value::<String>(value)
+                    .ok()
+                    .and_then(|epoch| epoch.parse().ok()),
+            };
+            let known = book.known.map_or(0, |known| known.epoch);
+            book.recheck = stored != Some(known);
+            continue;
+        }
         let Some(reply) = answered(fleet, entry, book, value) else {
             put_back(&entry.news, op.sent);
             continue;
@@ -688,6 +731,7 @@ fn settle(
             continue;
         };
         book.reported = counted(&counts);
+        book.recheck = false;
         apply(fleet, entry, book, reply, true);
         let wanted = counts.rejected > book.rejected || entry.control.waiting() > 0;
         book.rejected = counts.rejected;
@@ -713,7 +757,7 @@ fn put_back(news: &News, sent: Sent) {
     match sent {
         Sent::Report { tripped: true, .. } => news.put_trip_back(),
         Sent::Result(outcome) => news.put_outcome_back(outcome),
-        Sent::Report { .. } | Sent::Nothing => {}
+        Sent::Report { .. } | Sent::Nothing | Sent::Peek => {}
     }
 }
 
