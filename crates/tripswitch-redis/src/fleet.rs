@@ -164,6 +164,7 @@ impl Fleet {
             policy: FleetPolicy::default(),
             period: FleetOpenPeriod::default(),
             listener: None,
+            strict: false,
         }
     }
 
@@ -336,9 +337,21 @@ pub struct FleetBuilder {
     policy: FleetPolicy,
     period: FleetOpenPeriod,
     listener: Option<FleetListener>,
+    strict: bool,
 }
 
 impl FleetBuilder {
+    /// Makes [`connect`](Self::connect) fail with
+    /// [`FleetError::Unavailable`] unless, within the command timeout, Redis
+    /// accepts a connection and the credentials, a subscription to the
+    /// change channel, and a run of the fleet's script. Without it (the
+    /// default) the fleet starts degraded: every breaker on its local state,
+    /// one [`FleetEvent::Unreachable`], and it joins when Redis answers.
+    pub fn require_redis(mut self) -> Self {
+        self.strict = true;
+        self
+    }
+
     /// The prefix of every key and of the change channel.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -393,14 +406,16 @@ impl FleetBuilder {
     }
 
     /// Checks the settings and starts the fleet's background task. Does not
-    /// wait for Redis: an unreachable server only means the breakers start
-    /// on their local state.
+    /// wait for Redis (unless [`require_redis`](Self::require_redis)): an
+    /// unreachable server only means the breakers start on their local
+    /// state.
     ///
     /// # Errors
     ///
     /// [`FleetError::Url`] for a URL that cannot be parsed,
     /// [`FleetError::Config`] for a setting out of range, and
-    /// [`FleetError::NoRuntime`] outside a tokio runtime.
+    /// [`FleetError::NoRuntime`] outside a tokio runtime,
+    /// [`FleetError::Unavailable`] with [`require_redis`](Self::require_redis).
     pub async fn connect(self) -> Result<Fleet, FleetError> {
         let client = redis::Client::open(self.url.as_str()).map_err(FleetError::Url)?;
         self.policy.validate()?;
@@ -458,6 +473,11 @@ impl FleetBuilder {
             last_round: Mutex::new(None),
             attached: Mutex::new(Vec::new()),
         });
+        if self.strict {
+            crate::sync::check(&inner)
+                .await
+                .map_err(FleetError::Unavailable)?;
+        }
         let (register, registrations) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
         runtime.spawn(run(Arc::downgrade(&inner), registrations, wake.clone()));
@@ -479,6 +499,7 @@ impl fmt::Debug for FleetBuilder {
             .field("probe_lease", &self.lease)
             .field("policy", &self.policy)
             .field("open_period", &self.period)
+            .field("require_redis", &self.strict)
             .finish_non_exhaustive()
     }
 }

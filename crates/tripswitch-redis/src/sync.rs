@@ -360,6 +360,40 @@ async fn connect(fleet: &Inner) -> Result<Link, Failure> {
     }
 }
 
+/// The strict start's check: a connection (credentials included), the
+/// subscription, and one run of the script on a key no breaker uses (it
+/// reads, writes nothing). Within the command timeout.
+pub(crate) async fn check(fleet: &Inner) -> Result<(), Failure> {
+    let limit = fleet.command_timeout;
+    let attempt = async {
+        let mut link = connect(fleet).await?;
+        let key = format!("{}:check", fleet.prefix);
+        crate::script::load(&mut link.connection)
+            .await
+            .map_err(|error| error.to_string())?;
+        let mut probe = redis::cmd("EVALSHA");
+        probe
+            .arg(crate::script::hash())
+            .arg(3)
+            .arg(&key)
+            .arg(&key)
+            .arg(&key);
+        probe.arg("check").arg(&fleet.replica);
+        for _ in 0..16 {
+            probe.arg(0);
+        }
+        probe
+            .query_async::<redis::Value>(&mut link.connection)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(())
+    };
+    match timeout(limit, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {limit:?}")),
+    }
+}
+
 /// Redis cannot be reached: say so once, and let go of every breaker, so
 /// that each goes on alone once the fleet's deadline it holds runs out.
 fn lost(fleet: &Inner, books: &mut [(Arc<Entry>, Book)], health: &mut Health, error: Failure) {
