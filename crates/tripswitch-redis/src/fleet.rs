@@ -156,7 +156,7 @@ impl Fleet {
     pub fn builder(url: impl Into<String>) -> FleetBuilder {
         FleetBuilder {
             url: url.into(),
-            prefix: "tripswitch".to_string(),
+            prefix: default_prefix(),
             replica: None,
             sync_interval: Duration::from_millis(100),
             command_timeout: Duration::from_millis(250),
@@ -319,8 +319,8 @@ impl fmt::Debug for Fleet {
 ///
 /// | setting | default | what |
 /// |---|---|---|
-/// | [`prefix`](Self::prefix) | `tripswitch` | key and channel prefix: fleets with different prefixes are separate |
-/// | [`replica_id`](Self::replica_id) | pid and a random suffix | this process's id (quorum, probe lease) |
+/// | [`prefix`](Self::prefix) | `tripswitch:` and the executable's name | key and channel prefix: fleets with different prefixes are separate |
+/// | [`replica_id`](Self::replica_id) | host name, pid and 64 random bits | this process's id (quorum, probe lease) |
 /// | [`sync_interval`](Self::sync_interval) | 100 ms | how often counts are published and state is read |
 /// | [`command_timeout`](Self::command_timeout) | 250 ms | how long one Redis exchange may take before Redis counts as unreachable |
 /// | [`probe_lease`](Self::probe_lease) | 10 s | how long one replica may hold the fleet's half-open probes |
@@ -352,13 +352,19 @@ impl FleetBuilder {
         self
     }
 
-    /// The prefix of every key and of the change channel.
+    /// The prefix of every key and of the change channel. The default,
+    /// `tripswitch:` and the name of the program's executable, keeps two
+    /// programs on one Redis apart; replicas of one service that run
+    /// differently named executables, or two services with the same
+    /// executable name, must set it (to the service's name, say).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
 
-    /// This process's id in the fleet (unique per process).
+    /// This process's id in the fleet: it must be unique per live process
+    /// (votes and the probe lease are counted per id). The default (host
+    /// name, pid, 64 random bits) is.
     pub fn replica_id(mut self, id: impl Into<String>) -> Self {
         self.replica = Some(id.into());
         self
@@ -504,23 +510,50 @@ impl fmt::Debug for FleetBuilder {
     }
 }
 
-/// A token that differs between two processes (and two fleets of one process).
-fn incarnation() -> String {
-    static FLEETS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{}-{:x}-{}",
-        std::process::id(),
-        nanos,
-        FLEETS.fetch_add(1, Ordering::Relaxed)
-    )
+/// 64 random bits, from the standard library's per-process random hash
+/// keys (no extra dependency), mixed with the time and a counter.
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static DRAWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(DRAWS.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
+/// A token that differs between two processes (and two fleets of one process).
+fn incarnation() -> String {
+    format!("{:016x}", random())
+}
+
+/// The host name (the pod's name in Kubernetes), the pid and 64 random
+/// bits: two replicas never share an id, even with pid 1 in every container.
 fn default_replica_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{}-{:08x}", std::process::id(), nanos ^ 0x9e37_79b9)
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|host| host.trim().replace(['\t', '\n', '{', '}'], "_"))
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "host".to_string());
+    format!("{host}-{}-{:016x}", std::process::id(), random())
+}
+
+/// `tripswitch:` and the name of this program's executable: two programs
+/// sharing a Redis do not share breakers unless they choose the same prefix.
+fn default_prefix() -> String {
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|path| {
+            path.file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+        })
+        .map(|name| name.replace(['\t', '\n', '{', '}'], "_"))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "default".to_string());
+    format!("tripswitch:{program}")
 }

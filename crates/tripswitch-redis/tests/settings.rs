@@ -274,3 +274,27 @@ async fn a_strict_start_refuses_an_unusable_redis() {
         .count();
     assert_eq!(unreachable, 1, "one event for a wrong password");
 }
+
+/// Issue 15: by default two programs on one Redis do not share breakers
+/// (the prefix names the executable), and replica ids never collide (host
+/// name, pid and 64 random bits, not the pid alone, which is 1 in most
+/// containers).
+#[tokio::test]
+async fn defaults_keep_programs_and_replicas_apart() {
+    let fleet = || {
+        Fleet::builder(nowhere())
+            .command_timeout(Duration::from_millis(50))
+            .connect()
+    };
+    let (a, b) = (fleet().await.unwrap(), fleet().await.unwrap());
+    assert_ne!(a.replica_id(), b.replica_id());
+    let random = a.replica_id().rsplit('-').next().unwrap();
+    assert_eq!(random.len(), 16, "64 random bits: {}", a.replica_id());
+    let program = std::env::current_exe().unwrap();
+    let program = program.file_stem().unwrap().to_string_lossy();
+    let shown = format!("{a:?}");
+    assert!(
+        shown.contains(&format!("\"tripswitch:{program}\"")),
+        "the prefix names the program: {shown}"
+    );
+}
