@@ -56,6 +56,22 @@ pub enum FleetEvent {
         /// The breaker.
         breaker: Arc<str>,
     },
+    /// This breaker's fleet settings here differ from those stored with the
+    /// fleet's state (a rollout of new settings, or a misconfigured
+    /// replica). **The stored settings win**: those of the replica that
+    /// created the state (they stay until the state is gone: a day without
+    /// a transition, or lost). This replica's counts, votes and probes are
+    /// judged by them, so every replica reads and writes the same buckets.
+    /// Said once per breaker and difference. Both are
+    /// `probes|lease ms|open ms|max open ms|multiplier|bucket ms|buckets|minimum calls|failure rate|quorum`.
+    SettingsDiffer {
+        /// The breaker.
+        breaker: Arc<str>,
+        /// This replica's settings.
+        ours: String,
+        /// The fleet's (which apply).
+        fleet: String,
+    },
     /// The server's copy of this breaker's fleet state was lost, stale or
     /// unreadable, and was replaced by the state this process last applied
     /// (or reset to closed if it knew none). A missing state that was

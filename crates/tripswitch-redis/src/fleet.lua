@@ -15,7 +15,8 @@
 --
 -- Time is the server's (TIME), so replicas' clocks never need to agree.
 -- Returns { state, epoch, remaining ms, lease (0 none, 1 mine, 2 another's),
---           backoff step, probes granted, repaired ('' or why) }.
+--           backoff step, probes granted, repaired ('' or why),
+--           the fleet's settings if they differ from this replica's ('' if not) }.
 
 local key, counts, seen = KEYS[1], KEYS[2], KEYS[3]
 local action, me = ARGV[1], ARGV[2]
@@ -31,7 +32,7 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local bucket = math.floor(now / bucket_ms)
 
-local f = redis.call('HMGET', key, 'state', 'epoch', 'until', 'step', 'owner', 'lease_until')
+local f = redis.call('HMGET', key, 'state', 'epoch', 'until', 'step', 'owner', 'lease_until', 'cfg')
 local state = f[1] or 'closed'
 local epoch = tonumber(f[2]) or 0
 local open_until = tonumber(f[3]) or 0
@@ -40,6 +41,28 @@ local owner = f[5] or ''
 local lease_until = tonumber(f[6]) or 0
 -- changed: a transition (published); dirty: only the lease moved.
 local changed, dirty = false, false
+
+-- The fleet's settings of this breaker (ARGV 3-12) are stored with its
+-- state; the stored ones win: those of the replica that created the state.
+-- A replica that runs others (a rollout) is told, with the stored ones.
+local cfg = table.concat({ ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7],
+  ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12] }, '|')
+local differs = ''
+local stored_cfg = f[7]
+if stored_cfg and stored_cfg ~= cfg then
+  local v = {}
+  for x in string.gmatch(stored_cfg, '[^|]+') do v[#v + 1] = tonumber(x) end
+  if #v == 10 then
+    differs, cfg = stored_cfg, stored_cfg
+    probes, lease, base, max_open, multiplier = v[1], v[2], v[3], v[4], v[5]
+    bucket_ms, buckets, min_calls, rate, quorum = v[6], v[7], v[8], v[9], v[10]
+    bucket = math.floor(now / bucket_ms)
+  else
+    dirty = true
+  end
+elseif not stored_cfg then
+  dirty = true
+end
 -- Why the stored state was replaced by what this replica knew ('' if not).
 local repaired = ''
 
@@ -180,9 +203,10 @@ elseif action == 'result' then
   end
 end
 
-if changed or dirty then
+-- ('check' is the strict start's probe: it writes nothing.)
+if (changed or dirty) and action ~= 'check' then
   redis.call('HSET', key, 'state', state, 'epoch', epoch, 'until', open_until,
-    'step', step, 'owner', owner, 'lease_until', lease_until)
+    'step', step, 'owner', owner, 'lease_until', lease_until, 'cfg', cfg)
   -- Unused breakers do not stay on the server for ever.
   redis.call('PEXPIRE', key, 86400000)
 end
@@ -201,4 +225,4 @@ if changed then
     holder == 0 and '' or owner, step }, '\t'))
 end
 
-return { state, epoch, remaining, holder, step, granted, repaired }
+return { state, epoch, remaining, holder, step, granted, repaired, differs }

@@ -115,6 +115,19 @@ impl Inner {
                     );
                 }
             }
+            FleetEvent::SettingsDiffer {
+                breaker,
+                ours,
+                fleet,
+            } => tracing::warn!(
+                replica = %self.replica,
+                breaker = %breaker,
+                %ours,
+                %fleet,
+                "tripswitch-redis: this breaker's fleet settings differ from the fleet's; \
+                 the fleet's apply ({})",
+                crate::script::SETTINGS
+            ),
             FleetEvent::SyncRecovered { breaker } => tracing::info!(
                 replica = %self.replica,
                 breaker = %breaker,

@@ -116,6 +116,14 @@
 //!   (below a quorum, or during an outage: that one is sent as a trip vote
 //!   and counts towards the quorum like any other). If no replica knew a
 //!   state, the breaker starts closed, at epoch 0.
+//! - **Settings.** A breaker's fleet settings (policy, window, open
+//!   period, probes, lease) are stored with its state by the replica that
+//!   creates it, and **the stored ones win**: every replica's counts, votes
+//!   and probes are judged by them, so replicas that run different
+//!   settings during a rollout still read and write the same buckets. A
+//!   replica whose own settings differ is told once
+//!   ([`FleetEvent::SettingsDiffer`], and a warning). New settings take
+//!   effect when the state is gone (a day without a transition, or deleted).
 //! - **Building a breaker.** [`Fleet::breaker`] waits at most the command
 //!   timeout for its first sync (one exchange for the new breaker alone,
 //!   however many are attached).

@@ -54,9 +54,9 @@ fn millis(ms: i64) -> Duration {
 
 impl Reply {
     /// The script's answer, or why it cannot be read.
-    pub(crate) fn parse(value: redis::Value) -> Result<(Reply, Repaired), String> {
-        type Raw = (String, i64, i64, i64, i64, i64, String);
-        let (state, epoch, remaining, holder, step, granted, repaired): Raw =
+    pub(crate) fn parse(value: redis::Value) -> Result<Answer, String> {
+        type Raw = (String, i64, i64, i64, i64, i64, String, String);
+        let (state, epoch, remaining, holder, step, granted, repaired, differs): Raw =
             redis::from_redis_value(value).map_err(|e| e.to_string())?;
         let reply = Reply {
             state: state_of(&state)
@@ -77,7 +77,11 @@ impl Reply {
             "missing" => Some(Repair::Missing),
             _ => Some(Repair::Stale),
         };
-        Ok((reply, repaired))
+        Ok(Answer {
+            reply,
+            repaired,
+            differs: (!differs.is_empty()).then_some(differs),
+        })
     }
 
     /// A change published by the script:
@@ -134,7 +138,17 @@ impl Repair {
     }
 }
 
-pub(crate) type Repaired = Option<Repair>;
+/// The script's whole answer to one call.
+pub(crate) struct Answer {
+    pub(crate) reply: Reply,
+    /// Why the stored state was replaced, if it was.
+    pub(crate) repaired: Option<Repair>,
+    /// The fleet's settings (which won), if they differ from the caller's.
+    pub(crate) differs: Option<String>,
+}
+
+/// The settings the script compares, in its order, for messages.
+pub(crate) const SETTINGS: &str = "probes|lease ms|open ms|max open ms|multiplier|bucket ms|buckets|minimum calls|failure rate|quorum";
 
 /// What a call of the script does.
 #[derive(Debug, Clone, Copy)]
@@ -212,6 +226,32 @@ pub(crate) async fn load(connection: &mut MultiplexedConnection) -> redis::Redis
 
 impl Call<'_> {
     /// The `EVALSHA` command for `action`.
+    /// This replica's settings as the script stores them (ARGV 3-12).
+    pub(crate) fn settings(&self) -> String {
+        let (rate, min_calls) = self.policy.failure_rate.unwrap_or((0.0, 0));
+        let mut probe = redis::cmd("X");
+        probe
+            .arg(self.probes)
+            .arg(self.lease.as_millis() as u64)
+            .arg(self.period.base.as_millis() as u64)
+            .arg(self.period.max.as_millis() as u64)
+            .arg(self.period.multiplier)
+            .arg(self.policy.bucket_ms())
+            .arg(10)
+            .arg(min_calls)
+            .arg(rate)
+            .arg(self.policy.quorum);
+        probe
+            .args_iter()
+            .skip(1)
+            .map(|arg| match arg {
+                redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                _ => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join("|")
+    }
+
     pub(crate) fn command(&self, action: Action, known: Option<Known>) -> redis::Cmd {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(hash())

@@ -113,6 +113,8 @@ struct Book {
     error: Option<String>,
     /// An idle read found a stored epoch other than the one applied here.
     recheck: bool,
+    /// The fleet's settings of this breaker, when they differ from ours (said once).
+    differs: Option<String>,
     /// While idle, it is read at the rounds whose number modulo
     /// [`IDLE_EVERY`] is this: idle breakers are spread over the rounds.
     phase: u64,
@@ -819,19 +821,29 @@ fn answered(fleet: &Inner, entry: &Entry, book: &mut Book, value: redis::Value) 
         }
     };
     match parsed {
-        Ok((reply, repaired)) => {
+        Ok(answer) => {
             if book.error.take().is_some() {
                 fleet.emit(FleetEvent::SyncRecovered {
                     breaker: entry.name.clone(),
                 });
             }
-            if let Some(repair) = repaired {
+            if let Some(repair) = answer.repaired {
                 fleet.emit(FleetEvent::StateRepaired {
                     breaker: entry.name.clone(),
                     what: repair.describe(),
                 });
             }
-            Some(reply)
+            if answer.differs != book.differs {
+                if let Some(theirs) = &answer.differs {
+                    fleet.emit(FleetEvent::SettingsDiffer {
+                        breaker: entry.name.clone(),
+                        ours: entry.call(fleet).settings(),
+                        fleet: theirs.clone(),
+                    });
+                }
+                book.differs = answer.differs;
+            }
+            Some(answer.reply)
         }
         Err((code, error)) => {
             // The breaker goes on alone until its exchanges work again.

@@ -387,3 +387,27 @@ async fn building_a_breaker_waits_at_most_the_command_timeout() {
     );
     assert!(succeed(&cache).await);
 }
+
+/// Issue 15: replicas that run different fleet settings for one breaker (a
+/// rollout) judge it by the same settings, the stored ones (the replica's
+/// that created the state), and the others are told once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settings_stored_with_the_state_win_and_a_replica_that_differs_is_told() {
+    let Some(server) = redis() else { return };
+    let first = FleetPolicy::default().without_failure_rate();
+    let a = Replica::start(&server, "t-settings", "a", first).await;
+    let a_db = a.breaker("db").await;
+    let b = Replica::start(&server, "t-settings", "b", first.quorum(2)).await;
+    let b_db = b.breaker("db").await;
+    let differs = |e: &FleetEvent| format!("{e:?}").starts_with("SettingsDiffer");
+    several_syncs().await;
+    // b trips: by the fleet's quorum of 1 (a's), not b's own 2.
+    fail(&b_db).await;
+    fail(&b_db).await;
+    eventually(SOON, "a opens: the stored quorum of 1 applies", || {
+        a_db.state() == State::Open
+    })
+    .await;
+    assert_eq!(b.count(differs), 1, "b is told once: {:?}", b.events());
+    assert!(!a.saw(differs), "a runs the fleet's settings");
+}
