@@ -3,7 +3,7 @@
 -- KEYS[1]  the state hash of one breaker
 -- KEYS[2]  the prefix of its count buckets (same hash tag, so one slot)
 -- KEYS[3]  what this replica's counts of this breaker were at its last report
--- ARGV     1 action (report | acquire | result), 2 replica id,
+-- ARGV     1 action (report | acquire | result | force | check), 2 replica id,
 --          3 probes (0: no half-open state), 4 lease ms, 5 base open ms,
 --          6 max open ms, 7 backoff multiplier, 8 bucket ms, 9 buckets,
 --          10 minimum calls, 11 failure rate (0: off), 12 quorum,
@@ -60,9 +60,12 @@ if stored_cfg and stored_cfg ~= cfg then
   else
     dirty = true
   end
-elseif not stored_cfg then
+elseif not stored_cfg and action ~= 'force' then
   dirty = true
 end
+-- An operator's order carries no breaker's settings: it never stores any.
+local keep_cfg = stored_cfg or action ~= 'force'
+
 -- Why the stored state was replaced by what this replica knew ('' if not).
 local repaired = ''
 
@@ -190,6 +193,14 @@ elseif action == 'acquire' then
   if state == 'half_open' and (owner == '' or owner == me) then
     owner, lease_until, dirty, granted = me, now + lease, true, probes
   end
+elseif action == 'force' then
+  -- An operator's order: open for ARGV 20 ms from now, or close, fleet-wide.
+  if ARGV[19] == 'open' then
+    state, epoch, open_until = 'open', epoch + 1, now + tonumber(ARGV[20])
+    owner, lease_until, changed = '', 0, true
+  else
+    close()
+  end
 elseif action == 'result' then
   local at, outcome = tonumber(ARGV[19]), ARGV[20]
   if state == 'half_open' and owner == me and epoch == at then
@@ -206,7 +217,8 @@ end
 -- ('check' is the strict start's probe: it writes nothing.)
 if (changed or dirty) and action ~= 'check' then
   redis.call('HSET', key, 'state', state, 'epoch', epoch, 'until', open_until,
-    'step', step, 'owner', owner, 'lease_until', lease_until, 'cfg', cfg)
+    'step', step, 'owner', owner, 'lease_until', lease_until)
+  if keep_cfg then redis.call('HSET', key, 'cfg', cfg) end
   -- Unused breakers do not stay on the server for ever.
   redis.call('PEXPIRE', key, 86400000)
 end

@@ -213,13 +213,7 @@ impl Fleet {
         name: &str,
         builder: Builder<V>,
     ) -> Result<CircuitBreaker, FleetError> {
-        if name.is_empty() || name.contains(['\t', '\n', '{', '}']) {
-            return Err(FleetError::config(
-                "breaker name",
-                format!("{name:?}"),
-                "a non-empty name without tabs, newlines or braces",
-            ));
-        }
+        check_name(name)?;
         let name: Arc<str> = name.into();
         let news = Arc::new(News::default());
         let hook = Hook {
@@ -274,6 +268,50 @@ impl Fleet {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|(other, _)| &**other != name);
+    }
+
+    /// Opens the breaker `name` fleet-wide for `period`, now: an operator's
+    /// order (say, during a dependency's maintenance). Every replica with
+    /// such a breaker applies it within the propagation bound, whether or
+    /// not this handle has one. When the period ends the fleet probes as
+    /// after any open period. A breaker forced open or disabled locally
+    /// ([`CircuitBreaker::force_open`](tripswitch::CircuitBreaker::force_open))
+    /// is not moved: manual local states win.
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::Config`] for a name a breaker could not have or a
+    /// period under 1 ms, [`FleetError::Unavailable`] if Redis did not take
+    /// the order within the command timeout (nothing changed then, or the
+    /// change is published anyway if only the answer was lost).
+    pub async fn force_open(&self, name: &str, period: Duration) -> Result<(), FleetError> {
+        check_name(name)?;
+        if period < Duration::from_millis(1) {
+            return Err(FleetError::config(
+                "force_open period",
+                format!("{period:?}"),
+                "at least 1 ms",
+            ));
+        }
+        crate::sync::force(&self.inner, name, Some(period))
+            .await
+            .map_err(FleetError::Unavailable)
+    }
+
+    /// Closes the breaker `name` fleet-wide, now: an operator's order (the
+    /// dependency is known to be back). Every replica whose breaker the
+    /// fleet holds open closes within the propagation bound; one open on
+    /// its own local trip (below a quorum, during an outage) is not
+    /// closed by the fleet and goes on by its own timer.
+    ///
+    /// # Errors
+    ///
+    /// As [`force_open`](Self::force_open).
+    pub async fn force_close(&self, name: &str) -> Result<(), FleetError> {
+        check_name(name)?;
+        crate::sync::force(&self.inner, name, None)
+            .await
+            .map_err(FleetError::Unavailable)
     }
 
     /// This process's id in the fleet.
@@ -521,6 +559,17 @@ impl fmt::Debug for FleetBuilder {
             .field("require_redis", &self.strict)
             .finish_non_exhaustive()
     }
+}
+
+fn check_name(name: &str) -> Result<(), FleetError> {
+    if name.is_empty() || name.contains(['\t', '\n', '{', '}']) {
+        return Err(FleetError::config(
+            "breaker name",
+            format!("{name:?}"),
+            "a non-empty name without tabs, newlines or braces",
+        ));
+    }
+    Ok(())
 }
 
 /// 64 random bits, from the standard library's per-process random hash

@@ -124,6 +124,11 @@
 //!   replica whose own settings differ is told once
 //!   ([`FleetEvent::SettingsDiffer`], and a warning). New settings take
 //!   effect when the state is gone (a day without a transition, or deleted).
+//! - **Operators.** [`Fleet::force_open`] and [`Fleet::force_close`] (also
+//!   `fleet-demo --force-open NAME` / `--force-close NAME`) change a
+//!   breaker fleet-wide in one script call; every replica applies the
+//!   change within the propagation bound. [`Fleet::sync_status`] tells the
+//!   age of the last sync; [`FleetEvent::SyncFailed`] each breaker's error.
 //! - **Building a breaker.** [`Fleet::breaker`] waits at most the command
 //!   timeout for its first sync (one exchange for the new breaker alone,
 //!   however many are attached).

@@ -164,6 +164,8 @@ pub(crate) enum Action {
     Acquire,
     /// Reports how the probes this replica held (in `epoch`) ended.
     Result { epoch: i64, outcome: ProbeOutcome },
+    /// An operator's order: open for this long (`Some`), or close.
+    Force { open: Option<Duration> },
 }
 
 /// Running totals of one breaker's calls and failures.
@@ -264,6 +266,7 @@ impl Call<'_> {
             Action::Report { .. } => "report",
             Action::Acquire => "acquire",
             Action::Result { .. } => "result",
+            Action::Force { .. } => "force",
         };
         cmd.arg(name)
             .arg(self.replica)
@@ -302,6 +305,12 @@ impl Call<'_> {
                     .arg(self.incarnation);
             }
             Action::Acquire => {}
+            Action::Force { open } => {
+                match open {
+                    Some(period) => cmd.arg("open").arg(period.as_millis() as u64),
+                    None => cmd.arg("close").arg(0),
+                };
+            }
             Action::Result { epoch, outcome } => {
                 cmd.arg(epoch).arg(match outcome {
                     ProbeOutcome::Closed => "closed",

@@ -41,12 +41,11 @@ impl Entry {
         control: SharedControl,
         news: Arc<News>,
     ) -> Entry {
+        let keys = Keys::new(inner, &name);
         Entry {
-            // The braces are a Redis Cluster hash tag: both keys of a breaker
-            // live in one slot, as a script needs.
-            state_key: format!("{}:{{{}}}:state", inner.prefix, name),
-            counts_key: format!("{}:{{{}}}:counts", inner.prefix, name),
-            seen_key: format!("{}:{{{}}}:seen:{}", inner.prefix, name, inner.replica),
+            state_key: keys.state,
+            counts_key: keys.counts,
+            seen_key: keys.seen,
             probes: control.probe_limit().unwrap_or(0),
             name,
             control,
@@ -359,6 +358,74 @@ async fn connect(fleet: &Inner) -> Result<Link, Failure> {
         Ok(Ok(link)) => Ok(link),
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!("no connection within {limit:?}")),
+    }
+}
+
+/// An operator's order for the breaker `name`, fleet-wide (whether or not
+/// this process has such a breaker): one script call on a connection of
+/// its own, within the command timeout. The change is published, so every
+/// replica applies it as it would a trip or a close.
+pub(crate) async fn force(
+    fleet: &Inner,
+    name: &str,
+    open: Option<Duration>,
+) -> Result<(), Failure> {
+    let limit = fleet.command_timeout;
+    let keys = Keys::new(fleet, name);
+    let call = Call {
+        state_key: &keys.state,
+        counts_key: &keys.counts,
+        seen_key: &keys.seen,
+        channel: &fleet.channel,
+        name,
+        replica: &fleet.replica,
+        incarnation: &fleet.incarnation,
+        probes: 0,
+        lease: fleet.lease,
+        period: &fleet.period,
+        policy: &fleet.policy,
+    };
+    let command = call.command(Action::Force { open }, None);
+    let attempt = async {
+        let mut connection = fleet.client.get_multiplexed_async_connection().await?;
+        let mut answers: Vec<redis::Value> = {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors().add_command(command.clone());
+            pipe.query_async(&mut connection).await?
+        };
+        if answers.first().is_some_and(is_noscript) {
+            crate::script::load(&mut connection).await?;
+            answers = vec![command.query_async(&mut connection).await?];
+        }
+        Ok::<_, redis::RedisError>(answers)
+    };
+    match timeout(limit, attempt).await {
+        Ok(Ok(answers)) => match answers.into_iter().next() {
+            Some(redis::Value::ServerError(error)) => Err(format!("{error}")),
+            Some(_) => Ok(()),
+            None => Err("no answer".to_string()),
+        },
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("no answer within {limit:?}")),
+    }
+}
+
+/// The keys of one breaker.
+struct Keys {
+    state: String,
+    counts: String,
+    seen: String,
+}
+
+impl Keys {
+    fn new(inner: &Inner, name: &str) -> Keys {
+        // The braces are a Redis Cluster hash tag: every key of a breaker
+        // lives in one slot, as a script needs.
+        Keys {
+            state: format!("{}:{{{}}}:state", inner.prefix, name),
+            counts: format!("{}:{{{}}}:counts", inner.prefix, name),
+            seen: format!("{}:{{{}}}:seen:{}", inner.prefix, name, inner.replica),
+        }
     }
 }
 

@@ -411,3 +411,44 @@ async fn the_settings_stored_with_the_state_win_and_a_replica_that_differs_is_to
     assert_eq!(b.count(differs), 1, "b is told once: {:?}", b.events());
     assert!(!a.saw(differs), "a runs the fleet's settings");
 }
+
+/// Issue 15: operators open and close a breaker fleet-wide, from any
+/// handle (even one without that breaker).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_opens_and_closes_a_breaker_fleet_wide() {
+    let Some(server) = redis() else { return };
+    let policy = FleetPolicy::default();
+    let a = Replica::start(&server, "t-force", "a", policy).await;
+    let b = Replica::start(&server, "t-force", "b", policy).await;
+    let operator = Replica::start(&server, "t-force", "ops", policy).await;
+    let a_db = a.breaker("db").await;
+    let b_db = b.breaker("db").await;
+    operator
+        .fleet
+        .force_open("db", Duration::from_secs(60))
+        .await
+        .unwrap();
+    eventually(SOON, "both open", || {
+        a_db.state() == State::Open && b_db.state() == State::Open
+    })
+    .await;
+    let refused = b_db
+        .execute(|| async { Ok::<(), Boom>(()) })
+        .await
+        .unwrap_err();
+    let retry = refused.rejected().unwrap().retry_after().unwrap();
+    assert!(
+        retry > Duration::from_secs(50),
+        "the operator's minute: {retry:?}"
+    );
+
+    operator.fleet.force_close("db").await.unwrap();
+    eventually(SOON, "both closed", || {
+        a_db.state() == State::Closed && b_db.state() == State::Closed
+    })
+    .await;
+    assert!(succeed(&a_db).await && succeed(&b_db).await);
+    // The order stored no settings: nobody is told their settings differ.
+    let differs = |e: &FleetEvent| matches!(e, FleetEvent::SettingsDiffer { .. });
+    assert!(!a.saw(differs) && !b.saw(differs));
+}
