@@ -151,7 +151,10 @@ if action == 'report' then
       failures_from = math.max(failures_from, tonumber(last[3]) or 0)
     end
     redis.call('HSET', seen, 'i', incarnation, 'c', calls_to, 'f', failures_to)
-    redis.call('PEXPIRE', seen, 3600000)
+    -- Kept for twice the window (at least a minute): long enough for any
+    -- retry of a report to find it, short enough that one small hash per
+    -- breaker and replica does not pile up.
+    redis.call('PEXPIRE', seen, math.max(bucket_ms * buckets * 2, 60000))
   end
   local calls = math.max(calls_to - calls_from, 0)
   local failures = math.max(failures_to - failures_from, 0)

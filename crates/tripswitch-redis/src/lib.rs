@@ -127,7 +127,9 @@
 //! - **Operators.** [`Fleet::force_open`] and [`Fleet::force_close`] (also
 //!   `fleet-demo --force-open NAME` / `--force-close NAME`) change a
 //!   breaker fleet-wide in one script call; every replica applies the
-//!   change within the propagation bound. [`Fleet::sync_status`] tells the
+//!   change within the propagation bound. (Deleting the keys by hand does
+//!   not reset a breaker: the replicas put a lost state back.)
+//!   [`Fleet::sync_status`] tells the
 //!   age of the last sync; [`FleetEvent::SyncFailed`] each breaker's error.
 //! - **Building a breaker.** [`Fleet::breaker`] waits at most the command
 //!   timeout for its first sync (one exchange for the new breaker alone,
@@ -159,7 +161,9 @@
 //! Counts are published at least once, never twice: a replica sends its
 //! running totals (from the last acknowledged report to now), and the
 //! script remembers, per breaker and replica, the totals it last added
-//! (for an hour). A report whose answer was lost (a timeout while Redis was
+//! (for twice the policy's window, at least a minute: a report retried
+//! later than that, after an outage that long, may count again the part of
+//! it that had already run, in the current window). A report whose answer was lost (a timeout while Redis was
 //! paused with it in flight) and that ran anyway is not counted again by
 //! the next one, which only adds what is new.
 #![forbid(unsafe_code)]
