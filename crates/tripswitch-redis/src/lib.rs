@@ -130,7 +130,10 @@
 //!   change within the propagation bound. (Deleting the keys by hand does
 //!   not reset a breaker: the replicas put a lost state back.)
 //!   [`Fleet::sync_status`] tells the
-//!   age of the last sync; [`FleetEvent::SyncFailed`] each breaker's error.
+//!   age of the last sync; [`FleetEvent::SyncFailed`] each breaker's error;
+//!   with the `metrics` feature both are exported
+//!   (`tripswitch_fleet_last_sync_seconds`, `tripswitch_fleet_connected`,
+//!   `tripswitch_fleet_sync_errors_total`, `tripswitch_fleet_sync_failing`).
 //! - **Building a breaker.** [`Fleet::breaker`] waits at most the command
 //!   timeout for its first sync (one exchange for the new breaker alone,
 //!   however many are attached).
@@ -170,6 +173,7 @@
 
 mod error;
 mod events;
+mod export;
 mod fleet;
 mod hook;
 mod policy;

@@ -467,6 +467,7 @@ pub(crate) async fn check(fleet: &Inner) -> Result<(), Failure> {
 /// that each goes on alone once the fleet's deadline it holds runs out.
 fn lost(fleet: &Inner, books: &mut [(Arc<Entry>, Book)], health: &mut Health, error: Failure) {
     fleet.connected.store(false, Ordering::Release);
+    crate::export::connected(fleet, false);
     for (_, book) in books.iter_mut() {
         book.held = false;
     }
@@ -479,6 +480,8 @@ fn lost(fleet: &Inner, books: &mut [(Arc<Entry>, Book)], health: &mut Health, er
 /// A round went through: Redis is reachable (said once after an outage).
 fn reached(fleet: &Inner, health: &mut Health) {
     fleet.connected.store(true, Ordering::Release);
+    crate::export::connected(fleet, true);
+    crate::export::synced(fleet);
     if health.unreachable {
         health.unreachable = false;
         fleet.emit(FleetEvent::Reconnected);
@@ -890,6 +893,7 @@ fn answered(fleet: &Inner, entry: &Entry, book: &mut Book, value: redis::Value) 
     match parsed {
         Ok(answer) => {
             if book.error.take().is_some() {
+                crate::export::breaker_error(fleet, &entry.name, None);
                 fleet.emit(FleetEvent::SyncRecovered {
                     breaker: entry.name.clone(),
                 });
@@ -915,6 +919,7 @@ fn answered(fleet: &Inner, entry: &Entry, book: &mut Book, value: redis::Value) 
         Err((code, error)) => {
             // The breaker goes on alone until its exchanges work again.
             book.held = false;
+            crate::export::breaker_error(fleet, &entry.name, Some(&code));
             if book.error.as_deref() != Some(code.as_str()) {
                 book.error = Some(code.clone());
                 fleet.emit(FleetEvent::SyncFailed {
