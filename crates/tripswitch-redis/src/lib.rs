@@ -138,6 +138,15 @@
 //!   timeout for its first sync (one exchange for the new breaker alone,
 //!   however many are attached).
 //!
+//! # Connecting
+//!
+//! `redis://` and, with the `tls` feature, `rediss://` URLs (the system's
+//! TLS library; the server's certificate is verified against the system's
+//! roots, or `SSL_CERT_FILE`; `#insecure` at the end of the URL skips
+//! that). Redis Sentinel and Redis Cluster are not supported: a Cluster
+//! node's `MOVED` reply is reported per breaker
+//! ([`FleetEvent::SyncFailed`]) with that advice.
+//!
 //! # When to use it, and when not
 //!
 //! Use a fleet breaker when many replicas call the same dependency the same
