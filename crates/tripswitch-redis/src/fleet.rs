@@ -16,12 +16,32 @@ use crate::hook::{Hook, News};
 use crate::policy::{FleetOpenPeriod, FleetPolicy};
 use crate::sync::{Entry, run};
 
+/// Where the fleet's Redis is.
+pub(crate) enum Source {
+    /// One server, by URL.
+    Direct(redis::Client),
+    /// The primary that Sentinel names, asked again at every connection.
+    #[cfg(feature = "sentinel")]
+    Sentinel(tokio::sync::Mutex<redis::sentinel::SentinelClient>),
+}
+
+impl Source {
+    /// A client for the server to talk to now.
+    pub(crate) async fn client(&self) -> redis::RedisResult<redis::Client> {
+        match self {
+            Source::Direct(client) => Ok(client.clone()),
+            #[cfg(feature = "sentinel")]
+            Source::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await,
+        }
+    }
+}
+
 /// At most one warning a minute per error code.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Settings shared by the fleet handle and its sync task.
 pub(crate) struct Inner {
-    pub(crate) client: redis::Client,
+    pub(crate) source: Source,
     pub(crate) prefix: String,
     pub(crate) channel: String,
     pub(crate) replica: String,
@@ -178,7 +198,28 @@ impl Fleet {
             period: FleetOpenPeriod::default(),
             listener: None,
             strict: false,
+            sentinel: None,
         }
+    }
+
+    /// Settings for a fleet on the primary that the Redis Sentinels at
+    /// `sentinels` (`redis://host:port` each) name `primary`. The primary
+    /// is asked for again at every (re)connection, so the fleet follows a
+    /// failover: the old primary's connections end, or its writes are
+    /// refused (`READONLY`), and the next connection goes to the new one.
+    /// The state survives as far as Redis replicated it; what a lagging
+    /// replica lost is put back by the replicas (see the crate's bounds).
+    #[cfg(feature = "sentinel")]
+    pub fn sentinel(
+        sentinels: impl IntoIterator<Item = impl Into<String>>,
+        primary: impl Into<String>,
+    ) -> FleetBuilder {
+        let mut builder = Fleet::builder(String::new());
+        builder.sentinel = Some((
+            sentinels.into_iter().map(Into::into).collect(),
+            primary.into(),
+        ));
+        builder
     }
 
     /// A fleet with the default settings (see [`FleetBuilder`]).
@@ -389,6 +430,8 @@ pub struct FleetBuilder {
     period: FleetOpenPeriod,
     listener: Option<FleetListener>,
     strict: bool,
+    /// Sentinel addresses and the primary's name, instead of `url`.
+    sentinel: Option<(Vec<String>, String)>,
 }
 
 impl FleetBuilder {
@@ -474,7 +517,23 @@ impl FleetBuilder {
     /// [`FleetError::NoRuntime`] outside a tokio runtime,
     /// [`FleetError::Unavailable`] with [`require_redis`](Self::require_redis).
     pub async fn connect(self) -> Result<Fleet, FleetError> {
-        let client = redis::Client::open(self.url.as_str()).map_err(FleetError::Url)?;
+        let source = match &self.sentinel {
+            None => {
+                Source::Direct(redis::Client::open(self.url.as_str()).map_err(FleetError::Url)?)
+            }
+            #[cfg(feature = "sentinel")]
+            Some((sentinels, primary)) => Source::Sentinel(tokio::sync::Mutex::new(
+                redis::sentinel::SentinelClient::build(
+                    sentinels.iter().map(String::as_str).collect(),
+                    primary.clone(),
+                    None,
+                    redis::sentinel::SentinelServerType::Master,
+                )
+                .map_err(FleetError::Url)?,
+            )),
+            #[cfg(not(feature = "sentinel"))]
+            Some(_) => unreachable!("only built with the sentinel feature"),
+        };
         self.policy.validate()?;
         self.period.validate()?;
         for (setting, value) in [
@@ -514,7 +573,7 @@ impl FleetBuilder {
             _ => default_replica_id(),
         };
         let inner = Arc::new(Inner {
-            client,
+            source,
             incarnation: incarnation(),
             channel: format!("{}:changes", self.prefix),
             prefix: self.prefix,

@@ -143,9 +143,15 @@
 //! `redis://` and, with the `tls` feature, `rediss://` URLs (the system's
 //! TLS library; the server's certificate is verified against the system's
 //! roots, or `SSL_CERT_FILE`; `#insecure` at the end of the URL skips
-//! that). Redis Sentinel and Redis Cluster are not supported: a Cluster
-//! node's `MOVED` reply is reported per breaker
-//! ([`FleetEvent::SyncFailed`]) with that advice.
+//! that). With the `sentinel` feature, [`Fleet::sentinel`] finds the
+//! primary through Redis Sentinel at every (re)connection: when Sentinel
+//! turns the old primary into a replica it cuts its clients (or our writes
+//! get `READONLY`, which counts as a lost link), and the fleet reconnects to
+//! the new primary within one `sync_interval + command_timeout`; until
+//! then, during Sentinel's own window where both accept writes, the fleet
+//! follows the old one. Redis Cluster is not supported: a Cluster node's
+//! `MOVED` reply is reported per breaker ([`FleetEvent::SyncFailed`]) with
+//! that advice.
 //!
 //! # When to use it, and when not
 //!

@@ -344,9 +344,10 @@ async fn next_change(link: &mut Option<Link>) -> Option<String> {
 async fn connect(fleet: &Inner) -> Result<Link, Failure> {
     let limit = fleet.command_timeout;
     let attempt = async {
-        let connection = fleet.client.get_multiplexed_async_connection().await?;
-        let urgent = fleet.client.get_multiplexed_async_connection().await?;
-        let mut pubsub = fleet.client.get_async_pubsub().await?;
+        let client = fleet.source.client().await?;
+        let connection = client.get_multiplexed_async_connection().await?;
+        let urgent = client.get_multiplexed_async_connection().await?;
+        let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(&fleet.channel).await?;
         Ok::<_, redis::RedisError>(Link {
             connection,
@@ -387,7 +388,8 @@ pub(crate) async fn force(
     };
     let command = call.command(Action::Force { open }, None);
     let attempt = async {
-        let mut connection = fleet.client.get_multiplexed_async_connection().await?;
+        let client = fleet.source.client().await?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
         let mut answers: Vec<redis::Value> = {
             let mut pipe = redis::pipe();
             pipe.ignore_errors().add_command(command.clone());
@@ -622,6 +624,11 @@ async fn send(
         Ok(values)
     };
     match timeout(limit, attempt).await {
+        // The server is a replica now (a failover): reconnect, which finds
+        // the new primary through Sentinel.
+        Ok(Ok(values)) if values.iter().any(is_readonly) => {
+            Err("the server is a read-only replica now (a failover?)".to_string())
+        }
         Ok(Ok(values)) if values.len() == commands.len() => Ok(values),
         Ok(Ok(values)) => Err(format!(
             "{} answers to {} commands",
@@ -631,6 +638,10 @@ async fn send(
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!("no answer within {limit:?}")),
     }
+}
+
+fn is_readonly(value: &redis::Value) -> bool {
+    matches!(value, redis::Value::ServerError(error) if error.code() == "READONLY")
 }
 
 fn is_noscript(value: &redis::Value) -> bool {
@@ -948,7 +959,10 @@ fn advice(code: &str) -> &'static str {
             "Redis is out of memory (maxmemory): raise it or let it evict; \
              every key of the fleet has a TTL"
         }
-        "READONLY" => "the server is a read-only replica: point the fleet at the primary",
+        "READONLY" => {
+            "the server is a read-only replica: point the fleet at the primary \
+             (or use Fleet::sentinel to follow failovers)"
+        }
         "WRONGTYPE" => {
             "a key under the fleet's prefix holds another type: another program uses \
              the prefix; choose another prefix or delete the key"
