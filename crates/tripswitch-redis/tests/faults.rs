@@ -325,15 +325,28 @@ async fn a_report_that_timed_out_but_ran_is_not_counted_twice() {
         a.saw(|e| *e == FleetEvent::Reconnected)
     })
     .await;
-    // Two more rounds.
+    let counted = || {
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut connection = client.get_connection().unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("t-twice:{db}:counts:c:*")
+            .query(&mut connection)
+            .unwrap();
+        keys.iter()
+            .map(|key| {
+                redis::cmd("HGET")
+                    .arg(key)
+                    .arg("calls")
+                    .query::<Option<i64>>(&mut connection)
+                    .unwrap()
+                    .unwrap_or(0)
+            })
+            .sum::<i64>()
+    };
+    eventually(SOON, "the calls are counted", || counted() >= 10).await;
+    // Two more rounds (one a second), and whatever was in flight, landed.
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    let keys: Vec<String> = query(&server, &["KEYS", "t-twice:{db}:counts:c:*"]).await;
-    let mut calls = 0;
-    for key in keys {
-        let n: Option<i64> = query(&server, &["HGET", &key, "calls"]).await;
-        calls += n.unwrap_or(0);
-    }
-    assert_eq!(calls, 10, "10 calls counted once");
+    assert_eq!(counted(), 10, "10 calls counted once");
 }
 
 /// Issue 15, item 5: an unreadable state is lost state: overwritten, and the
@@ -382,7 +395,7 @@ async fn building_a_breaker_waits_at_most_the_command_timeout() {
     eprintln!("waited {waited:?}");
     server.resume();
     assert!(
-        waited < limit + Duration::from_millis(300),
+        waited < limit + Duration::from_millis(350),
         "waited {waited:?}, the limit is {limit:?}"
     );
     assert!(succeed(&cache).await);
