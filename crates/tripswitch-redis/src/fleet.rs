@@ -10,6 +10,7 @@ use tokio::sync::{Notify, mpsc};
 use tripswitch::shared::SharedControl;
 use tripswitch::{Builder, CircuitBreaker};
 
+use crate::conn::Conn;
 use crate::error::FleetError;
 use crate::events::{FleetEvent, FleetListener};
 use crate::hook::{Hook, News};
@@ -23,15 +24,63 @@ pub(crate) enum Source {
     /// The primary that Sentinel names, asked again at every connection.
     #[cfg(feature = "sentinel")]
     Sentinel(tokio::sync::Mutex<redis::sentinel::SentinelClient>),
+    /// A Redis Cluster: commands routed by slot (every key of a breaker
+    /// shares its hash tag), the subscription on any node.
+    #[cfg(feature = "cluster")]
+    Cluster {
+        cluster: redis::cluster::ClusterClient,
+        nodes: Vec<Option<redis::Client>>,
+    },
 }
 
 impl Source {
     /// A client for the server to talk to now.
-    pub(crate) async fn client(&self) -> redis::RedisResult<redis::Client> {
+    async fn client(&self) -> redis::RedisResult<redis::Client> {
         match self {
             Source::Direct(client) => Ok(client.clone()),
             #[cfg(feature = "sentinel")]
             Source::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await,
+            #[cfg(feature = "cluster")]
+            Source::Cluster { nodes, .. } => nodes[0].clone().ok_or_else(|| {
+                redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "no node"))
+            }),
+        }
+    }
+
+    /// A new connection for commands.
+    pub(crate) async fn connection(&self) -> redis::RedisResult<Conn> {
+        match self {
+            #[cfg(feature = "cluster")]
+            Source::Cluster { cluster, .. } => {
+                Ok(Conn::Cluster(cluster.get_async_connection().await?))
+            }
+            _ => Ok(Conn::Single(
+                self.client()
+                    .await?
+                    .get_multiplexed_async_connection()
+                    .await?,
+            )),
+        }
+    }
+
+    /// A new connection for the change channel. On a Cluster any node
+    /// will do (a classic PUBLISH reaches every node): the first that answers.
+    pub(crate) async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        match self {
+            #[cfg(feature = "cluster")]
+            Source::Cluster { nodes, .. } => {
+                let mut failed = None;
+                for node in nodes.iter().flatten() {
+                    match node.get_async_pubsub().await {
+                        Ok(pubsub) => return Ok(pubsub),
+                        Err(error) => failed = Some(error),
+                    }
+                }
+                Err(failed.unwrap_or_else(|| {
+                    redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "no node"))
+                }))
+            }
+            _ => self.client().await?.get_async_pubsub().await,
         }
     }
 }
@@ -199,6 +248,7 @@ impl Fleet {
             listener: None,
             strict: false,
             sentinel: None,
+            cluster: None,
         }
     }
 
@@ -219,6 +269,20 @@ impl Fleet {
             sentinels.into_iter().map(Into::into).collect(),
             primary.into(),
         ));
+        builder
+    }
+
+    /// Settings for a fleet on the Redis Cluster that `nodes`
+    /// (`redis://host:port` each, one is enough) belong to. A breaker's
+    /// keys share one hash tag, so each breaker's script runs on the node
+    /// that owns its slot (redirections and topology changes are the redis
+    /// crate's); a round sends one command per breaker, all in flight at
+    /// once, instead of one pipeline. Changes are published on the node the
+    /// fleet subscribes to, and a classic `PUBLISH` reaches every node.
+    #[cfg(feature = "cluster")]
+    pub fn cluster(nodes: impl IntoIterator<Item = impl Into<String>>) -> FleetBuilder {
+        let mut builder = Fleet::builder(String::new());
+        builder.cluster = Some(nodes.into_iter().map(Into::into).collect());
         builder
     }
 
@@ -432,6 +496,8 @@ pub struct FleetBuilder {
     strict: bool,
     /// Sentinel addresses and the primary's name, instead of `url`.
     sentinel: Option<(Vec<String>, String)>,
+    /// Cluster nodes, instead of `url`.
+    cluster: Option<Vec<String>>,
 }
 
 impl FleetBuilder {
@@ -518,6 +584,18 @@ impl FleetBuilder {
     /// [`FleetError::Unavailable`] with [`require_redis`](Self::require_redis).
     pub async fn connect(self) -> Result<Fleet, FleetError> {
         let source = match &self.sentinel {
+            #[cfg(feature = "cluster")]
+            None if self.cluster.is_some() => {
+                let nodes = self.cluster.clone().unwrap_or_default();
+                Source::Cluster {
+                    cluster: redis::cluster::ClusterClient::new(nodes.clone())
+                        .map_err(FleetError::Url)?,
+                    nodes: nodes
+                        .iter()
+                        .map(|node| redis::Client::open(node.as_str()).ok())
+                        .collect(),
+                }
+            }
             None => {
                 Source::Direct(redis::Client::open(self.url.as_str()).map_err(FleetError::Url)?)
             }
@@ -616,6 +694,8 @@ impl fmt::Debug for FleetBuilder {
             .field("policy", &self.policy)
             .field("open_period", &self.period)
             .field("require_redis", &self.strict)
+            .field("sentinel", &self.sentinel)
+            .field("cluster", &self.cluster)
             .finish_non_exhaustive()
     }
 }

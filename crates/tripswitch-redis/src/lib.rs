@@ -143,15 +143,20 @@
 //! `redis://` and, with the `tls` feature, `rediss://` URLs (the system's
 //! TLS library; the server's certificate is verified against the system's
 //! roots, or `SSL_CERT_FILE`; `#insecure` at the end of the URL skips
-//! that). With the `sentinel` feature, [`Fleet::sentinel`] finds the
+//! that). With the `sentinel` feature, `Fleet::sentinel` finds the
 //! primary through Redis Sentinel at every (re)connection: when Sentinel
 //! turns the old primary into a replica it cuts its clients (or our writes
 //! get `READONLY`, which counts as a lost link), and the fleet reconnects to
 //! the new primary within one `sync_interval + command_timeout`; until
 //! then, during Sentinel's own window where both accept writes, the fleet
-//! follows the old one. Redis Cluster is not supported: a Cluster node's
-//! `MOVED` reply is reported per breaker ([`FleetEvent::SyncFailed`]) with
-//! that advice.
+//! follows the old one. With the `cluster` feature, `Fleet::cluster`
+//! runs on a Redis Cluster: every key of a breaker shares one hash tag, so
+//! each breaker's script runs on the node that owns its slot; a round
+//! sends one command per breaker (all in flight at once) instead of one
+//! pipeline, and the subscription is on one node (a classic `PUBLISH`
+//! reaches every node). A plain URL pointed at a Cluster node gets `MOVED`
+//! replies, reported per breaker ([`FleetEvent::SyncFailed`]) with advice.
+//! The scale figures in `BENCHMARKS.md` are for a single server.
 //!
 //! # When to use it, and when not
 //!
@@ -186,6 +191,7 @@
 //! the next one, which only adds what is new.
 #![forbid(unsafe_code)]
 
+mod conn;
 mod error;
 mod events;
 mod export;

@@ -3,8 +3,6 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-
 use crate::policy::{FleetOpenPeriod, FleetPolicy};
 
 static SCRIPT: LazyLock<redis::Script> =
@@ -214,16 +212,6 @@ pub(crate) struct Call<'a> {
 /// The script's SHA1, for `EVALSHA`.
 pub(crate) fn hash() -> &'static str {
     SCRIPT.get_hash()
-}
-
-/// Loads the script (after a `NOSCRIPT`: the server restarted, or `SCRIPT FLUSH`).
-pub(crate) async fn load(connection: &mut MultiplexedConnection) -> redis::RedisResult<()> {
-    redis::cmd("SCRIPT")
-        .arg("LOAD")
-        .arg(include_str!("fleet.lua"))
-        .query_async::<String>(connection)
-        .await
-        .map(|_| ())
 }
 
 impl Call<'_> {

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use redis::aio::{MultiplexedConnection, PubSubStream};
+use redis::aio::PubSubStream;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, sleep_until, timeout};
 use tripswitch::shared::SharedControl;
 use tripswitch::{Counts, State};
 
+use crate::conn::{Answer, Conn, Refusal};
 use crate::events::FleetEvent;
 use crate::fleet::Inner;
 use crate::hook::News;
@@ -169,9 +170,9 @@ impl Book {
 
 /// A live link to Redis: a connection for scripts and a subscription.
 struct Link {
-    connection: MultiplexedConnection,
+    connection: Conn,
     /// A second connection for news that must not wait behind a round.
-    urgent: MultiplexedConnection,
+    urgent: Conn,
     changes: PubSubStream,
 }
 
@@ -344,10 +345,9 @@ async fn next_change(link: &mut Option<Link>) -> Option<String> {
 async fn connect(fleet: &Inner) -> Result<Link, Failure> {
     let limit = fleet.command_timeout;
     let attempt = async {
-        let client = fleet.source.client().await?;
-        let connection = client.get_multiplexed_async_connection().await?;
-        let urgent = client.get_multiplexed_async_connection().await?;
-        let mut pubsub = client.get_async_pubsub().await?;
+        let connection = fleet.source.connection().await?;
+        let urgent = fleet.source.connection().await?;
+        let mut pubsub = fleet.source.pubsub().await?;
         pubsub.subscribe(&fleet.channel).await?;
         Ok::<_, redis::RedisError>(Link {
             connection,
@@ -388,23 +388,18 @@ pub(crate) async fn force(
     };
     let command = call.command(Action::Force { open }, None);
     let attempt = async {
-        let client = fleet.source.client().await?;
-        let mut connection = client.get_multiplexed_async_connection().await?;
-        let mut answers: Vec<redis::Value> = {
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors().add_command(command.clone());
-            pipe.query_async(&mut connection).await?
-        };
+        let mut connection = fleet.source.connection().await?;
+        let mut answers = connection.send(&[&command]).await?;
         if answers.first().is_some_and(is_noscript) {
-            crate::script::load(&mut connection).await?;
-            answers = vec![command.query_async(&mut connection).await?];
+            connection.load().await?;
+            answers = connection.send(&[&command]).await?;
         }
         Ok::<_, redis::RedisError>(answers)
     };
     match timeout(limit, attempt).await {
         Ok(Ok(answers)) => match answers.into_iter().next() {
-            Some(redis::Value::ServerError(error)) => Err(format!("{error}")),
-            Some(_) => Ok(()),
+            Some(Err(refusal)) => Err(refusal.said),
+            Some(Ok(_)) => Ok(()),
             None => Err("no answer".to_string()),
         },
         Ok(Err(error)) => Err(error.to_string()),
@@ -439,7 +434,8 @@ pub(crate) async fn check(fleet: &Inner) -> Result<(), Failure> {
     let attempt = async {
         let mut link = connect(fleet).await?;
         let key = format!("{}:check", fleet.prefix);
-        crate::script::load(&mut link.connection)
+        link.connection
+            .load()
             .await
             .map_err(|error| error.to_string())?;
         let mut probe = redis::cmd("EVALSHA");
@@ -453,11 +449,14 @@ pub(crate) async fn check(fleet: &Inner) -> Result<(), Failure> {
         for _ in 0..16 {
             probe.arg(0);
         }
-        probe
-            .query_async::<redis::Value>(&mut link.connection)
-            .await
-            .map_err(|error| error.to_string())?;
-        Ok(())
+        match link.connection.send(&[&probe]).await {
+            Ok(answers) => match answers.into_iter().next() {
+                Some(Ok(_)) => Ok(()),
+                Some(Err(refusal)) => Err(refusal.said),
+                None => Err("no answer".to_string()),
+            },
+            Err(error) => Err(error.to_string()),
+        }
     };
     match timeout(limit, attempt).await {
         Ok(result) => result,
@@ -581,58 +580,48 @@ fn commands(fleet: &Inner, books: &[(Arc<Entry>, Book)], ops: &[Op]) -> Vec<redi
 /// the server lacks it. Fails only when the exchange itself fails or takes
 /// longer than `limit` (the link is then dropped).
 async fn send(
-    mut connection: MultiplexedConnection,
+    mut connection: Conn,
     commands: Vec<redis::Cmd>,
     limit: Duration,
-) -> Result<Vec<redis::Value>, Failure> {
-    let pipeline = |commands: &mut dyn Iterator<Item = &redis::Cmd>| {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for command in commands {
-            pipe.add_command(command.clone());
-        }
-        pipe
-    };
+) -> Result<Vec<Answer>, Failure> {
     let attempt = async {
-        let mut values: Vec<redis::Value> = pipeline(&mut commands.iter())
-            .query_async(&mut connection)
+        let mut answers = connection
+            .send(&commands.iter().collect::<Vec<_>>())
             .await?;
-        let missing: Vec<usize> = values
+        let missing: Vec<usize> = answers
             .iter()
             .enumerate()
-            .filter(|(_, value)| is_noscript(value))
+            .filter(|(_, answer)| is_noscript(answer))
             .map(|(at, _)| at)
             .collect();
         if !missing.is_empty() {
             // The server restarted or its scripts were flushed: load and
             // resend. A refused SCRIPT LOAD is a refusal, not an outage: the
             // NOSCRIPT answers stand, each reported for its breaker.
-            match crate::script::load(&mut connection).await {
+            match connection.load().await {
                 Ok(()) => {
-                    let answers: Vec<redis::Value> =
-                        pipeline(&mut missing.iter().map(|&at| &commands[at]))
-                            .query_async(&mut connection)
-                            .await?;
-                    for (at, answer) in missing.into_iter().zip(answers) {
-                        values[at] = answer;
+                    let again: Vec<&redis::Cmd> = missing.iter().map(|&at| &commands[at]).collect();
+                    let resent = connection.send(&again).await?;
+                    for (at, answer) in missing.into_iter().zip(resent) {
+                        answers[at] = answer;
                     }
                 }
                 Err(error) if error.code().is_some() => {}
                 Err(error) => return Err(error),
             }
         }
-        Ok(values)
+        Ok(answers)
     };
     match timeout(limit, attempt).await {
         // The server is a replica now (a failover): reconnect, which finds
         // the new primary through Sentinel.
-        Ok(Ok(values)) if values.iter().any(is_readonly) => {
+        Ok(Ok(answers)) if answers.iter().any(is_readonly) => {
             Err("the server is a read-only replica now (a failover?)".to_string())
         }
-        Ok(Ok(values)) if values.len() == commands.len() => Ok(values),
-        Ok(Ok(values)) => Err(format!(
+        Ok(Ok(answers)) if answers.len() == commands.len() => Ok(answers),
+        Ok(Ok(answers)) => Err(format!(
             "{} answers to {} commands",
-            values.len(),
+            answers.len(),
             commands.len()
         )),
         Ok(Err(error)) => Err(error.to_string()),
@@ -640,23 +629,18 @@ async fn send(
     }
 }
 
-fn is_readonly(value: &redis::Value) -> bool {
-    matches!(value, redis::Value::ServerError(error) if error.code() == "READONLY")
+fn is_readonly(answer: &Answer) -> bool {
+    matches!(answer, Err(refusal) if refusal.code == "READONLY")
 }
 
-fn is_noscript(value: &redis::Value) -> bool {
-    matches!(value, redis::Value::ServerError(error) if error.code() == "NOSCRIPT")
+fn is_noscript(answer: &Answer) -> bool {
+    matches!(answer, Err(refusal) if refusal.code == "NOSCRIPT")
 }
 
 /// A batch of ops in flight, and its answers.
-type Flight = Pin<Box<dyn Future<Output = (Vec<Op>, Result<Vec<redis::Value>, Failure>)> + Send>>;
+type Flight = Pin<Box<dyn Future<Output = (Vec<Op>, Result<Vec<Answer>, Failure>)> + Send>>;
 
-fn fly(
-    fleet: &Inner,
-    connection: &MultiplexedConnection,
-    books: &[(Arc<Entry>, Book)],
-    ops: Vec<Op>,
-) -> Flight {
+fn fly(fleet: &Inner, connection: &Conn, books: &[(Arc<Entry>, Book)], ops: Vec<Op>) -> Flight {
     let commands = commands(fleet, books, &ops);
     let connection = connection.clone();
     let limit = fleet.command_timeout;
@@ -807,7 +791,7 @@ fn settle(
     context: &Context<'_>,
     books: &mut [(Arc<Entry>, Book)],
     ops: Vec<Op>,
-    answers: Result<Vec<redis::Value>, Failure>,
+    answers: Result<Vec<Answer>, Failure>,
 ) -> Result<Vec<Op>, Failure> {
     let fleet = context.fleet;
     let answers = match answers {
@@ -828,10 +812,11 @@ fn settle(
             // over by a change this replica missed, unreadable) calls for a
             // full exchange at the next round.
             let stored: Option<i64> = match value {
-                redis::Value::Nil => Some(0),
-                value => redis::from_redis_value::<String>(value)
+                Ok(redis::Value::Nil) => Some(0),
+                Ok(value) => redis::from_redis_value::<String>(value)
                     .ok()
                     .and_then(|epoch| epoch.parse().ok()),
+                Err(_) => None,
             };
             let known = book.known.map_or(0, |known| known.epoch);
             book.recheck = stored != Some(known);
@@ -886,18 +871,10 @@ fn counted(counts: &Counts) -> Counted {
 }
 
 /// One breaker's answer: its reply, or its error said (once) and `None`.
-fn answered(fleet: &Inner, entry: &Entry, book: &mut Book, value: redis::Value) -> Option<Reply> {
+fn answered(fleet: &Inner, entry: &Entry, book: &mut Book, value: Answer) -> Option<Reply> {
     let parsed = match value {
-        redis::Value::ServerError(error) => {
-            let code = error.code().to_string();
-            // As Redis says it: the code, then the details.
-            let said = match error.details() {
-                Some(details) => format!("{code} {details}"),
-                None => code.clone(),
-            };
-            Err((code, said))
-        }
-        value => {
+        Err(Refusal { code, said }) => Err((code, said)),
+        Ok(value) => {
             Reply::parse(value).map_err(|error| ("REPLY".to_string(), format!("REPLY {error}")))
         }
     };
@@ -953,7 +930,7 @@ fn advice(code: &str) -> &'static str {
         }
         "NOSCRIPT" => "the fleet's script could not be loaded: allow SCRIPT LOAD",
         "MOVED" | "ASK" | "CLUSTERDOWN" | "CROSSSLOT" | "TRYAGAIN" => {
-            "the server is a Redis Cluster node: a fleet needs a single server (or its primary)"
+            "the server is a Redis Cluster node: connect with Fleet::cluster (feature `cluster`)"
         }
         "OOM" => {
             "Redis is out of memory (maxmemory): raise it or let it evict; \
