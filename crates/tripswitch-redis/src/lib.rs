@@ -44,8 +44,9 @@
 //!   `quorum` replicas. Two replicas that trip at once give one open period
 //!   and one backoff step: the second finds the fleet already open.
 //! - **State in.** Every transition is published on a channel; each replica
-//!   applies it to its local breaker as soon as it arrives (and reads the
-//!   state back at every sync in case a message was lost).
+//!   applies it to its local breaker as soon as it arrives. It also reads
+//!   the state back at every sync for a breaker that is open, half-open or
+//!   has news, and an idle closed breaker's stored epoch every ten syncs.
 //! - **Probes.** When the fleet's open period ends, the first replica that
 //!   has calls waiting (or being rejected) takes a lease on the half-open
 //!   state: only it runs probes, at most the breaker's
@@ -81,8 +82,9 @@
 //!   intervals a second (5,000 breakers on each of 10 replicas with 4 %
 //!   of them active per interval, measured). Beyond that, rounds queue up,
 //!   the age of the last sync ([`Fleet::sync_status`]) and propagation
-//!   grow, a round that takes longer than the command timeout counts as
-//!   unreachable; calls still never wait.
+//!   grow, and a pipeline that gets no answer within the command timeout
+//!   counts as Redis unreachable (the next round tries again); calls still
+//!   never wait.
 //! - **Redis failure.** An exchange that fails or takes longer than
 //!   [`command_timeout`](FleetBuilder::command_timeout) (250 ms) marks Redis
 //!   unreachable: a [`FleetEvent::Unreachable`] and a warning are emitted
@@ -111,7 +113,10 @@
 //!   unreadable (a stray write), the script puts that state back, whole, at
 //!   that epoch, and says so ([`FleetEvent::StateRepaired`]). This happens
 //!   at the next sync of any replica that knew the state, connected or not
-//!   in between: within one `sync_interval + command_timeout`. Only a state
+//!   in between: within one `sync_interval + command_timeout` for a state
+//!   that was open or half-open; a closed one is put back (silently: an
+//!   idle closed state expiring after a day is routine) within ten syncs,
+//!   or at the breaker's next call. Only a state
 //!   the fleet itself held is ever put back, never a replica's local trip
 //!   (below a quorum, or during an outage: that one is sent as a trip vote
 //!   and counts towards the quorum like any other). If no replica knew a
@@ -184,11 +189,12 @@
 //! Counts are published at least once, never twice: a replica sends its
 //! running totals (from the last acknowledged report to now), and the
 //! script remembers, per breaker and replica, the totals it last added
-//! (for twice the policy's window, at least a minute: a report retried
-//! later than that, after an outage that long, may count again the part of
-//! it that had already run, in the current window). A report whose answer was lost (a timeout while Redis was
-//! paused with it in flight) and that ran anyway is not counted again by
-//! the next one, which only adds what is new.
+//! (for twice the policy's window, at least a minute). A report whose
+//! answer was lost (a timeout while Redis was paused with it in flight) and
+//! that ran anyway is not counted again by the next one, which only adds
+//! what is new. **Failure:** a report retried later than that memory lasts
+//! (after an outage that long) may count again the part of it that had
+//! already run, in the current window.
 #![forbid(unsafe_code)]
 
 mod conn;
