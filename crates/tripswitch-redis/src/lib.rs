@@ -104,7 +104,10 @@
 //!   again within the same exchange.
 //! - **Recovery.** The task reconnects at every sync interval. Once a round
 //!   goes through ([`FleetEvent::Reconnected`]), counts flow again and the
-//!   fleet's state is applied.
+//!   fleet's state is applied: a breaker still held open by the fleet
+//!   follows it again (a close made meanwhile included, at the first
+//!   round); one that moved by itself meanwhile (its hold ran out, a local
+//!   trip or probe) keeps its own state until the fleet's next transition.
 //! - **Lost state.** Every script call carries the fleet state this replica
 //!   last applied (its epoch, state, what is left of its open period, its
 //!   backoff step). If the server's copy is missing (`FLUSHALL`, `DEL`,

@@ -219,7 +219,7 @@ pub(crate) async fn run(
                             Ok(()) => reached(&fleet, &mut health),
                             Err(error) => {
                                 link = None;
-                                lost(&fleet, &mut books, &mut health, error);
+                                lost(&fleet, &mut health, error);
                             }
                         }
                     }
@@ -237,7 +237,7 @@ pub(crate) async fn run(
                     // next round (it always is), a closed one at its turn
                     // among the idle ones, within IDLE_EVERY rounds.
                     Ok(new) => link = Some(new),
-                    Err(error) => lost(&fleet, &mut books, &mut health, error),
+                    Err(error) => lost(&fleet, &mut health, error),
                 }
             }
             if let Some(current) = link.as_mut() {
@@ -262,7 +262,7 @@ pub(crate) async fn run(
                     }
                     Err(error) => {
                         link = None;
-                        lost(&fleet, &mut books, &mut health, error);
+                        lost(&fleet, &mut health, error);
                     }
                 }
             }
@@ -297,7 +297,7 @@ pub(crate) async fn run(
                             Ok(()) => reached(&fleet, &mut health),
                             Err(error) => {
                                 link = None;
-                                lost(&fleet, &mut books, &mut health, error);
+                                lost(&fleet, &mut health, error);
                             }
                         }
                     }
@@ -319,7 +319,7 @@ pub(crate) async fn run(
                     // Reconnect; every breaker is read back at that round.
                     link = None;
                     if let Some(fleet) = inner.upgrade() {
-                        lost(&fleet, &mut books, &mut health, "the change subscription ended".to_string());
+                        lost(&fleet, &mut health, "the change subscription ended".to_string());
                     }
                     next_sync = Instant::now();
                 }
@@ -464,14 +464,13 @@ pub(crate) async fn check(fleet: &Inner) -> Result<(), Failure> {
     }
 }
 
-/// Redis cannot be reached: say so once, and let go of every breaker, so
-/// that each goes on alone once the fleet's deadline it holds runs out.
-fn lost(fleet: &Inner, books: &mut [(Arc<Entry>, Book)], health: &mut Health, error: Failure) {
+/// Redis cannot be reached: say so once.
+fn lost(fleet: &Inner, health: &mut Health, error: Failure) {
     fleet.connected.store(false, Ordering::Release);
     crate::export::connected(fleet, false);
-    for (_, book) in books.iter_mut() {
-        book.held = false;
-    }
+    // A breaker the fleet holds open stays open until the fleet's deadline
+    // (plus grace), then goes on by itself; one still held when Redis is
+    // back follows the fleet again (a close made meanwhile included).
     if !health.unreachable {
         health.unreachable = true;
         fleet.emit(FleetEvent::Unreachable { error });
@@ -906,7 +905,6 @@ fn answered(fleet: &Inner, entry: &Entry, book: &mut Book, value: Answer) -> Opt
         }
         Err((code, error)) => {
             // The breaker goes on alone until its exchanges work again.
-            book.held = false;
             crate::export::breaker_error(fleet, &entry.name, Some(&code));
             if book.error.as_deref() != Some(code.as_str()) {
                 book.error = Some(code.clone());
@@ -998,6 +996,11 @@ fn apply(fleet: &Inner, entry: &Entry, book: &mut Book, reply: Reply, authoritat
             known.map_or(0, |known| known.step)
         },
     });
+    // A breaker that moved by itself (its hold ran out, a local trip or
+    // probe) is no longer the fleet's: a fleet close does not undo that.
+    if entry.news.take_alone() {
+        book.held = false;
+    }
     let control = &entry.control;
     let grace = fleet.grace();
     match reply.state {

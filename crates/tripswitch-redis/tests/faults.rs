@@ -465,3 +465,32 @@ async fn an_operator_opens_and_closes_a_breaker_fleet_wide() {
     let differs = |e: &FleetEvent| matches!(e, FleetEvent::SettingsDiffer { .. });
     assert!(!a.saw(differs) && !b.saw(differs));
 }
+
+/// A fleet that closes while a replica is cut off: the replica closes when
+/// it is back (it used to stay open for the rest of the fleet's period,
+/// having let go of the breaker when it lost Redis).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_made_while_a_replica_was_away_reaches_it_when_it_is_back() {
+    let Some(server) = redis() else { return };
+    let policy = FleetPolicy::default();
+    let a = Replica::start(&server, "t-away", "a", policy).await;
+    let b = Replica::start(&server, "t-away", "b", policy).await;
+    let operator = Replica::start(&server, "t-away", "ops", policy).await;
+    let a_db = a.breaker("db").await;
+    let b_db = b.breaker("db").await;
+    fail(&a_db).await;
+    fail(&a_db).await;
+    eventually(SOON, "b open", || b_db.state() == State::Open).await;
+
+    // Nobody may subscribe: cut the subscriptions, and they cannot come back.
+    let _: () = query(&server, &["ACL", "SETUSER", "default", "-subscribe"]).await;
+    let _: i64 = query(&server, &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    eventually(SOON, "b is cut off", || b.saw(unreachable)).await;
+    operator.fleet.force_close("db").await.unwrap();
+    several_syncs().await;
+    assert_eq!(b_db.state(), State::Open, "b cannot know yet");
+
+    let _: () = query(&server, &["ACL", "SETUSER", "default", "+subscribe"]).await;
+    eventually(SOON, "b closes once back", || b_db.state() == State::Closed).await;
+    eventually(SOON, "a too", || a_db.state() == State::Closed).await;
+}
