@@ -150,20 +150,28 @@ if action == 'report' then
       calls_from = math.max(calls_from, tonumber(last[2]) or 0)
       failures_from = math.max(failures_from, tonumber(last[3]) or 0)
     end
-    redis.call('HSET', seen, 'i', incarnation, 'c', calls_to, 'f', failures_to)
-    -- Kept for twice the window (at least a minute): long enough for any
-    -- retry of a report to find it, short enough that one small hash per
-    -- breaker and replica does not pile up.
-    redis.call('PEXPIRE', seen, math.max(bucket_ms * buckets * 2, 60000))
+    -- Kept for twice the window (at least a minute) from its creation: long
+    -- enough for a retry of a report to find it, short enough that one
+    -- small hash per breaker and replica does not pile up. (Not refreshed:
+    -- every call a script makes costs Redis more than the command itself;
+    -- a new one starts when it expires.)
+    if redis.call('HSET', seen, 'i', incarnation, 'c', calls_to, 'f', failures_to) == 3 then
+      redis.call('PEXPIRE', seen, math.max(bucket_ms * buckets * 2, 60000))
+    end
   end
   local calls = math.max(calls_to - calls_from, 0)
   local failures = math.max(failures_to - failures_from, 0)
   local ttl = bucket_ms * (buckets + 1)
   local c, fk, tk = counts .. ':c:' .. bucket, counts .. ':f:' .. bucket, counts .. ':t:' .. bucket
   if calls > 0 then
-    redis.call('HINCRBY', c, 'calls', calls)
-    redis.call('HINCRBY', c, 'failures', failures)
-    redis.call('PEXPIRE', c, ttl)
+    -- A bucket is only written during its own period: its TTL is set once,
+    -- when the first report creates it.
+    if redis.call('HINCRBY', c, 'calls', calls) == calls then
+      redis.call('PEXPIRE', c, ttl)
+    end
+    if failures > 0 then
+      redis.call('HINCRBY', c, 'failures', failures)
+    end
   end
   if failures > 0 or tripped then
     redis.call('SADD', fk, me)

@@ -192,7 +192,8 @@
 //! Counts are published at least once, never twice: a replica sends its
 //! running totals (from the last acknowledged report to now), and the
 //! script remembers, per breaker and replica, the totals it last added
-//! (for twice the policy's window, at least a minute). A report whose
+//! (for twice the policy's window from the first report, at least a
+//! minute; then it starts again). A report whose
 //! answer was lost (a timeout while Redis was paused with it in flight) and
 //! that ran anyway is not counted again by the next one, which only adds
 //! what is new. **Failure:** a report retried later than that memory lasts
