@@ -105,6 +105,8 @@ impl Replica {
         command
             .args(["--replica", "east", "--redis", url, "--prefix", "tls"])
             .args(["--open-ms", "60000"])
+            // TLS handshakes in a debug build on busy cores: no hurry.
+            .args(["--timeout-ms", "3000", "--lease-ms", "10000"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         match trust {
@@ -215,7 +217,8 @@ async fn a_fleet_over_tls_verifies_the_server() {
         .prefix("tls")
         .replica_id("test")
         .sync_interval(Duration::from_millis(20))
-        .command_timeout(Duration::from_millis(500))
+        .command_timeout(Duration::from_secs(3))
+        .probe_lease(Duration::from_secs(10))
         .policy(FleetPolicy::default().without_failure_rate())
         .open_period(FleetOpenPeriod::fixed(Duration::from_secs(60)))
         .require_redis()

@@ -30,7 +30,7 @@ use tripswitch::{CircuitBreaker, HalfOpen};
 use tripswitch_redis::{Fleet, FleetOpenPeriod, FleetPolicy};
 
 const HELP: &str =
-    "usage: fleet-demo [--redis URL] [--prefix P] [--replica NAME [--open-ms N] [--lease-ms N]]
+    "usage: fleet-demo [--redis URL] [--prefix P] [--replica NAME [--open-ms N] [--lease-ms N] [--timeout-ms N]]
        fleet-demo --redis URL --prefix P --force-open BREAKER [--open-ms N]
        fleet-demo --redis URL --prefix P --force-close BREAKER";
 
@@ -40,6 +40,8 @@ struct Args {
     replica: Option<String>,
     open: Duration,
     lease: Duration,
+    /// The replica's command timeout.
+    timeout: Duration,
     /// An operator's order: `(breaker, open)`: open for `--open-ms`, or close.
     force: Option<(String, bool)>,
 }
@@ -52,6 +54,7 @@ fn parse() -> Result<Args, String> {
         replica: None,
         open: Duration::from_secs(1),
         lease: Duration::from_secs(2),
+        timeout: Duration::from_millis(150),
         force: None,
     };
     let mut given = std::env::args().skip(1);
@@ -63,6 +66,7 @@ fn parse() -> Result<Args, String> {
             "--replica" => args.replica = Some(value()?),
             "--open-ms" => args.open = millis(&value()?)?,
             "--lease-ms" => args.lease = millis(&value()?)?,
+            "--timeout-ms" => args.timeout = millis(&value()?)?,
             "--force-open" => args.force = Some((value()?, true)),
             "--force-close" => args.force = Some((value()?, false)),
             "-h" | "--help" => return Err(HELP.to_string()),
@@ -141,7 +145,7 @@ fn replica(args: &Args, name: &str) {
             .prefix(args.prefix.clone())
             .replica_id(name)
             .sync_interval(Duration::from_millis(20))
-            .command_timeout(Duration::from_millis(150))
+            .command_timeout(args.timeout)
             .probe_lease(args.lease)
             .policy(FleetPolicy::default().without_failure_rate())
             .open_period(FleetOpenPeriod::fixed(args.open))
