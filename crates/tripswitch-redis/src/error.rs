@@ -26,6 +26,10 @@ pub enum FleetError {
     /// `connect` was called outside a tokio runtime: the fleet's
     /// background task needs one.
     NoRuntime,
+    /// With [`FleetBuilder::require_redis`](crate::FleetBuilder::require_redis):
+    /// Redis could not be reached, refused the credentials, or refused a
+    /// command the fleet needs, within the command timeout.
+    Unavailable(String),
 }
 
 impl FleetError {
@@ -60,6 +64,9 @@ impl fmt::Display for FleetError {
             }
             FleetError::NoRuntime => {
                 f.write_str("tripswitch-redis needs a tokio runtime for its background sync task")
+            }
+            FleetError::Unavailable(error) => {
+                write!(f, "Redis is not usable by the fleet: {error}")
             }
         }
     }

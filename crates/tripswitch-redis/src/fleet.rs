@@ -1,26 +1,102 @@
 //! The fleet handle: settings, connection set-up, and attaching breakers.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, mpsc};
 use tripswitch::shared::SharedControl;
 use tripswitch::{Builder, CircuitBreaker};
 
+use crate::conn::Conn;
 use crate::error::FleetError;
 use crate::events::{FleetEvent, FleetListener};
 use crate::hook::{Hook, News};
 use crate::policy::{FleetOpenPeriod, FleetPolicy};
 use crate::sync::{Entry, run};
 
+/// Where the fleet's Redis is.
+pub(crate) enum Source {
+    /// One server, by URL.
+    Direct(redis::Client),
+    /// The primary that Sentinel names, asked again at every connection.
+    #[cfg(feature = "sentinel")]
+    Sentinel(tokio::sync::Mutex<redis::sentinel::SentinelClient>),
+    /// A Redis Cluster: commands routed by slot (every key of a breaker
+    /// shares its hash tag), the subscription on any node.
+    #[cfg(feature = "cluster")]
+    Cluster {
+        cluster: redis::cluster::ClusterClient,
+        nodes: Vec<Option<redis::Client>>,
+    },
+}
+
+impl Source {
+    /// A client for the server to talk to now.
+    async fn client(&self) -> redis::RedisResult<redis::Client> {
+        match self {
+            Source::Direct(client) => Ok(client.clone()),
+            #[cfg(feature = "sentinel")]
+            Source::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await,
+            #[cfg(feature = "cluster")]
+            Source::Cluster { nodes, .. } => nodes[0].clone().ok_or_else(|| {
+                redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "no node"))
+            }),
+        }
+    }
+
+    /// A new connection for commands.
+    pub(crate) async fn connection(&self) -> redis::RedisResult<Conn> {
+        match self {
+            #[cfg(feature = "cluster")]
+            Source::Cluster { cluster, .. } => {
+                Ok(Conn::Cluster(cluster.get_async_connection().await?))
+            }
+            _ => Ok(Conn::Single(
+                self.client()
+                    .await?
+                    .get_multiplexed_async_connection()
+                    .await?,
+            )),
+        }
+    }
+
+    /// A new connection for the change channel. On a Cluster any node
+    /// will do (a classic PUBLISH reaches every node): the first that answers.
+    pub(crate) async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        match self {
+            #[cfg(feature = "cluster")]
+            Source::Cluster { nodes, .. } => {
+                let mut failed = None;
+                for node in nodes.iter().flatten() {
+                    match node.get_async_pubsub().await {
+                        Ok(pubsub) => return Ok(pubsub),
+                        Err(error) => failed = Some(error),
+                    }
+                }
+                Err(failed.unwrap_or_else(|| {
+                    redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "no node"))
+                }))
+            }
+            _ => self.client().await?.get_async_pubsub().await,
+        }
+    }
+}
+
+/// At most one warning a minute per error code.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
 /// Settings shared by the fleet handle and its sync task.
 pub(crate) struct Inner {
-    pub(crate) client: redis::Client,
+    pub(crate) source: Source,
     pub(crate) prefix: String,
     pub(crate) channel: String,
     pub(crate) replica: String,
+    /// Tells this process's running totals from those of an earlier process
+    /// with the same replica id.
+    pub(crate) incarnation: String,
     pub(crate) sync_interval: Duration,
     pub(crate) command_timeout: Duration,
     pub(crate) lease: Duration,
@@ -28,12 +104,34 @@ pub(crate) struct Inner {
     pub(crate) period: FleetOpenPeriod,
     pub(crate) listener: Option<FleetListener>,
     pub(crate) connected: AtomicBool,
+    /// The last sync round that went through: when it ended, how long it
+    /// took, how many breakers it held.
+    pub(crate) last_round: Mutex<Option<(Instant, Duration, usize)>>,
+    /// When each error code was last logged, and how many were not since.
+    logged: Mutex<HashMap<String, (Option<Instant>, u64)>>,
     /// The breakers attached through this handle (for duplicate names);
     /// `None` while one is being built.
     attached: Mutex<Vec<(Arc<str>, Option<SharedControl>)>>,
 }
 
 impl Inner {
+    /// Whether a warning about `code` may be logged now (one a minute per
+    /// code), and how many were held back since the last one.
+    fn may_log(&self, code: String) -> Option<u64> {
+        let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let (last, held) = logged.entry(code).or_insert((None, 0));
+        if last.is_none_or(|last| now.duration_since(last) >= LOG_EVERY) {
+            let unsaid = *held;
+            *last = Some(now);
+            *held = 0;
+            Some(unsaid)
+        } else {
+            *held += 1;
+            None
+        }
+    }
+
     /// How much longer than the fleet says a local breaker is held open, so
     /// that the sync task (not the local timer) ends a fleet period while
     /// Redis answers; and the longest a dead Redis can keep it open beyond
@@ -69,6 +167,46 @@ impl Inner {
                 breaker = %breaker,
                 "tripswitch-redis: the fleet closed the breaker"
             ),
+            FleetEvent::SyncFailed {
+                breaker,
+                error,
+                advice,
+            } => {
+                let code = error.split_whitespace().next().unwrap_or("").to_string();
+                if let Some(unsaid) = self.may_log(code) {
+                    tracing::warn!(
+                        replica = %self.replica,
+                        breaker = %breaker,
+                        %error,
+                        unsaid,
+                        "tripswitch-redis: Redis refused this breaker's sync ({advice}); \
+                         it runs on its local state"
+                    );
+                }
+            }
+            FleetEvent::SettingsDiffer {
+                breaker,
+                ours,
+                fleet,
+            } => tracing::warn!(
+                replica = %self.replica,
+                breaker = %breaker,
+                %ours,
+                %fleet,
+                "tripswitch-redis: this breaker's fleet settings differ from the fleet's; \
+                 the fleet's apply ({})",
+                crate::script::SETTINGS
+            ),
+            FleetEvent::SyncRecovered { breaker } => tracing::info!(
+                replica = %self.replica,
+                breaker = %breaker,
+                "tripswitch-redis: the breaker syncs again"
+            ),
+            FleetEvent::StateRepaired { breaker, what } => tracing::warn!(
+                replica = %self.replica,
+                breaker = %breaker,
+                "tripswitch-redis: {what}; it was put back from this replica's copy"
+            ),
         }
         if let Some(listener) = &self.listener {
             let call = std::panic::AssertUnwindSafe(|| listener(&event));
@@ -100,7 +238,7 @@ impl Fleet {
     pub fn builder(url: impl Into<String>) -> FleetBuilder {
         FleetBuilder {
             url: url.into(),
-            prefix: "tripswitch".to_string(),
+            prefix: default_prefix(),
             replica: None,
             sync_interval: Duration::from_millis(100),
             command_timeout: Duration::from_millis(250),
@@ -108,7 +246,44 @@ impl Fleet {
             policy: FleetPolicy::default(),
             period: FleetOpenPeriod::default(),
             listener: None,
+            strict: false,
+            sentinel: None,
+            cluster: None,
         }
+    }
+
+    /// Settings for a fleet on the primary that the Redis Sentinels at
+    /// `sentinels` (`redis://host:port` each) name `primary`. The primary
+    /// is asked for again at every (re)connection, so the fleet follows a
+    /// failover: the old primary's connections end, or its writes are
+    /// refused (`READONLY`), and the next connection goes to the new one.
+    /// The state survives as far as Redis replicated it; what a lagging
+    /// replica lost is put back by the replicas (see the crate's bounds).
+    #[cfg(feature = "sentinel")]
+    pub fn sentinel(
+        sentinels: impl IntoIterator<Item = impl Into<String>>,
+        primary: impl Into<String>,
+    ) -> FleetBuilder {
+        let mut builder = Fleet::builder(String::new());
+        builder.sentinel = Some((
+            sentinels.into_iter().map(Into::into).collect(),
+            primary.into(),
+        ));
+        builder
+    }
+
+    /// Settings for a fleet on the Redis Cluster that `nodes`
+    /// (`redis://host:port` each, one is enough) belong to. A breaker's
+    /// keys share one hash tag, so each breaker's script runs on the node
+    /// that owns its slot (redirections and topology changes are the redis
+    /// crate's); a round sends one command per breaker, all in flight at
+    /// once, instead of one pipeline. Changes are published on the node the
+    /// fleet subscribes to, and a classic `PUBLISH` reaches every node.
+    #[cfg(feature = "cluster")]
+    pub fn cluster(nodes: impl IntoIterator<Item = impl Into<String>>) -> FleetBuilder {
+        let mut builder = Fleet::builder(String::new());
+        builder.cluster = Some(nodes.into_iter().map(Into::into).collect());
+        builder
     }
 
     /// A fleet with the default settings (see [`FleetBuilder`]).
@@ -143,13 +318,7 @@ impl Fleet {
         name: &str,
         builder: Builder<V>,
     ) -> Result<CircuitBreaker, FleetError> {
-        if name.is_empty() || name.contains(['\t', '\n', '{', '}']) {
-            return Err(FleetError::config(
-                "breaker name",
-                format!("{name:?}"),
-                "a non-empty name without tabs, newlines or braces",
-            ));
-        }
+        check_name(name)?;
         let name: Arc<str> = name.into();
         let news = Arc::new(News::default());
         let hook = Hook {
@@ -193,7 +362,7 @@ impl Fleet {
         }
         let entry = Arc::new(Entry::new(&self.inner, name, control, news));
         if self.register.send(entry.clone()).is_ok() {
-            entry.first_sync(self.inner.command_timeout * 2).await;
+            entry.first_sync(self.inner.command_timeout).await;
         }
         Ok(breaker)
     }
@@ -206,6 +375,50 @@ impl Fleet {
             .retain(|(other, _)| &**other != name);
     }
 
+    /// Opens the breaker `name` fleet-wide for `period`, now: an operator's
+    /// order (say, during a dependency's maintenance). Every replica with
+    /// such a breaker applies it within the propagation bound, whether or
+    /// not this handle has one. When the period ends the fleet probes as
+    /// after any open period. A breaker forced open or disabled locally
+    /// ([`CircuitBreaker::force_open`](tripswitch::CircuitBreaker::force_open))
+    /// is not moved: manual local states win.
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::Config`] for a name a breaker could not have or a
+    /// period under 1 ms, [`FleetError::Unavailable`] if Redis did not take
+    /// the order within the command timeout (nothing changed then, or the
+    /// change is published anyway if only the answer was lost).
+    pub async fn force_open(&self, name: &str, period: Duration) -> Result<(), FleetError> {
+        check_name(name)?;
+        if period < Duration::from_millis(1) {
+            return Err(FleetError::config(
+                "force_open period",
+                format!("{period:?}"),
+                "at least 1 ms",
+            ));
+        }
+        crate::sync::force(&self.inner, name, Some(period))
+            .await
+            .map_err(FleetError::Unavailable)
+    }
+
+    /// Closes the breaker `name` fleet-wide, now: an operator's order (the
+    /// dependency is known to be back). Every replica whose breaker the
+    /// fleet holds open closes within the propagation bound; one open on
+    /// its own local trip (below a quorum, during an outage) is not
+    /// closed by the fleet and goes on by its own timer.
+    ///
+    /// # Errors
+    ///
+    /// As [`force_open`](Self::force_open).
+    pub async fn force_close(&self, name: &str) -> Result<(), FleetError> {
+        check_name(name)?;
+        crate::sync::force(&self.inner, name, None)
+            .await
+            .map_err(FleetError::Unavailable)
+    }
+
     /// This process's id in the fleet.
     pub fn replica_id(&self) -> &str {
         &self.inner.replica
@@ -215,6 +428,37 @@ impl Fleet {
     pub fn is_connected(&self) -> bool {
         self.inner.connected.load(Ordering::Acquire)
     }
+
+    /// The last sync round that went through (`None` before the first):
+    /// how long ago it ended, how long it took, how many breakers it held.
+    /// While Redis answers, its age stays below
+    /// `sync_interval + command_timeout`; an older one means this replica
+    /// is running on its local state.
+    pub fn sync_status(&self) -> Option<SyncStatus> {
+        let last = *self
+            .inner
+            .last_round
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        last.map(|(ended, took, breakers)| SyncStatus {
+            age: ended.elapsed(),
+            took,
+            breakers,
+        })
+    }
+}
+
+/// The last sync round that went through: see [`Fleet::sync_status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncStatus {
+    /// How long ago it ended.
+    pub age: Duration,
+    /// How long it took (its exchanges with Redis).
+    pub took: Duration,
+    /// How many breakers it exchanged (idle closed breakers are read back
+    /// only every tenth round).
+    pub breakers: usize,
 }
 
 impl fmt::Debug for Fleet {
@@ -231,8 +475,8 @@ impl fmt::Debug for Fleet {
 ///
 /// | setting | default | what |
 /// |---|---|---|
-/// | [`prefix`](Self::prefix) | `tripswitch` | key and channel prefix: fleets with different prefixes are separate |
-/// | [`replica_id`](Self::replica_id) | pid and a random suffix | this process's id (quorum, probe lease) |
+/// | [`prefix`](Self::prefix) | `tripswitch:` and the executable's name | key and channel prefix: fleets with different prefixes are separate |
+/// | [`replica_id`](Self::replica_id) | host name, pid and 64 random bits | this process's id (quorum, probe lease) |
 /// | [`sync_interval`](Self::sync_interval) | 100 ms | how often counts are published and state is read |
 /// | [`command_timeout`](Self::command_timeout) | 250 ms | how long one Redis exchange may take before Redis counts as unreachable |
 /// | [`probe_lease`](Self::probe_lease) | 10 s | how long one replica may hold the fleet's half-open probes |
@@ -249,16 +493,38 @@ pub struct FleetBuilder {
     policy: FleetPolicy,
     period: FleetOpenPeriod,
     listener: Option<FleetListener>,
+    strict: bool,
+    /// Sentinel addresses and the primary's name, instead of `url`.
+    sentinel: Option<(Vec<String>, String)>,
+    /// Cluster nodes, instead of `url`.
+    cluster: Option<Vec<String>>,
 }
 
 impl FleetBuilder {
-    /// The prefix of every key and of the change channel.
+    /// Makes [`connect`](Self::connect) fail with
+    /// [`FleetError::Unavailable`] unless, within the command timeout, Redis
+    /// accepts a connection and the credentials, a subscription to the
+    /// change channel, and a run of the fleet's script. Without it (the
+    /// default) the fleet starts degraded: every breaker on its local state,
+    /// one [`FleetEvent::Unreachable`], and it joins when Redis answers.
+    pub fn require_redis(mut self) -> Self {
+        self.strict = true;
+        self
+    }
+
+    /// The prefix of every key and of the change channel. The default,
+    /// `tripswitch:` and the name of the program's executable, keeps two
+    /// programs on one Redis apart; replicas of one service that run
+    /// differently named executables, or two services with the same
+    /// executable name, must set it (to the service's name, say).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
 
-    /// This process's id in the fleet (unique per process).
+    /// This process's id in the fleet: it must be unique per live process
+    /// (votes and the probe lease are counted per id). The default (host
+    /// name, pid, 64 random bits) is.
     pub fn replica_id(mut self, id: impl Into<String>) -> Self {
         self.replica = Some(id.into());
         self
@@ -306,16 +572,46 @@ impl FleetBuilder {
     }
 
     /// Checks the settings and starts the fleet's background task. Does not
-    /// wait for Redis: an unreachable server only means the breakers start
-    /// on their local state.
+    /// wait for Redis (unless [`require_redis`](Self::require_redis)): an
+    /// unreachable server only means the breakers start on their local
+    /// state.
     ///
     /// # Errors
     ///
     /// [`FleetError::Url`] for a URL that cannot be parsed,
     /// [`FleetError::Config`] for a setting out of range, and
-    /// [`FleetError::NoRuntime`] outside a tokio runtime.
+    /// [`FleetError::NoRuntime`] outside a tokio runtime,
+    /// [`FleetError::Unavailable`] with [`require_redis`](Self::require_redis).
     pub async fn connect(self) -> Result<Fleet, FleetError> {
-        let client = redis::Client::open(self.url.as_str()).map_err(FleetError::Url)?;
+        let source = match &self.sentinel {
+            #[cfg(feature = "cluster")]
+            None if self.cluster.is_some() => {
+                let nodes = self.cluster.clone().unwrap_or_default();
+                Source::Cluster {
+                    cluster: redis::cluster::ClusterClient::new(nodes.clone())
+                        .map_err(FleetError::Url)?,
+                    nodes: nodes
+                        .iter()
+                        .map(|node| redis::Client::open(node.as_str()).ok())
+                        .collect(),
+                }
+            }
+            None => {
+                Source::Direct(redis::Client::open(self.url.as_str()).map_err(FleetError::Url)?)
+            }
+            #[cfg(feature = "sentinel")]
+            Some((sentinels, primary)) => Source::Sentinel(tokio::sync::Mutex::new(
+                redis::sentinel::SentinelClient::build(
+                    sentinels.iter().map(String::as_str).collect(),
+                    primary.clone(),
+                    None,
+                    redis::sentinel::SentinelServerType::Master,
+                )
+                .map_err(FleetError::Url)?,
+            )),
+            #[cfg(not(feature = "sentinel"))]
+            Some(_) => unreachable!("only built with the sentinel feature"),
+        };
         self.policy.validate()?;
         self.period.validate()?;
         for (setting, value) in [
@@ -355,7 +651,8 @@ impl FleetBuilder {
             _ => default_replica_id(),
         };
         let inner = Arc::new(Inner {
-            client,
+            source,
+            incarnation: incarnation(),
             channel: format!("{}:changes", self.prefix),
             prefix: self.prefix,
             replica,
@@ -366,8 +663,15 @@ impl FleetBuilder {
             period: self.period,
             listener: self.listener,
             connected: AtomicBool::new(false),
+            logged: Mutex::new(HashMap::new()),
+            last_round: Mutex::new(None),
             attached: Mutex::new(Vec::new()),
         });
+        if self.strict {
+            crate::sync::check(&inner)
+                .await
+                .map_err(FleetError::Unavailable)?;
+        }
         let (register, registrations) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
         runtime.spawn(run(Arc::downgrade(&inner), registrations, wake.clone()));
@@ -389,13 +693,68 @@ impl fmt::Debug for FleetBuilder {
             .field("probe_lease", &self.lease)
             .field("policy", &self.policy)
             .field("open_period", &self.period)
+            .field("require_redis", &self.strict)
+            .field("sentinel", &self.sentinel)
+            .field("cluster", &self.cluster)
             .finish_non_exhaustive()
     }
 }
 
+fn check_name(name: &str) -> Result<(), FleetError> {
+    if name.is_empty() || name.contains(['\t', '\n', '{', '}']) {
+        return Err(FleetError::config(
+            "breaker name",
+            format!("{name:?}"),
+            "a non-empty name without tabs, newlines or braces",
+        ));
+    }
+    Ok(())
+}
+
+/// 64 random bits, from the standard library's per-process random hash
+/// keys (no extra dependency), mixed with the time and a counter.
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static DRAWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(DRAWS.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+/// A token that differs between two processes (and two fleets of one process).
+fn incarnation() -> String {
+    format!("{:016x}", random())
+}
+
+/// The host name (the pod's name in Kubernetes), the pid and 64 random
+/// bits: two replicas never share an id, even with pid 1 in every container.
 fn default_replica_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{}-{:08x}", std::process::id(), nanos ^ 0x9e37_79b9)
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|host| host.trim().replace(['\t', '\n', '{', '}'], "_"))
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "host".to_string());
+    format!("{host}-{}-{:016x}", std::process::id(), random())
+}
+
+/// `tripswitch:` and the name of this program's executable: two programs
+/// sharing a Redis do not share breakers unless they choose the same prefix.
+fn default_prefix() -> String {
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|path| {
+            path.file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+        })
+        .map(|name| name.replace(['\t', '\n', '{', '}'], "_"))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "default".to_string());
+    format!("tripswitch:{program}")
 }

@@ -14,6 +14,9 @@ use crate::script::ProbeOutcome;
 #[derive(Debug, Default)]
 pub(crate) struct News {
     tripped: AtomicBool,
+    /// The breaker moved by itself (not on the fleet's orders) since the
+    /// sync task last looked: it no longer holds the fleet's state.
+    alone: AtomicBool,
     outcome: Mutex<Option<ProbeOutcome>>,
 }
 
@@ -21,6 +24,21 @@ impl News {
     /// Takes the trip vote, if the breaker tripped since the last look.
     pub(crate) fn take_trip(&self) -> bool {
         self.tripped.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether the breaker moved by itself since the last look.
+    pub(crate) fn take_alone(&self) -> bool {
+        self.alone.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether a trip vote or a probe result waits to be sent.
+    pub(crate) fn pending(&self) -> bool {
+        self.tripped.load(Ordering::Acquire)
+            || self
+                .outcome
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some()
     }
 
     /// Puts a trip vote back (it could not be published).
@@ -56,6 +74,9 @@ pub(crate) struct Hook {
 
 impl SharedState for Hook {
     fn transitioned(&self, from: State, to: State, reason: TransitionReason) {
+        if reason != TransitionReason::Shared {
+            self.news.alone.store(true, Ordering::Release);
+        }
         match (from, to, reason) {
             (_, State::Open, TransitionReason::Tripped) => {
                 self.news.tripped.store(true, Ordering::Release);

@@ -44,8 +44,9 @@
 //!   `quorum` replicas. Two replicas that trip at once give one open period
 //!   and one backoff step: the second finds the fleet already open.
 //! - **State in.** Every transition is published on a channel; each replica
-//!   applies it to its local breaker as soon as it arrives (and reads the
-//!   state back at every sync in case a message was lost).
+//!   applies it to its local breaker as soon as it arrives. It also reads
+//!   the state back at every sync for a breaker that is open, half-open or
+//!   has news, and an idle closed breaker's stored epoch every ten syncs.
 //! - **Probes.** When the fleet's open period ends, the first replica that
 //!   has calls waiting (or being rejected) takes a lease on the half-open
 //!   state: only it runs probes, at most the breaker's
@@ -58,24 +59,112 @@
 //!
 //! - **Propagation.** A trip reaches the other replicas in one script call
 //!   plus one pushed message (about a millisecond on a LAN; measured on
-//!   loopback by `benches/shared_store.rs` and the tests). If the pushed
-//!   message is lost, the next sync finds the change: at most
-//!   `sync_interval + command_timeout` (350 ms by default). A fleet-wide
-//!   failure rate is noticed within one `sync_interval` of the calls that
-//!   reach it.
+//!   loopback by `benches/shared_store.rs`, and through a link with 1 ms
+//!   added round trip by `tests/scale.rs`: p50 3–6 ms, p99 8–31 ms, see
+//!   `BENCHMARKS.md`). A trip is sent at once on a connection of its own,
+//!   and pushed changes are applied while a round is in flight, so neither
+//!   waits behind a large round. Redis only drops pushed messages by ending
+//!   the subscription; the replica then reconnects, reads every breaker
+//!   that is not closed here at its first round, and every closed one's
+//!   stored epoch within ten rounds: a missed change is applied at most
+//!   `10 × sync_interval + command_timeout` (1.25 s by default) after
+//!   Redis can be reached again. A fleet-wide failure rate is noticed
+//!   within one `sync_interval` of the calls that reach it.
+//! - **Cost.** A sync round is one pipelined exchange (pipelines of at most
+//!   256 calls, two in flight; a second and third exchange only while
+//!   half-open probes are handed out). It holds one script call for each
+//!   breaker with something to say or to watch (new counts, a trip, a probe
+//!   result, a fleet state that is not closed, an error to retry); an idle
+//!   closed breaker costs one `HGET` of its epoch every ten rounds.
+//!   Registering a breaker is one script call for that breaker alone.
+//!   **Bound and failure:** each script call costs Redis about 30 µs of
+//!   CPU, so one server keeps up with about 25,000 active breakers × sync
+//!   intervals a second (5,000 breakers on each of 10 replicas with 4 %
+//!   of them active per interval, measured). Beyond that, rounds queue up,
+//!   the age of the last sync ([`Fleet::sync_status`]) and propagation
+//!   grow, and a pipeline that gets no answer within the command timeout
+//!   counts as Redis unreachable (the next round tries again); calls still
+//!   never wait.
 //! - **Redis failure.** An exchange that fails or takes longer than
 //!   [`command_timeout`](FleetBuilder::command_timeout) (250 ms) marks Redis
 //!   unreachable: a [`FleetEvent::Unreachable`] and a warning are emitted
-//!   within `sync_interval + command_timeout` of the failure, and each
-//!   breaker goes on alone. One held open by the fleet stays open until the
-//!   fleet's deadline (plus `2 × sync_interval + command_timeout`), then
-//!   probes locally as usual. Calls never wait on Redis, alive or dead.
-//! - **Recovery.** The task reconnects at every sync interval. Once Redis
-//!   answers ([`FleetEvent::Reconnected`]), counts flow again, the fleet's
-//!   state is applied, and a breaker open here writes its open period back
-//!   if the server lost it (a restart without persistence). State is only
-//!   ever written by the script, whole, so a restart cannot leave half an
-//!   update behind.
+//!   within `sync_interval + command_timeout` of the failure (once per
+//!   outage, not at every reconnection attempt), and each breaker goes on
+//!   alone. One held open by the fleet stays open until the fleet's
+//!   deadline (plus `2 × sync_interval + command_timeout`), then probes
+//!   locally as usual. Calls never wait on Redis, alive or dead.
+//! - **Error replies.** An error reply to one breaker's script call (a key
+//!   of the wrong type, `NOPERM`, `OOM`, a Cluster `MOVED`, `READONLY`...)
+//!   is that breaker's alone: the connection is kept, the other breakers go
+//!   on syncing, and that breaker runs on its local state and is retried at
+//!   every sync. It is said once per breaker and error code
+//!   ([`FleetEvent::SyncFailed`], with what to do), logged at most once a
+//!   minute per code, and [`FleetEvent::SyncRecovered`] says when it heals.
+//!   A missing script (`NOSCRIPT`: a restart, `SCRIPT FLUSH`) is loaded
+//!   again within the same exchange.
+//! - **Recovery.** The task reconnects at every sync interval. Once a round
+//!   goes through ([`FleetEvent::Reconnected`]), counts flow again and the
+//!   fleet's state is applied: a breaker still held open by the fleet
+//!   follows it again (a close made meanwhile included, at the first
+//!   round); one that moved by itself meanwhile (its hold ran out, a local
+//!   trip or probe) keeps its own state until the fleet's next transition.
+//! - **Lost state.** Every script call carries the fleet state this replica
+//!   last applied (its epoch, state, what is left of its open period, its
+//!   backoff step). If the server's copy is missing (`FLUSHALL`, `DEL`,
+//!   eviction, a restart without persistence), older than that epoch (a
+//!   restart from an older snapshot, a failover to a lagging replica) or
+//!   unreadable (a stray write), the script puts that state back, whole, at
+//!   that epoch, and says so ([`FleetEvent::StateRepaired`]). This happens
+//!   at the next sync of any replica that knew the state, connected or not
+//!   in between: within one `sync_interval + command_timeout` for a state
+//!   that was open or half-open; a closed one is put back (silently: an
+//!   idle closed state expiring after a day is routine) within ten syncs,
+//!   or at the breaker's next call. Only a state
+//!   the fleet itself held is ever put back, never a replica's local trip
+//!   (below a quorum, or during an outage: that one is sent as a trip vote
+//!   and counts towards the quorum like any other). If no replica knew a
+//!   state, the breaker starts closed, at epoch 0.
+//! - **Settings.** A breaker's fleet settings (policy, window, open
+//!   period, probes, lease) are stored with its state by the replica that
+//!   creates it, and **the stored ones win**: every replica's counts, votes
+//!   and probes are judged by them, so replicas that run different
+//!   settings during a rollout still read and write the same buckets. A
+//!   replica whose own settings differ is told once
+//!   ([`FleetEvent::SettingsDiffer`], and a warning). New settings take
+//!   effect when the state is gone (a day without a transition, or deleted).
+//! - **Operators.** [`Fleet::force_open`] and [`Fleet::force_close`] (also
+//!   `fleet-demo --force-open NAME` / `--force-close NAME`) change a
+//!   breaker fleet-wide in one script call; every replica applies the
+//!   change within the propagation bound. (Deleting the keys by hand does
+//!   not reset a breaker: the replicas put a lost state back.)
+//!   [`Fleet::sync_status`] tells the
+//!   age of the last sync; [`FleetEvent::SyncFailed`] each breaker's error;
+//!   with the `metrics` feature both are exported
+//!   (`tripswitch_fleet_last_sync_seconds`, `tripswitch_fleet_connected`,
+//!   `tripswitch_fleet_sync_errors_total`, `tripswitch_fleet_sync_failing`).
+//! - **Building a breaker.** [`Fleet::breaker`] waits at most the command
+//!   timeout for its first sync (one exchange for the new breaker alone,
+//!   however many are attached).
+//!
+//! # Connecting
+//!
+//! `redis://` and, with the `tls` feature, `rediss://` URLs (the system's
+//! TLS library; the server's certificate is verified against the system's
+//! roots, or `SSL_CERT_FILE`; `#insecure` at the end of the URL skips
+//! that). With the `sentinel` feature, `Fleet::sentinel` finds the
+//! primary through Redis Sentinel at every (re)connection: when Sentinel
+//! turns the old primary into a replica it cuts its clients (or our writes
+//! get `READONLY`, which counts as a lost link), and the fleet reconnects to
+//! the new primary within one `sync_interval + command_timeout`; until
+//! then, during Sentinel's own window where both accept writes, the fleet
+//! follows the old one. With the `cluster` feature, `Fleet::cluster`
+//! runs on a Redis Cluster: every key of a breaker shares one hash tag, so
+//! each breaker's script runs on the node that owns its slot; a round
+//! sends one command per breaker (all in flight at once) instead of one
+//! pipeline, and the subscription is on one node (a classic `PUBLISH`
+//! reaches every node). A plain URL pointed at a Cluster node gets `MOVED`
+//! replies, reported per breaker ([`FleetEvent::SyncFailed`]) with advice.
+//! The scale figures in `BENCHMARKS.md` are for a single server.
 //!
 //! # When to use it, and when not
 //!
@@ -100,12 +189,22 @@
 //! fleet, and it keeps following its local breaker while Redis is down.
 //! Fleet-wide probe limits hold while Redis is up; during an outage each
 //! replica probes for itself (it cannot know what the others do).
-//! Counts are published at least once per sync, never twice: a failed
-//! publish is retried with the next sync's counts added.
+//! Counts are published at least once, never twice: a replica sends its
+//! running totals (from the last acknowledged report to now), and the
+//! script remembers, per breaker and replica, the totals it last added
+//! (for twice the policy's window from the first report, at least a
+//! minute; then it starts again). A report whose
+//! answer was lost (a timeout while Redis was paused with it in flight) and
+//! that ran anyway is not counted again by the next one, which only adds
+//! what is new. **Failure:** a report retried later than that memory lasts
+//! (after an outage that long) may count again the part of it that had
+//! already run, in the current window.
 #![forbid(unsafe_code)]
 
+mod conn;
 mod error;
 mod events;
+mod export;
 mod fleet;
 mod hook;
 mod policy;
@@ -114,5 +213,5 @@ mod sync;
 
 pub use error::FleetError;
 pub use events::FleetEvent;
-pub use fleet::{Fleet, FleetBuilder};
+pub use fleet::{Fleet, FleetBuilder, SyncStatus};
 pub use policy::{FleetOpenPeriod, FleetPolicy};

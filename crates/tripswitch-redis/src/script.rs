@@ -3,8 +3,6 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-
 use crate::policy::{FleetOpenPeriod, FleetPolicy};
 
 static SCRIPT: LazyLock<redis::Script> =
@@ -53,10 +51,14 @@ fn millis(ms: i64) -> Duration {
 }
 
 impl Reply {
-    fn parse(values: (String, i64, i64, i64, i64, i64)) -> Option<Reply> {
-        let (state, epoch, remaining, holder, step, granted) = values;
-        Some(Reply {
-            state: state_of(&state)?,
+    /// The script's answer, or why it cannot be read.
+    pub(crate) fn parse(value: redis::Value) -> Result<Answer, String> {
+        type Raw = (String, i64, i64, i64, i64, i64, String, String);
+        let (state, epoch, remaining, holder, step, granted, repaired, differs): Raw =
+            redis::from_redis_value(value).map_err(|e| e.to_string())?;
+        let reply = Reply {
+            state: state_of(&state)
+                .ok_or_else(|| format!("the fleet script answered an unknown state {state:?}"))?,
             epoch,
             remaining: millis(remaining),
             lease: match holder {
@@ -66,10 +68,22 @@ impl Reply {
             },
             step,
             granted: u32::try_from(granted).unwrap_or(0),
+        };
+        let repaired = match repaired.as_str() {
+            "" => None,
+            "unreadable" => Some(Repair::Unreadable),
+            "missing" => Some(Repair::Missing),
+            _ => Some(Repair::Stale),
+        };
+        Ok(Answer {
+            reply,
+            repaired,
+            differs: (!differs.is_empty()).then_some(differs),
         })
     }
 
-    /// A change published by the script: `name \t epoch \t state \t remaining \t owner`.
+    /// A change published by the script:
+    /// `name \t epoch \t state \t remaining \t owner \t step`.
     pub(crate) fn from_message(payload: &str, me: &str) -> Option<(String, Reply)> {
         let mut fields = payload.split('\t');
         let name = fields.next()?.to_string();
@@ -82,6 +96,10 @@ impl Reply {
             owner if owner == me => Lease::Mine,
             _ => Lease::Another,
         };
+        let step = fields
+            .next()
+            .and_then(|step| step.parse::<f64>().ok())
+            .map_or(-1, |step| step as i64);
         Some((
             name,
             Reply {
@@ -89,28 +107,70 @@ impl Reply {
                 epoch,
                 remaining: millis(remaining),
                 lease,
-                step: -1,
+                step,
                 granted: 0,
             },
         ))
     }
 }
 
+/// Why the script replaced the stored state with what this replica knew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repair {
+    /// The state could not be read (not written by this crate).
+    Unreadable,
+    /// The state was gone (FLUSHALL, DEL, eviction, a restart without it).
+    Missing,
+    /// The state was older than one this replica applied (a restart from an
+    /// older snapshot, a failover to a lagging replica).
+    Stale,
+}
+
+impl Repair {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Repair::Unreadable => "the fleet state on the server could not be read",
+            Repair::Missing => "the fleet state was missing on the server",
+            Repair::Stale => "the fleet state on the server was older than one already applied",
+        }
+    }
+}
+
+/// The script's whole answer to one call.
+pub(crate) struct Answer {
+    pub(crate) reply: Reply,
+    /// Why the stored state was replaced, if it was.
+    pub(crate) repaired: Option<Repair>,
+    /// The fleet's settings (which won), if they differ from the caller's.
+    pub(crate) differs: Option<String>,
+}
+
+/// The settings the script compares, in its order, for messages.
+pub(crate) const SETTINGS: &str = "probes|lease ms|open ms|max open ms|multiplier|bucket ms|buckets|minimum calls|failure rate|quorum";
+
 /// What a call of the script does.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Action {
-    /// Publishes outcome counts and a trip vote; reads the state.
+    /// Publishes outcome counts and a trip vote; reads the state. Counts are
+    /// running totals: from the last acknowledged report to now.
     Report {
-        calls: u64,
-        failures: u64,
+        from: Counted,
+        to: Counted,
         tripped: bool,
     },
     /// Asks for the half-open probes.
     Acquire,
     /// Reports how the probes this replica held (in `epoch`) ended.
     Result { epoch: i64, outcome: ProbeOutcome },
-    /// Puts an open period back if the server lost the state.
-    Restore { remaining: Duration, step: i64 },
+    /// An operator's order: open for this long (`Some`), or close.
+    Force { open: Option<Duration> },
+}
+
+/// Running totals of one breaker's calls and failures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counted {
+    pub(crate) calls: u64,
+    pub(crate) failures: u64,
 }
 
 /// How a replica's half-open lease ended.
@@ -121,36 +181,82 @@ pub(crate) enum ProbeOutcome {
     Released,
 }
 
+/// The fleet state a replica last applied: sent with every call, so that
+/// the script can put it back if the server lost it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Known {
+    pub(crate) epoch: i64,
+    pub(crate) state: FleetState,
+    /// This replica holds the half-open lease of that epoch.
+    pub(crate) leading: bool,
+    /// Open: what is left of the open period, now.
+    pub(crate) remaining: Duration,
+    pub(crate) step: i64,
+}
+
 /// Everything the script needs besides the action.
 pub(crate) struct Call<'a> {
     pub(crate) state_key: &'a str,
     pub(crate) counts_key: &'a str,
+    pub(crate) seen_key: &'a str,
     pub(crate) channel: &'a str,
     pub(crate) name: &'a str,
     pub(crate) replica: &'a str,
+    pub(crate) incarnation: &'a str,
     pub(crate) probes: u32,
     pub(crate) lease: Duration,
     pub(crate) period: &'a FleetOpenPeriod,
     pub(crate) policy: &'a FleetPolicy,
 }
 
+/// The script's SHA1, for `EVALSHA`.
+pub(crate) fn hash() -> &'static str {
+    SCRIPT.get_hash()
+}
+
 impl Call<'_> {
-    pub(crate) async fn run(
-        &self,
-        connection: &mut MultiplexedConnection,
-        action: Action,
-    ) -> redis::RedisResult<Reply> {
-        let mut invocation = SCRIPT.key(self.state_key);
-        invocation.key(self.counts_key);
+    /// The `EVALSHA` command for `action`.
+    /// This replica's settings as the script stores them (ARGV 3-12).
+    pub(crate) fn settings(&self) -> String {
+        let (rate, min_calls) = self.policy.failure_rate.unwrap_or((0.0, 0));
+        let mut probe = redis::cmd("X");
+        probe
+            .arg(self.probes)
+            .arg(self.lease.as_millis() as u64)
+            .arg(self.period.base.as_millis() as u64)
+            .arg(self.period.max.as_millis() as u64)
+            .arg(self.period.multiplier)
+            .arg(self.policy.bucket_ms())
+            .arg(10)
+            .arg(min_calls)
+            .arg(rate)
+            .arg(self.policy.quorum);
+        probe
+            .args_iter()
+            .skip(1)
+            .map(|arg| match arg {
+                redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                _ => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join("|")
+    }
+
+    pub(crate) fn command(&self, action: Action, known: Option<Known>) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(hash())
+            .arg(3)
+            .arg(self.state_key)
+            .arg(self.counts_key)
+            .arg(self.seen_key);
         let (rate, min_calls) = self.policy.failure_rate.unwrap_or((0.0, 0));
         let name = match action {
             Action::Report { .. } => "report",
             Action::Acquire => "acquire",
             Action::Result { .. } => "result",
-            Action::Restore { .. } => "restore",
+            Action::Force { .. } => "force",
         };
-        invocation
-            .arg(name)
+        cmd.arg(name)
             .arg(self.replica)
             .arg(self.probes)
             .arg(self.lease.as_millis() as u64)
@@ -164,35 +270,44 @@ impl Call<'_> {
             .arg(self.policy.quorum)
             .arg(self.channel)
             .arg(self.name);
+        match known {
+            Some(known) => cmd
+                .arg(known.epoch)
+                .arg(match known.state {
+                    FleetState::Closed => "closed",
+                    FleetState::Open => "open",
+                    FleetState::HalfOpen if known.leading => "half_open_mine",
+                    FleetState::HalfOpen => "half_open",
+                })
+                .arg(known.remaining.as_millis() as u64)
+                .arg(known.step.max(0)),
+            None => cmd.arg(0).arg("closed").arg(0).arg(0),
+        };
         match action {
-            Action::Report {
-                calls,
-                failures,
-                tripped,
-            } => {
-                invocation.arg(calls).arg(failures).arg(u8::from(tripped));
+            Action::Report { from, to, tripped } => {
+                cmd.arg(from.calls)
+                    .arg(to.calls)
+                    .arg(from.failures)
+                    .arg(to.failures)
+                    .arg(u8::from(tripped))
+                    .arg(self.incarnation);
             }
             Action::Acquire => {}
+            Action::Force { open } => {
+                match open {
+                    Some(period) => cmd.arg("open").arg(period.as_millis() as u64),
+                    None => cmd.arg("close").arg(0),
+                };
+            }
             Action::Result { epoch, outcome } => {
-                invocation.arg(epoch).arg(match outcome {
+                cmd.arg(epoch).arg(match outcome {
                     ProbeOutcome::Closed => "closed",
                     ProbeOutcome::Opened => "opened",
                     ProbeOutcome::Released => "released",
                 });
             }
-            Action::Restore { remaining, step } => {
-                invocation
-                    .arg(remaining.as_millis() as u64)
-                    .arg(step.max(0));
-            }
         }
-        let values = invocation.invoke_async(connection).await?;
-        Reply::parse(values).ok_or_else(|| {
-            redis::RedisError::from((
-                redis::ErrorKind::Parse,
-                "the fleet script answered with an unknown state",
-            ))
-        })
+        cmd
     }
 }
 
@@ -202,7 +317,8 @@ mod tests {
 
     #[test]
     fn published_changes_parse() {
-        let (name, reply) = Reply::from_message("payments\t7\topen\t4999\t", "me").unwrap();
+        let (name, reply) = Reply::from_message("payments\t7\topen\t4999\t\t3", "me").unwrap();
+        assert_eq!(reply.step, 3);
         assert_eq!(name, "payments");
         assert_eq!(reply.state, FleetState::Open);
         assert_eq!(reply.epoch, 7);

@@ -2,27 +2,32 @@
 //! listens for changes. Everything here is off the call path: a call never
 //! waits on anything this task does.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::{MultiplexedConnection, PubSubStream};
+use futures_util::stream::FuturesUnordered;
+use redis::aio::PubSubStream;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, sleep_until, timeout};
 use tripswitch::shared::SharedControl;
 use tripswitch::{Counts, State};
 
+use crate::conn::{Answer, Conn, Refusal};
 use crate::events::FleetEvent;
 use crate::fleet::Inner;
 use crate::hook::News;
-use crate::script::{Action, Call, FleetState, Lease, ProbeOutcome, Reply};
+use crate::script::{Action, Call, Counted, FleetState, Known, Lease, ProbeOutcome, Reply};
 
 /// One attached breaker.
 pub(crate) struct Entry {
     name: Arc<str>,
     state_key: String,
     counts_key: String,
+    seen_key: String,
     control: SharedControl,
     probes: u32,
     news: Arc<News>,
@@ -37,11 +42,11 @@ impl Entry {
         control: SharedControl,
         news: Arc<News>,
     ) -> Entry {
+        let keys = Keys::new(inner, &name);
         Entry {
-            // The braces are a Redis Cluster hash tag: both keys of a breaker
-            // live in one slot, as a script needs.
-            state_key: format!("{}:{{{}}}:state", inner.prefix, name),
-            counts_key: format!("{}:{{{}}}:counts", inner.prefix, name),
+            state_key: keys.state,
+            counts_key: keys.counts,
+            seen_key: keys.seen,
             probes: control.probe_limit().unwrap_or(0),
             name,
             control,
@@ -78,9 +83,11 @@ impl Entry {
         Call {
             state_key: &self.state_key,
             counts_key: &self.counts_key,
+            seen_key: &self.seen_key,
             channel: &inner.channel,
             name: &self.name,
             replica: &inner.replica,
+            incarnation: &inner.incarnation,
             probes: self.probes,
             lease: inner.lease,
             period: &inner.period,
@@ -92,27 +99,92 @@ impl Entry {
 /// What the sync task remembers of one breaker.
 #[derive(Default)]
 struct Book {
-    /// Counts already published.
-    reported: Counts,
+    /// Running totals the server acknowledged.
+    reported: Counted,
     /// Rejections seen at the last sync (new ones mean calls want through).
     rejected: u64,
     /// The local breaker is open (or half-open) on the fleet's orders.
     held: bool,
-    /// The fleet epoch last applied.
-    epoch: Option<i64>,
-    /// The fleet's backoff step last seen (restored if Redis loses it).
-    step: i64,
+    /// The fleet state last applied (put back if the server loses it).
+    known: Option<KnownAt>,
     /// The epoch of the half-open lease this replica holds.
     leading: Option<i64>,
+    /// The error the last exchange for this breaker ended in (said once).
+    error: Option<String>,
+    /// An idle read found a stored epoch other than the one applied here.
+    recheck: bool,
+    /// The fleet's settings of this breaker, when they differ from ours (said once).
+    differs: Option<String>,
+    /// While idle, it is read at the rounds whose number modulo
+    /// [`IDLE_EVERY`] is this: idle breakers are spread over the rounds.
+    phase: u64,
+}
+
+/// The fleet state last applied, with its open period as a local deadline.
+#[derive(Debug, Clone, Copy)]
+struct KnownAt {
+    epoch: i64,
+    state: FleetState,
+    until: Instant,
+    step: i64,
+}
+
+/// An idle closed breaker (no calls, nothing to say) costs no script call:
+/// its stored epoch is read once every this many rounds (a plain `HGET`),
+/// and only a difference calls for a script call.
+pub(crate) const IDLE_EVERY: u64 = 10;
+
+impl Book {
+    /// Whether this breaker has anything to exchange at round `round`: new
+    /// counts, a vote or a probe result, a fleet state that is not closed, an
+    /// error to retry, or its turn to be read back while idle.
+    fn due(&self, entry: &Entry, round: u64) -> bool {
+        self.busy(entry) || round % IDLE_EVERY == self.phase
+    }
+
+    /// Whether it needs a script call (not only a read of its epoch).
+    fn busy(&self, entry: &Entry) -> bool {
+        let counts = entry.control.counts();
+        self.known
+            .is_none_or(|known| known.state != FleetState::Closed)
+            || self.recheck
+            || self.held
+            || self.leading.is_some()
+            || self.error.is_some()
+            || entry.news.pending()
+            || counted(&counts) != self.reported
+            || counts.rejected != self.rejected
+            || entry.control.waiting() > 0
+    }
+
+    fn known(&self) -> Option<Known> {
+        self.known.map(|known| Known {
+            epoch: known.epoch,
+            state: known.state,
+            leading: self.leading == Some(known.epoch),
+            remaining: known.until.saturating_duration_since(Instant::now()),
+            step: known.step,
+        })
+    }
 }
 
 /// A live link to Redis: a connection for scripts and a subscription.
 struct Link {
-    connection: MultiplexedConnection,
+    connection: Conn,
+    /// A second connection for news that must not wait behind a round.
+    urgent: Conn,
     changes: PubSubStream,
 }
 
+/// Why the link to Redis failed (the connection, not one breaker).
 type Failure = String;
+
+/// Whether Redis is reachable, as last said through events.
+#[derive(Default)]
+struct Health {
+    /// `Unreachable` was said and no round succeeded since.
+    unreachable: bool,
+}
 
 pub(crate) async fn run(
     inner: Weak<Inner>,
@@ -121,86 +193,133 @@ pub(crate) async fn run(
 ) {
     let mut books: Vec<(Arc<Entry>, Book)> = Vec::new();
     let mut link: Option<Link> = None;
-    // Whether Redis was unreachable at the last attempt (and that was said).
-    let mut unreachable = false;
+    let mut health = Health::default();
     let mut next_sync = Instant::now();
+    let mut rounds: u64 = 0;
+    // A breaker tripped or ended its probes: its news goes out at once, in
+    // a round of its own (not behind every other breaker's counts).
+    let mut urgent = false;
     loop {
         let Some(fleet) = inner.upgrade() else {
             return;
         };
         books.retain(|(entry, _)| entry.control.is_alive());
+        if std::mem::take(&mut urgent) {
+            match link.as_mut() {
+                Some(current) => {
+                    let news: Vec<usize> = (0..books.len())
+                        .filter(|&at| books[at].0.news.pending())
+                        .collect();
+                    if !news.is_empty() {
+                        let context = Context {
+                            fleet: &fleet,
+                            wake: &wake,
+                        };
+                        match round(&context, current, &mut books, news).await {
+                            Ok(()) => reached(&fleet, &mut health),
+                            Err(error) => {
+                                link = None;
+                                lost(&fleet, &mut health, error);
+                            }
+                        }
+                    }
+                }
+                // No link: try to connect now rather than at the next sync.
+                None => next_sync = Instant::now(),
+            }
+        }
         if Instant::now() >= next_sync {
             next_sync = Instant::now() + fleet.sync_interval;
             if link.is_none() {
                 match connect(&fleet).await {
-                    Ok(new) => {
-                        link = Some(new);
-                        if unreachable {
-                            unreachable = false;
-                            fleet.connected.store(true, Ordering::Release);
-                            fleet.emit(FleetEvent::Reconnected);
-                            if let Some(current) = link.as_mut()
-                                && let Err(error) = restore(&fleet, current, &mut books).await
-                            {
-                                link = None;
-                                lost(&fleet, &mut books, &mut unreachable, error);
-                            }
-                        }
-                    }
-                    Err(error) => lost(&fleet, &mut books, &mut unreachable, error),
+                    // Changes pushed while there was no link were missed:
+                    // a breaker that is not closed here is read back at the
+                    // next round (it always is), a closed one at its turn
+                    // among the idle ones, within IDLE_EVERY rounds.
+                    Ok(new) => link = Some(new),
+                    Err(error) => lost(&fleet, &mut health, error),
                 }
             }
             if let Some(current) = link.as_mut() {
-                let mut failed = None;
-                for (entry, book) in books.iter_mut() {
-                    if let Err(error) = sync(&fleet, current, entry, book).await {
-                        failed = Some(error);
-                        break;
+                rounds += 1;
+                let due: Vec<usize> = (0..books.len())
+                    .filter(|&at| books[at].1.due(&books[at].0, rounds))
+                    .collect();
+                let started = Instant::now();
+                let size = due.len();
+                let context = Context {
+                    fleet: &fleet,
+                    wake: &wake,
+                };
+                match round(&context, current, &mut books, due).await {
+                    Ok(()) => {
+                        *fleet
+                            .last_round
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) =
+                            Some((std::time::Instant::now(), started.elapsed(), size));
+                        reached(&fleet, &mut health);
                     }
-                }
-                match failed {
-                    Some(error) => {
+                    Err(error) => {
                         link = None;
-                        lost(&fleet, &mut books, &mut unreachable, error);
+                        lost(&fleet, &mut health, error);
                     }
-                    None => fleet.connected.store(true, Ordering::Release),
                 }
             }
             for (entry, _) in &books {
                 entry.mark_synced();
             }
         }
-        let me = fleet.replica.clone();
         drop(fleet);
 
         tokio::select! {
             () = sleep_until(next_sync) => {}
-            () = wake.notified() => next_sync = Instant::now(),
+            () = wake.notified() => urgent = true,
             registered = registrations.recv() => match registered {
                 Some(entry) => {
-                    books.push((entry, Book::default()));
-                    next_sync = Instant::now();
+                    // Only the new breakers are synced now: registering
+                    // costs one exchange, however many breakers there are.
+                    let first = books.len();
+                    let book = |at: usize| Book {
+                        phase: at as u64 % IDLE_EVERY,
+                        ..Book::default()
+                    };
+                    books.push((entry, book(first)));
+                    while let Ok(entry) = registrations.try_recv() {
+                        books.push((entry, book(books.len())));
+                    }
+                    if let Some(fleet) = inner.upgrade()
+                        && let Some(current) = link.as_mut()
+                    {
+                        let new = (first..books.len()).collect();
+                        let context = Context { fleet: &fleet, wake: &wake };
+                        match round(&context, current, &mut books, new).await {
+                            Ok(()) => reached(&fleet, &mut health),
+                            Err(error) => {
+                                link = None;
+                                lost(&fleet, &mut health, error);
+                            }
+                        }
+                    }
+                    for (entry, _) in &books[first..] {
+                        entry.mark_synced();
+                    }
                 }
                 // Every fleet handle is gone.
                 None => return,
             },
             message = next_change(&mut link) => match message {
                 Some(payload) => {
-                    if let Some((name, reply)) = Reply::from_message(&payload, &me)
-                        && let Some(fleet) = inner.upgrade()
-                        && let Some((entry, book)) =
-                            books.iter_mut().find(|(entry, _)| *entry.name == *name)
-                    {
-                        apply(&fleet, entry, book, reply, false);
+                    if let Some(fleet) = inner.upgrade() {
+                        on_change(&fleet, &mut books, &payload);
                     }
                 }
                 None => {
-                    // The subscription ended: Redis went away, maybe only
-                    // for a restart that lost its data. Treated as an outage
-                    // either way, so that the reconnection restores state.
+                    // The subscription ended: changes may have been missed.
+                    // Reconnect; every breaker is read back at that round.
                     link = None;
                     if let Some(fleet) = inner.upgrade() {
-                        lost(&fleet, &mut books, &mut unreachable, "the change subscription ended".to_string());
+                        lost(&fleet, &mut health, "the change subscription ended".to_string());
                     }
                     next_sync = Instant::now();
                 }
@@ -226,11 +345,13 @@ async fn next_change(link: &mut Option<Link>) -> Option<String> {
 async fn connect(fleet: &Inner) -> Result<Link, Failure> {
     let limit = fleet.command_timeout;
     let attempt = async {
-        let connection = fleet.client.get_multiplexed_async_connection().await?;
-        let mut pubsub = fleet.client.get_async_pubsub().await?;
+        let connection = fleet.source.connection().await?;
+        let urgent = fleet.source.connection().await?;
+        let mut pubsub = fleet.source.pubsub().await?;
         pubsub.subscribe(&fleet.channel).await?;
         Ok::<_, redis::RedisError>(Link {
             connection,
+            urgent,
             changes: pubsub.into_on_message(),
         })
     };
@@ -241,155 +362,614 @@ async fn connect(fleet: &Inner) -> Result<Link, Failure> {
     }
 }
 
-/// Redis cannot be reached: say so once, and let go of every breaker, so
-/// that each goes on alone once the fleet's deadline it holds runs out.
-fn lost(fleet: &Inner, books: &mut [(Arc<Entry>, Book)], unreachable: &mut bool, error: Failure) {
-    fleet.connected.store(false, Ordering::Release);
-    for (_, book) in books.iter_mut() {
-        book.held = false;
-    }
-    if !*unreachable {
-        *unreachable = true;
-        fleet.emit(FleetEvent::Unreachable { error });
-    }
-}
-
-async fn exchange(
+/// An operator's order for the breaker `name`, fleet-wide (whether or not
+/// this process has such a breaker): one script call on a connection of
+/// its own, within the command timeout. The change is published, so every
+/// replica applies it as it would a trip or a close.
+pub(crate) async fn force(
     fleet: &Inner,
-    link: &mut Link,
-    entry: &Entry,
-    action: Action,
-) -> Result<Reply, Failure> {
+    name: &str,
+    open: Option<Duration>,
+) -> Result<(), Failure> {
     let limit = fleet.command_timeout;
-    match timeout(limit, entry.call(fleet).run(&mut link.connection, action)).await {
-        Ok(Ok(reply)) => Ok(reply),
+    let keys = Keys::new(fleet, name);
+    let call = Call {
+        state_key: &keys.state,
+        counts_key: &keys.counts,
+        seen_key: &keys.seen,
+        channel: &fleet.channel,
+        name,
+        replica: &fleet.replica,
+        incarnation: &fleet.incarnation,
+        probes: 0,
+        lease: fleet.lease,
+        period: &fleet.period,
+        policy: &fleet.policy,
+    };
+    let command = call.command(Action::Force { open }, None);
+    let attempt = async {
+        let mut connection = fleet.source.connection().await?;
+        let mut answers = connection.send(&[&command]).await?;
+        if answers.first().is_some_and(is_noscript) {
+            connection.load().await?;
+            answers = connection.send(&[&command]).await?;
+        }
+        Ok::<_, redis::RedisError>(answers)
+    };
+    match timeout(limit, attempt).await {
+        Ok(Ok(answers)) => match answers.into_iter().next() {
+            Some(Err(refusal)) => Err(refusal.said),
+            Some(Ok(_)) => Ok(()),
+            None => Err("no answer".to_string()),
+        },
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!("no answer within {limit:?}")),
     }
 }
 
-/// After Redis comes back: a breaker that is open here puts its open period
-/// back, in case the server lost it (the script only writes if it did).
-async fn restore(
-    fleet: &Inner,
-    link: &mut Link,
-    books: &mut [(Arc<Entry>, Book)],
-) -> Result<(), Failure> {
-    for (entry, book) in books.iter_mut() {
-        if entry.control.state() != Some(State::Open) {
-            continue;
-        }
-        if let Some(remaining) = entry.control.retry_after().filter(|r| !r.is_zero()) {
-            let reply = exchange(
-                fleet,
-                link,
-                entry,
-                Action::Restore {
-                    remaining,
-                    step: book.step,
-                },
-            )
-            .await?;
-            apply(fleet, entry, book, reply, true);
-        }
-    }
-    Ok(())
+/// The keys of one breaker.
+struct Keys {
+    state: String,
+    counts: String,
+    seen: String,
 }
 
-/// One round for one breaker: a probe result, the counts and trip vote, and
-/// (when the fleet is half-open and calls here want through) a bid for the probes.
-async fn sync(
-    fleet: &Inner,
-    link: &mut Link,
-    entry: &Entry,
-    book: &mut Book,
-) -> Result<(), Failure> {
-    let control = &entry.control;
-    if let Some(outcome) = entry.news.take_outcome()
-        && let Some(epoch) = book.leading
-    {
-        match exchange(fleet, link, entry, Action::Result { epoch, outcome }).await {
-            Ok(reply) => {
-                book.leading = None;
-                apply(fleet, entry, book, reply, true);
+impl Keys {
+    fn new(inner: &Inner, name: &str) -> Keys {
+        // The braces are a Redis Cluster hash tag: every key of a breaker
+        // lives in one slot, as a script needs.
+        Keys {
+            state: format!("{}:{{{}}}:state", inner.prefix, name),
+            counts: format!("{}:{{{}}}:counts", inner.prefix, name),
+            seen: format!("{}:{{{}}}:seen:{}", inner.prefix, name, inner.replica),
+        }
+    }
+}
+
+/// The strict start's check: a connection (credentials included), the
+/// subscription, and one run of the script on a key no breaker uses (it
+/// reads, writes nothing). Within the command timeout.
+pub(crate) async fn check(fleet: &Inner) -> Result<(), Failure> {
+    let limit = fleet.command_timeout;
+    let attempt = async {
+        let mut link = connect(fleet).await?;
+        let key = format!("{}:check", fleet.prefix);
+        link.connection
+            .load()
+            .await
+            .map_err(|error| error.to_string())?;
+        let mut probe = redis::cmd("EVALSHA");
+        probe
+            .arg(crate::script::hash())
+            .arg(3)
+            .arg(&key)
+            .arg(&key)
+            .arg(&key);
+        probe.arg("check").arg(&fleet.replica);
+        for _ in 0..16 {
+            probe.arg(0);
+        }
+        match link.connection.send(&[&probe]).await {
+            Ok(answers) => match answers.into_iter().next() {
+                Some(Ok(_)) => Ok(()),
+                Some(Err(refusal)) => Err(refusal.said),
+                None => Err("no answer".to_string()),
+            },
+            Err(error) => Err(error.to_string()),
+        }
+    };
+    match timeout(limit, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {limit:?}")),
+    }
+}
+
+/// Redis cannot be reached: say so once.
+fn lost(fleet: &Inner, health: &mut Health, error: Failure) {
+    fleet.connected.store(false, Ordering::Release);
+    crate::export::connected(fleet, false);
+    // A breaker the fleet holds open stays open until the fleet's deadline
+    // (plus grace), then goes on by itself; one still held when Redis is
+    // back follows the fleet again (a close made meanwhile included).
+    if !health.unreachable {
+        health.unreachable = true;
+        fleet.emit(FleetEvent::Unreachable { error });
+    }
+}
+
+/// A round went through: Redis is reachable (said once after an outage).
+fn reached(fleet: &Inner, health: &mut Health) {
+    fleet.connected.store(true, Ordering::Release);
+    crate::export::connected(fleet, true);
+    crate::export::synced(fleet);
+    if health.unreachable {
+        health.unreachable = false;
+        fleet.emit(FleetEvent::Reconnected);
+    }
+}
+
+/// One script call of a round, for the breaker at `index`.
+struct Op {
+    index: usize,
+    action: Action,
+    /// What a report or a probe result took from the breaker's news, to be
+    /// put back if it is not acknowledged.
+    sent: Sent,
+}
+
+#[derive(Clone, Copy)]
+enum Sent {
+    /// Not a script call: a read of the stored epoch of an idle breaker.
+    Peek,
+    Nothing,
+    Result(ProbeOutcome),
+    Report {
+        counts: Counts,
+        tripped: bool,
+    },
+}
+
+/// At most this many script calls go in one pipeline: the answers of a
+/// large round come back (and are applied) piece by piece.
+const CHUNK: usize = 256;
+
+/// At most this many pipelines of a round are in flight at once: enough to
+/// hide the round trip, few enough that a pipeline's command timeout
+/// measures Redis's answer, not its place behind the rest of a large round.
+const WINDOW: usize = 2;
+
+/// The ops for the breakers at `indices`: a probe result if one waits, and
+/// a report (counts, trip vote, state read-back). Takes the breakers' news.
+fn reports(books: &[(Arc<Entry>, Book)], indices: &[usize]) -> Vec<Op> {
+    let mut ops = Vec::with_capacity(indices.len());
+    for &index in indices {
+        let (entry, book) = &books[index];
+        if !book.busy(entry) {
+            // Idle and closed: only its stored epoch is read (no script).
+            ops.push(Op {
+                index,
+                action: Action::Acquire,
+                sent: Sent::Peek,
+            });
+            continue;
+        }
+        if let Some(outcome) = entry.news.take_outcome()
+            && let Some(epoch) = book.leading
+        {
+            ops.push(Op {
+                index,
+                action: Action::Result { epoch, outcome },
+                sent: Sent::Result(outcome),
+            });
+        }
+        let counts = entry.control.counts();
+        let tripped = entry.news.take_trip();
+        ops.push(Op {
+            index,
+            action: Action::Report {
+                from: book.reported,
+                to: counted(&counts),
+                tripped,
+            },
+            sent: Sent::Report { counts, tripped },
+        });
+    }
+    ops
+}
+
+/// The commands for `ops`, as they are now (with each breaker's known state).
+fn commands(fleet: &Inner, books: &[(Arc<Entry>, Book)], ops: &[Op]) -> Vec<redis::Cmd> {
+    ops.iter()
+        .map(|op| {
+            let (entry, book) = &books[op.index];
+            match op.sent {
+                Sent::Peek => {
+                    let mut peek = redis::cmd("HGET");
+                    peek.arg(&entry.state_key).arg("epoch");
+                    peek
+                }
+                _ => entry.call(fleet).command(op.action, book.known()),
             }
-            Err(error) => {
-                entry.news.put_outcome_back(outcome);
-                return Err(error);
+        })
+        .collect()
+}
+
+/// Sends `commands` as one pipeline on `connection`; every command gets its
+/// own answer (an error reply is that breaker's). Loads the script once if
+/// the server lacks it. Fails only when the exchange itself fails or takes
+/// longer than `limit` (the link is then dropped).
+async fn send(
+    mut connection: Conn,
+    commands: Vec<redis::Cmd>,
+    limit: Duration,
+) -> Result<Vec<Answer>, Failure> {
+    let attempt = async {
+        let mut answers = connection
+            .send(&commands.iter().collect::<Vec<_>>())
+            .await?;
+        let missing: Vec<usize> = answers
+            .iter()
+            .enumerate()
+            .filter(|(_, answer)| is_noscript(answer))
+            .map(|(at, _)| at)
+            .collect();
+        if !missing.is_empty() {
+            // The server restarted or its scripts were flushed: load and
+            // resend. A refused SCRIPT LOAD is a refusal, not an outage: the
+            // NOSCRIPT answers stand, each reported for its breaker.
+            match connection.load().await {
+                Ok(()) => {
+                    let again: Vec<&redis::Cmd> = missing.iter().map(|&at| &commands[at]).collect();
+                    let resent = connection.send(&again).await?;
+                    for (at, answer) in missing.into_iter().zip(resent) {
+                        answers[at] = answer;
+                    }
+                }
+                Err(error) if error.code().is_some() => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(answers)
+    };
+    match timeout(limit, attempt).await {
+        // The server is a replica now (a failover): reconnect, which finds
+        // the new primary through Sentinel.
+        Ok(Ok(answers)) if answers.iter().any(is_readonly) => {
+            Err("the server is a read-only replica now (a failover?)".to_string())
+        }
+        Ok(Ok(answers)) if answers.len() == commands.len() => Ok(answers),
+        Ok(Ok(answers)) => Err(format!(
+            "{} answers to {} commands",
+            answers.len(),
+            commands.len()
+        )),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("no answer within {limit:?}")),
+    }
+}
+
+fn is_readonly(answer: &Answer) -> bool {
+    matches!(answer, Err(refusal) if refusal.code == "READONLY")
+}
+
+fn is_noscript(answer: &Answer) -> bool {
+    matches!(answer, Err(refusal) if refusal.code == "NOSCRIPT")
+}
+
+/// A batch of ops in flight, and its answers.
+type Flight = Pin<Box<dyn Future<Output = (Vec<Op>, Result<Vec<Answer>, Failure>)> + Send>>;
+
+fn fly(fleet: &Inner, connection: &Conn, books: &[(Arc<Entry>, Book)], ops: Vec<Op>) -> Flight {
+    let commands = commands(fleet, books, &ops);
+    let connection = connection.clone();
+    let limit = fleet.command_timeout;
+    Box::pin(async move { (ops, send(connection, commands, limit).await) })
+}
+
+/// What a round needs besides the breakers.
+pub(crate) struct Context<'a> {
+    pub(crate) fleet: &'a Inner,
+    pub(crate) wake: &'a Notify,
+}
+
+/// One sync round for the breakers at `indices`: their reports go out in
+/// pipelines of at most [`CHUNK`] calls, [`WINDOW`] in flight at once, each
+/// with its own command timeout. While they
+/// are, pushed changes are applied as they arrive, and a breaker that trips
+/// sends its news at once on the link's second connection (not behind the
+/// round). Then bids for half-open probes, then leases given back (rare,
+/// small). An error reply concerns its breaker only; only a failed exchange
+/// fails the round.
+async fn round(
+    context: &Context<'_>,
+    link: &mut Link,
+    books: &mut [(Arc<Entry>, Book)],
+    indices: Vec<usize>,
+) -> Result<(), Failure> {
+    let fleet = context.fleet;
+    let mut flights = FuturesUnordered::new();
+    let mut chunks = indices.chunks(CHUNK);
+    for chunk in chunks.by_ref().take(WINDOW) {
+        let ops = reports(books, chunk);
+        flights.push(fly(fleet, &link.connection, books, ops));
+    }
+    let mut failure = None;
+    let mut bids = Vec::new();
+    let mut subscribed = true;
+    while !flights.is_empty() {
+        tokio::select! {
+            Some((ops, answers)) = flights.next() => {
+                match settle(context, books, ops, answers) {
+                    Ok(more) => bids.extend(more),
+                    Err(error) => {
+                        failure.get_or_insert(error);
+                    }
+                }
+                // The next chunk, unless the link failed (its breakers'
+                // news then stays for the next round).
+                if failure.is_none()
+                    && let Some(chunk) = chunks.next()
+                {
+                    let ops = reports(books, chunk);
+                    flights.push(fly(fleet, &link.connection, books, ops));
+                }
+            }
+            message = link.changes.next(), if subscribed => match message {
+                Some(message) => {
+                    if let Ok(payload) = message.get_payload::<String>() {
+                        on_change(fleet, books, &payload);
+                    }
+                }
+                None => {
+                    subscribed = false;
+                    failure.get_or_insert("the change subscription ended".to_string());
+                }
+            },
+            () = context.wake.notified() => {
+                let news: Vec<usize> = (0..books.len())
+                    .filter(|&at| books[at].0.news.pending())
+                    .collect();
+                if !news.is_empty() {
+                    let ops = reports(books, &news);
+                    flights.push(fly(fleet, &link.urgent, books, ops));
+                }
             }
         }
     }
-
-    let counts = control.counts();
-    let tripped = entry.news.take_trip();
-    let runs = |c: &Counts| c.successes + c.failures;
-    let report = Action::Report {
-        calls: runs(&counts).saturating_sub(runs(&book.reported)),
-        failures: counts.failures.saturating_sub(book.reported.failures),
-        tripped,
-    };
-    let reply = match exchange(fleet, link, entry, report).await {
-        Ok(reply) => reply,
-        Err(error) => {
-            if tripped {
-                entry.news.put_trip_back();
-            }
-            return Err(error);
-        }
-    };
-    book.reported = counts;
-    apply(fleet, entry, book, reply, true);
-
-    let wanted = counts.rejected > book.rejected || control.waiting() > 0;
-    book.rejected = counts.rejected;
-    if reply.state != FleetState::HalfOpen || book.leading.is_some() {
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    if bids.is_empty() {
         return Ok(());
     }
-    match reply.lease {
-        Lease::Free if wanted => {
-            let reply = exchange(fleet, link, entry, Action::Acquire).await?;
+    // A lease already held is taken locally without asking again.
+    let mut releases = Vec::new();
+    bids.retain(|op| match op.action {
+        Action::Result { epoch, .. } => {
+            let (entry, book) = &mut books[op.index];
+            if !take_probes(fleet, entry, book, epoch) {
+                releases.push(release(op.index, epoch));
+            }
+            false
+        }
+        _ => true,
+    });
+    if !bids.is_empty() {
+        let (ops, answers) = fly(fleet, &link.connection, books, bids).await;
+        let answers = answers?;
+        for (op, value) in ops.iter().zip(answers) {
+            let (entry, book) = &mut books[op.index];
+            let Some(reply) = answered(fleet, entry, book, value) else {
+                continue;
+            };
             if reply.lease == Lease::Mine && reply.granted > 0 {
-                take_probes(fleet, link, entry, book, reply.epoch).await?;
+                if !take_probes(fleet, entry, book, reply.epoch) {
+                    releases.push(release(op.index, reply.epoch));
+                }
             } else {
                 apply(fleet, entry, book, reply, true);
             }
         }
-        // A lease this replica holds but does not use (it left the
-        // half-open state meanwhile): use it, or give it back.
-        Lease::Mine => take_probes(fleet, link, entry, book, reply.epoch).await?,
-        Lease::Free | Lease::Another => {}
+    }
+    if !releases.is_empty() {
+        let (ops, answers) = fly(fleet, &link.connection, books, releases).await;
+        for (op, value) in ops.iter().zip(answers?) {
+            let (entry, book) = &mut books[op.index];
+            if let Some(reply) = answered(fleet, entry, book, value) {
+                apply(fleet, entry, book, reply, true);
+            }
+        }
     }
     Ok(())
 }
 
+fn release(index: usize, epoch: i64) -> Op {
+    Op {
+        index,
+        action: Action::Result {
+            epoch,
+            outcome: ProbeOutcome::Released,
+        },
+        sent: Sent::Nothing,
+    }
+}
+
+/// A pushed change: applied to its breaker if it is newer than what it has.
+fn on_change(fleet: &Inner, books: &mut [(Arc<Entry>, Book)], payload: &str) {
+    if let Some((name, reply)) = Reply::from_message(payload, &fleet.replica)
+        && let Some((entry, book)) = books.iter_mut().find(|(entry, _)| *entry.name == *name)
+    {
+        apply(fleet, entry, book, reply, false);
+    }
+}
+
+/// Applies the answers to one batch of reports; returns the bids for
+/// half-open probes they call for. If the exchange failed, every report's
+/// news is put back for the next round.
+fn settle(
+    context: &Context<'_>,
+    books: &mut [(Arc<Entry>, Book)],
+    ops: Vec<Op>,
+    answers: Result<Vec<Answer>, Failure>,
+) -> Result<Vec<Op>, Failure> {
+    let fleet = context.fleet;
+    let answers = match answers {
+        Ok(answers) => answers,
+        Err(error) => {
+            // Nothing was acknowledged: it all goes again next round.
+            for op in &ops {
+                put_back(&books[op.index].0.news, op.sent);
+            }
+            return Err(error);
+        }
+    };
+    let mut bids = Vec::new();
+    for (op, value) in ops.into_iter().zip(answers) {
+        let (entry, book) = &mut books[op.index];
+        if let Sent::Peek = op.sent {
+            // Anything but the epoch applied here (lost, rolled back, taken
+            // over by a change this replica missed, unreadable) calls for a
+            // full exchange at the next round.
+            let stored: Option<i64> = match value {
+                Ok(redis::Value::Nil) => Some(0),
+                Ok(value) => redis::from_redis_value::<String>(value)
+                    .ok()
+                    .and_then(|epoch| epoch.parse().ok()),
+                Err(_) => None,
+            };
+            let known = book.known.map_or(0, |known| known.epoch);
+            book.recheck = stored != Some(known);
+            continue;
+        }
+        let Some(reply) = answered(fleet, entry, book, value) else {
+            put_back(&entry.news, op.sent);
+            continue;
+        };
+        let Sent::Report { counts, .. } = op.sent else {
+            // A probe result went through.
+            book.leading = None;
+            apply(fleet, entry, book, reply, true);
+            continue;
+        };
+        book.reported = counted(&counts);
+        book.recheck = false;
+        apply(fleet, entry, book, reply, true);
+        let wanted = counts.rejected > book.rejected || entry.control.waiting() > 0;
+        book.rejected = counts.rejected;
+        if reply.state != FleetState::HalfOpen || book.leading.is_some() {
+            continue;
+        }
+        match reply.lease {
+            Lease::Free if wanted => bids.push(Op {
+                index: op.index,
+                action: Action::Acquire,
+                sent: Sent::Nothing,
+            }),
+            // A lease this replica holds but does not use (it left the
+            // half-open state meanwhile): use it, or give it back.
+            Lease::Mine => bids.push(release(op.index, reply.epoch)),
+            Lease::Free | Lease::Another => {}
+        }
+    }
+    Ok(bids)
+}
+
+fn put_back(news: &News, sent: Sent) {
+    match sent {
+        Sent::Report { tripped: true, .. } => news.put_trip_back(),
+        Sent::Result(outcome) => news.put_outcome_back(outcome),
+        Sent::Report { .. } | Sent::Nothing | Sent::Peek => {}
+    }
+}
+
+fn counted(counts: &Counts) -> Counted {
+    Counted {
+        calls: counts.successes + counts.failures,
+        failures: counts.failures,
+    }
+}
+
+/// One breaker's answer: its reply, or its error said (once) and `None`.
+fn answered(fleet: &Inner, entry: &Entry, book: &mut Book, value: Answer) -> Option<Reply> {
+    let parsed = match value {
+        Err(Refusal { code, said }) => Err((code, said)),
+        Ok(value) => {
+            Reply::parse(value).map_err(|error| ("REPLY".to_string(), format!("REPLY {error}")))
+        }
+    };
+    match parsed {
+        Ok(answer) => {
+            if book.error.take().is_some() {
+                crate::export::breaker_error(fleet, &entry.name, None);
+                fleet.emit(FleetEvent::SyncRecovered {
+                    breaker: entry.name.clone(),
+                });
+            }
+            if let Some(repair) = answer.repaired {
+                fleet.emit(FleetEvent::StateRepaired {
+                    breaker: entry.name.clone(),
+                    what: repair.describe(),
+                });
+            }
+            if answer.differs != book.differs {
+                if let Some(theirs) = &answer.differs {
+                    fleet.emit(FleetEvent::SettingsDiffer {
+                        breaker: entry.name.clone(),
+                        ours: entry.call(fleet).settings(),
+                        fleet: theirs.clone(),
+                    });
+                }
+                book.differs = answer.differs;
+            }
+            Some(answer.reply)
+        }
+        Err((code, error)) => {
+            // The breaker goes on alone until its exchanges work again.
+            crate::export::breaker_error(fleet, &entry.name, Some(&code));
+            if book.error.as_deref() != Some(code.as_str()) {
+                book.error = Some(code.clone());
+                fleet.emit(FleetEvent::SyncFailed {
+                    breaker: entry.name.clone(),
+                    advice: advice(&code),
+                    error,
+                });
+            }
+            None
+        }
+    }
+}
+
+/// What to do about an error reply that will not go away by itself.
+fn advice(code: &str) -> &'static str {
+    match code {
+        "NOPERM" => {
+            "the Redis user lacks a permission the fleet needs: EVALSHA, SCRIPT LOAD, \
+             PUBLISH and SUBSCRIBE, on the keys and channel of the fleet's prefix"
+        }
+        "NOSCRIPT" => "the fleet's script could not be loaded: allow SCRIPT LOAD",
+        "MOVED" | "ASK" | "CLUSTERDOWN" | "CROSSSLOT" | "TRYAGAIN" => {
+            "the server is a Redis Cluster node: connect with Fleet::cluster (feature `cluster`)"
+        }
+        "OOM" => {
+            "Redis is out of memory (maxmemory): raise it or let it evict; \
+             every key of the fleet has a TTL"
+        }
+        "READONLY" => {
+            "the server is a read-only replica: point the fleet at the primary \
+             (or use Fleet::sentinel to follow failovers)"
+        }
+        "WRONGTYPE" => {
+            "a key under the fleet's prefix holds another type: another program uses \
+             the prefix; choose another prefix or delete the key"
+        }
+        "MISCONF" => "Redis refuses writes because it cannot persist: see its log",
+        "BUSY" => "a script runs too long on the server: see SCRIPT KILL",
+        "LOADING" => "Redis is loading its dataset: this ends by itself",
+        _ => "an unexpected error: the breaker runs on its local state until it is gone",
+    }
+}
+
 /// This replica holds the fleet's half-open lease of `epoch`: its local
-/// breaker runs the probes, or the lease is given back at once.
-async fn take_probes(
-    fleet: &Inner,
-    link: &mut Link,
-    entry: &Entry,
-    book: &mut Book,
-    epoch: i64,
-) -> Result<(), Failure> {
+/// breaker runs the probes. False if it cannot (the lease must go back).
+fn take_probes(fleet: &Inner, entry: &Entry, book: &mut Book, epoch: i64) -> bool {
     // End the local lease before the server's: a late probe result must not
     // land after another replica took over.
     let local = fleet.lease.saturating_sub(fleet.command_timeout);
     if entry.control.half_open(local) {
         book.leading = Some(epoch);
         book.held = true;
-        book.epoch = Some(epoch);
+        book.known = Some(KnownAt {
+            epoch,
+            state: FleetState::HalfOpen,
+            until: Instant::now(),
+            step: book.known.map_or(0, |known| known.step),
+        });
         fleet.emit(FleetEvent::ProbesGranted {
             breaker: entry.name.clone(),
         });
-        return Ok(());
+        return true;
     }
-    let release = Action::Result {
-        epoch,
-        outcome: ProbeOutcome::Released,
-    };
-    let reply = exchange(fleet, link, entry, release).await?;
-    apply(fleet, entry, book, reply, true);
-    Ok(())
+    false
 }
 
 /// Makes the local breaker follow the fleet. `authoritative` replies come
@@ -397,13 +977,29 @@ async fn take_probes(
 /// a reply of the same epoch that said more, such as who holds the lease),
 /// so a pushed message only counts if it is newer than what was applied.
 fn apply(fleet: &Inner, entry: &Entry, book: &mut Book, reply: Reply, authoritative: bool) {
-    if !authoritative && book.epoch.is_some_and(|epoch| reply.epoch <= epoch) {
+    let known = book.known;
+    // An answer older than a change already applied was overtaken (the
+    // change was pushed while the answer was on its way): it says nothing new.
+    if known.is_some_and(|known| {
+        reply.epoch < known.epoch || (!authoritative && reply.epoch == known.epoch)
+    }) {
         return;
     }
-    let new_epoch = book.epoch != Some(reply.epoch);
-    book.epoch = Some(reply.epoch);
-    if reply.step >= 0 {
-        book.step = reply.step;
+    let new_epoch = known.map(|known| known.epoch) != Some(reply.epoch);
+    book.known = Some(KnownAt {
+        epoch: reply.epoch,
+        state: reply.state,
+        until: Instant::now() + reply.remaining,
+        step: if reply.step >= 0 {
+            reply.step
+        } else {
+            known.map_or(0, |known| known.step)
+        },
+    });
+    // A breaker that moved by itself (its hold ran out, a local trip or
+    // probe) is no longer the fleet's: a fleet close does not undo that.
+    if entry.news.take_alone() {
+        book.held = false;
     }
     let control = &entry.control;
     let grace = fleet.grace();

@@ -201,3 +201,30 @@ async fn a_replica_killed_mid_probe_does_not_block_the_fleet() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Issue 15: the operator's CLI (`fleet-demo --force-open` / `--force-close`)
+/// opens and closes a breaker for a replica in another process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_forces_a_breaker_from_the_command_line() {
+    let Some(server) = redis() else { return };
+    let url = server.url();
+    let mut east = Process::start(&url, "cli", "east", 300, 2000);
+    assert_eq!(east.call("ok"), "result ok");
+    let order = |flag: &str, extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_fleet-demo"))
+            .args(["--redis", &url, "--prefix", "cli", flag, "inventory"])
+            .args(extra)
+            .output()
+            .expect("run the operator's command");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let said = order("--force-open", &["--open-ms", "60000"]);
+    assert!(said.contains("opened fleet-wide"), "{said}");
+    east.expect("transition closed open", Duration::from_secs(3));
+    assert_eq!(east.call("ok"), "result rejected");
+    let said = order("--force-close", &[]);
+    assert!(said.contains("closed fleet-wide"), "{said}");
+    east.expect("transition open closed", Duration::from_secs(3));
+    assert_eq!(east.call("ok"), "result ok");
+}

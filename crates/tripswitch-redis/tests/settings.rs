@@ -1,5 +1,7 @@
 //! Settings refused with clear errors, and a fleet whose Redis was never
-//! there: no `redis-server` needed.
+//! there (no `redis-server` needed); a strict start against a private one.
+
+mod common;
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -197,4 +199,102 @@ async fn without_redis_breakers_work_alone_and_say_so() {
         .filter(|e| matches!(e, FleetEvent::Unreachable { .. }))
         .count();
     assert_eq!(unreachable, 1, "said once, not at every attempt");
+}
+
+/// Issue 15: a strict start fails `connect` with a clear error when Redis
+/// is unreachable, refuses the password, or refuses the script; the
+/// default start stays degraded, with one event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strict_start_refuses_an_unusable_redis() {
+    let strict = |url: String| {
+        Fleet::builder(url)
+            .command_timeout(Duration::from_millis(500))
+            .require_redis()
+    };
+    let error = strict(nowhere()).connect().await.unwrap_err();
+    assert!(matches!(error, FleetError::Unavailable(_)), "{error}");
+
+    let Some(server) = common::redis_with(&["--requirepass", "secret"]) else {
+        return;
+    };
+    let error = strict(server.url())
+        .connect()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("NOAUTH") || error.contains("uthentication"),
+        "says why: {error}"
+    );
+    let good = format!("redis://:secret@127.0.0.1:{}/", server.port);
+    let fleet = strict(good).connect().await.unwrap();
+    assert!(fleet.replica_id().len() > 1);
+
+    // An ACL that refuses the script.
+    let mut admin = redis::Client::open(format!("redis://:secret@127.0.0.1:{}/", server.port))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "default", "-evalsha"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let refused = format!("redis://:secret@127.0.0.1:{}/", server.port);
+    let error = strict(refused.clone())
+        .connect()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("evalsha") || error.contains("NOPERM") || error.contains("NoPerm"),
+        "{error}"
+    );
+
+    // The default start: degraded, one event.
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let fleet = Fleet::builder(server.url())
+        .sync_interval(Duration::from_millis(20))
+        .on_event(move |event| seen.lock().unwrap().push(event.clone()))
+        .connect()
+        .await
+        .unwrap();
+    let _db = fleet
+        .breaker("db", CircuitBreaker::builder().fail_fast())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let unreachable = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, FleetEvent::Unreachable { .. }))
+        .count();
+    assert_eq!(unreachable, 1, "one event for a wrong password");
+}
+
+/// Issue 15: by default two programs on one Redis do not share breakers
+/// (the prefix names the executable), and replica ids never collide (host
+/// name, pid and 64 random bits, not the pid alone, which is 1 in most
+/// containers).
+#[tokio::test]
+async fn defaults_keep_programs_and_replicas_apart() {
+    let fleet = || {
+        Fleet::builder(nowhere())
+            .command_timeout(Duration::from_millis(50))
+            .connect()
+    };
+    let (a, b) = (fleet().await.unwrap(), fleet().await.unwrap());
+    assert_ne!(a.replica_id(), b.replica_id());
+    let random = a.replica_id().rsplit('-').next().unwrap();
+    assert_eq!(random.len(), 16, "64 random bits: {}", a.replica_id());
+    let program = std::env::current_exe().unwrap();
+    let program = program.file_stem().unwrap().to_string_lossy();
+    let shown = format!("{a:?}");
+    assert!(
+        shown.contains(&format!("\"tripswitch:{program}\"")),
+        "the prefix names the program: {shown}"
+    );
 }

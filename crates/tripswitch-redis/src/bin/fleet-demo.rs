@@ -15,6 +15,10 @@
 //! succeeds, fails, or never ends (it prints `started` once it runs);
 //! `state` prints the breaker's state; `quit` ends it. Transitions are
 //! printed as `transition FROM TO`, fleet events as `fleet EVENT`.
+//!
+//! With `--force-open BREAKER` (for `--open-ms`) or `--force-close BREAKER`
+//! it is an operator's tool: it opens or closes that breaker for every
+//! replica of the fleet under `--prefix`, and exits.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -26,7 +30,9 @@ use tripswitch::{CircuitBreaker, HalfOpen};
 use tripswitch_redis::{Fleet, FleetOpenPeriod, FleetPolicy};
 
 const HELP: &str =
-    "usage: fleet-demo [--redis URL] [--prefix P] [--replica NAME [--open-ms N] [--lease-ms N]]";
+    "usage: fleet-demo [--redis URL] [--prefix P] [--replica NAME [--open-ms N] [--lease-ms N] [--timeout-ms N]]
+       fleet-demo --redis URL --prefix P --force-open BREAKER [--open-ms N]
+       fleet-demo --redis URL --prefix P --force-close BREAKER";
 
 struct Args {
     redis: String,
@@ -34,6 +40,10 @@ struct Args {
     replica: Option<String>,
     open: Duration,
     lease: Duration,
+    /// The replica's command timeout.
+    timeout: Duration,
+    /// An operator's order: `(breaker, open)`: open for `--open-ms`, or close.
+    force: Option<(String, bool)>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -44,6 +54,8 @@ fn parse() -> Result<Args, String> {
         replica: None,
         open: Duration::from_secs(1),
         lease: Duration::from_secs(2),
+        timeout: Duration::from_millis(150),
+        force: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -54,6 +66,9 @@ fn parse() -> Result<Args, String> {
             "--replica" => args.replica = Some(value()?),
             "--open-ms" => args.open = millis(&value()?)?,
             "--lease-ms" => args.lease = millis(&value()?)?,
+            "--timeout-ms" => args.timeout = millis(&value()?)?,
+            "--force-open" => args.force = Some((value()?, true)),
+            "--force-close" => args.force = Some((value()?, false)),
             "-h" | "--help" => return Err(HELP.to_string()),
             other => return Err(format!("unknown argument {other}\n{HELP}")),
         }
@@ -75,9 +90,41 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some((breaker, open)) = &args.force {
+        return operator(&args, breaker, *open);
+    }
     match &args.replica {
         Some(name) => replica(&args, name),
         None => conductor(&args),
+    }
+}
+
+/// `--force-open` / `--force-close`: an operator's order to the whole fleet.
+fn operator(args: &Args, breaker: &str, open: bool) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let done = runtime.block_on(async {
+        let fleet = Fleet::builder(args.redis.clone())
+            .prefix(args.prefix.clone())
+            .command_timeout(Duration::from_secs(2))
+            .probe_lease(Duration::from_secs(10))
+            .connect()
+            .await?;
+        if open {
+            fleet.force_open(breaker, args.open).await
+        } else {
+            fleet.force_close(breaker).await
+        }
+    });
+    match done {
+        Ok(()) if open => say(format!("{breaker}: opened fleet-wide for {:?}", args.open)),
+        Ok(()) => say(format!("{breaker}: closed fleet-wide")),
+        Err(error) => {
+            eprintln!("{breaker}: {error}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -98,7 +145,7 @@ fn replica(args: &Args, name: &str) {
             .prefix(args.prefix.clone())
             .replica_id(name)
             .sync_interval(Duration::from_millis(20))
-            .command_timeout(Duration::from_millis(150))
+            .command_timeout(args.timeout)
             .probe_lease(args.lease)
             .policy(FleetPolicy::default().without_failure_rate())
             .open_period(FleetOpenPeriod::fixed(args.open))

@@ -2,6 +2,8 @@
 //! restart and pause.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod relay;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,6 +13,8 @@ use std::time::{Duration, Instant};
 /// A `redis-server` child process.
 pub struct RedisServer {
     pub port: u16,
+    /// Extra `redis-server` arguments (a password, say).
+    extra: Vec<String>,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -19,6 +23,11 @@ pub struct RedisServer {
 /// on the PATH the test is skipped with a message, unless
 /// `TRIPSWITCH_REQUIRE_REDIS=1` (as CI sets it), where that is a failure.
 pub fn redis() -> Option<RedisServer> {
+    redis_with(&[])
+}
+
+/// [`redis`], with extra `redis-server` arguments.
+pub fn redis_with(extra: &[&str]) -> Option<RedisServer> {
     let found = Command::new("redis-server")
         .arg("--version")
         .stdout(Stdio::null())
@@ -46,6 +55,7 @@ pub fn redis() -> Option<RedisServer> {
         .port();
     let mut server = RedisServer {
         port,
+        extra: extra.iter().map(|a| a.to_string()).collect(),
         dir,
         child: None,
     };
@@ -67,6 +77,7 @@ impl RedisServer {
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
+            .args(&self.extra)
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
