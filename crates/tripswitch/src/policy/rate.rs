@@ -9,8 +9,13 @@ const DEFAULT_MIN_CALLS: u32 = 10;
 
 /// Trip when the share of failed calls in a sliding window reaches a threshold.
 ///
-/// The rate is judged as soon as the window holds `min_calls` calls; a count
-/// window does not have to fill up first. Ignored errors are not calls here.
+/// The rate is judged as soon as the window holds `min_calls` calls (a count
+/// window does not have to fill up first), and then after every outcome that
+/// can change the verdict, a success included: the success that makes the
+/// window judgeable, and any success while a time window holds failures
+/// (old successes leaving it raise the rate), as Resilience4j does. A window
+/// without a single failure never trips, whatever the threshold. Ignored
+/// errors are not calls here.
 ///
 /// ```
 /// use std::time::Duration;
