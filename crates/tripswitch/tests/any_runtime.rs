@@ -3,10 +3,11 @@
 #![cfg(not(loom))]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tripswitch::clock::{Clock, Sleep, StdClock};
+use tripswitch::events::EventKind;
 use tripswitch::{CircuitBreaker, HalfOpen, State};
 
 /// A clock on smol's timer (async-io).
@@ -28,10 +29,22 @@ impl Clock for SmolClock {
 #[test]
 fn the_seed_breaker_on_smol_with_a_smol_freeze_function() {
     smol::block_on(async {
+        let opened = Arc::new(AtomicBool::new(false));
         let breaker = Arc::new(
             CircuitBreaker::builder()
                 .freeze_with(|| async {
                     smol::Timer::after(Duration::from_millis(50)).await;
+                })
+                .on_event({
+                    let opened = Arc::clone(&opened);
+                    move |event| {
+                        if let EventKind::Transition {
+                            to: State::Open, ..
+                        } = event.kind()
+                        {
+                            opened.store(true, Ordering::SeqCst);
+                        }
+                    }
                 })
                 .build(),
         );
@@ -41,10 +54,11 @@ fn the_seed_breaker_on_smol_with_a_smol_freeze_function() {
             let breaker = Arc::clone(&breaker);
             async move { breaker.execute(|| async { Err::<(), _>("down") }).await }
         });
-        // Wait for the trip itself (not for a guessed 5 ms: on a loaded
-        // machine the spawned task may not have run yet). If the freeze is
-        // already over by the time this looks, what follows still holds.
-        while breaker.metrics().totals.failures == 0 {
+        // Wait for the breaker to have opened (not for a guessed 5 ms: on a
+        // loaded machine the spawned task may not have run yet; nor for the
+        // failure's count, which comes before the transition). If the
+        // freeze is already over by the time this looks, what follows holds.
+        while !opened.load(Ordering::SeqCst) {
             smol::future::yield_now().await;
         }
         let value = breaker
