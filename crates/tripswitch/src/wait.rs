@@ -4,7 +4,7 @@ use std::future::Future;
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::clock::{Sleep, nanos};
@@ -29,13 +29,26 @@ pub(crate) struct Wait<C: Deref<Target = Core>> {
     core: C,
     wait_for: WaitFor,
     key: Option<Key>,
-    /// The alarm, and the time on the clock (nanoseconds) it rings at.
-    alarm: Option<(u64, Sleep)>,
+    /// The call's alarm, if a deadline is known.
+    alarm: Option<Alarm>,
     /// When the call gives up (its `max_wait`), on the clock, once queued.
     gives_up_at: Option<u64>,
     /// When the call joined the queue, if anybody listens for wait times.
     queued_at: Option<Duration>,
     done: bool,
+}
+
+/// A waiting call's alarm.
+struct Alarm {
+    /// When it rings, in nanoseconds on the breaker's clock.
+    at: u64,
+    /// A sleep on the breaker's clock, made on the task that polls the call.
+    sleep: Sleep,
+    /// The same moment on the process-wide timer thread, for tokio's clock
+    /// (see `Core::backup_alarm`); rings once.
+    backup: Option<Sleep>,
+    /// The waker of the task that made `sleep`.
+    waker: Waker,
 }
 
 impl<C: Deref<Target = Core>> Wait<C> {
@@ -115,6 +128,11 @@ impl<C: Deref<Target = Core>> Wait<C> {
 
     /// Sets the alarm for the earlier of the period's deadline and the
     /// call's own, and polls it. Returns whether it rang.
+    ///
+    /// The alarm is made again when the call is polled from another task
+    /// (another waker: the future moved to another executor or runtime),
+    /// so that it rings where the call now runs, and without polling the
+    /// old one, whose runtime may be gone.
     fn alarm_rang(&mut self, cx: &mut Context<'_>) -> bool {
         let target = match (self.core.period_deadline(), self.gives_up_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -126,30 +144,46 @@ impl<C: Deref<Target = Core>> Wait<C> {
             self.alarm = None;
             return false;
         };
-        let core = &self.core;
-        if self.alarm.as_ref().is_none_or(|(at, _)| *at != target) {
-            self.alarm = Some((target, core.sleep_until(target)));
+        let current = self
+            .alarm
+            .as_ref()
+            .is_some_and(|alarm| alarm.at == target && alarm.waker.will_wake(cx.waker()));
+        if !current {
+            let core = &self.core;
+            self.alarm = Some(Alarm {
+                at: target,
+                sleep: core.sleep_until(target),
+                backup: core.backup_alarm(target),
+                waker: cx.waker().clone(),
+            });
         }
-        let Some((_, sleep)) = &mut self.alarm else {
+        let Some(alarm) = &mut self.alarm else {
             return false;
         };
-        match catch_unwind(AssertUnwindSafe(|| sleep.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => false,
-            Ok(Poll::Ready(())) => {
-                self.alarm = None;
-                true
-            }
+        let rang = match catch_unwind(AssertUnwindSafe(|| alarm.sleep.as_mut().poll(cx))) {
+            Ok(poll) => poll.is_ready(),
             Err(_) => {
                 // The clock's sleep cannot be polled here (its runtime is
                 // shutting down): ring on the process-wide timer instead.
                 let now = nanos(self.core.now());
-                let mut sleep =
+                alarm.sleep =
                     crate::clock::thread_sleep(Duration::from_nanos(target.saturating_sub(now)));
-                let rang = sleep.as_mut().poll(cx).is_ready();
-                self.alarm = (!rang).then_some((target, sleep));
-                rang
+                alarm.sleep.as_mut().poll(cx).is_ready()
             }
+        };
+        let backup_rang = alarm
+            .backup
+            .as_mut()
+            .is_some_and(|backup| backup.as_mut().poll(cx).is_ready());
+        if backup_rang {
+            // Once: if the period is not over on the clock (tokio's paused
+            // time), the first alarm alone goes on.
+            alarm.backup = None;
         }
+        if rang {
+            self.alarm = None;
+        }
+        rang || backup_rang
     }
 
     /// The call's `max_wait` ran out while queued.

@@ -193,6 +193,74 @@ fn dropping_the_tripping_runtime_does_not_end_the_period_early() {
     assert_eq!(panics, 0, "nothing panicked, not even inside tokio");
 }
 
+/// A waiting call first polled on runtime A (alive and idle), then moved to
+/// another executor or runtime: its alarm is made again where it now runs.
+/// (Found by an adversarial review: the alarm stayed on A's timer.)
+#[test]
+fn a_waiter_moved_off_an_idle_runtime_is_released_at_the_deadline() {
+    for target in ["futures executor", "another runtime"] {
+        let freeze = Duration::from_millis(300);
+        let breaker = CircuitBreaker::builder().freeze_for(freeze).build();
+        let tripped = Instant::now();
+        let _ = common::fail(&breaker).now_or_never();
+        let a = current_thread();
+        let moved = breaker.clone();
+        let mut waiter = Box::pin(async move { common::succeed(&moved).await });
+        a.block_on(async { assert!(futures::poll!(&mut waiter).is_pending()) });
+        let released = within(Duration::from_secs(20), move || match target {
+            "futures executor" => futures::executor::block_on(waiter),
+            _ => current_thread().block_on(waiter),
+        });
+        assert_eq!(released, Ok(1), "{target}");
+        assert!(
+            tripped.elapsed() >= freeze,
+            "{target}: not before the deadline"
+        );
+        drop(a);
+    }
+}
+
+/// A call waiting on a thread that entered a tokio runtime it does not drive
+/// (its alarm lands on that runtime's timer) still leaves at the deadline:
+/// tokio alarms have a second one on the process-wide timer thread.
+#[test]
+fn a_waiter_on_an_entered_but_idle_runtime_is_released_at_the_deadline() {
+    let freeze = Duration::from_millis(300);
+    let breaker = CircuitBreaker::builder().freeze_for(freeze).build();
+    let tripped = Instant::now();
+    let _ = common::fail(&breaker).now_or_never();
+    let released = within(Duration::from_secs(20), move || {
+        let runtime = current_thread();
+        let _entered = runtime.enter();
+        futures::executor::block_on(common::succeed(&breaker))
+    });
+    assert_eq!(released, Ok(1));
+    assert!(tripped.elapsed() >= freeze);
+}
+
+/// A waiting call polled on a runtime that is then dropped, and finished
+/// elsewhere: no panic at all, not even a caught one (under
+/// `panic = "abort"` a caught panic is a dead process).
+#[test]
+fn a_waiter_outliving_its_runtime_finishes_without_any_panic() {
+    let panics = panics_during(|| {
+        let breaker = CircuitBreaker::builder()
+            .freeze_for(Duration::from_millis(200))
+            .build();
+        let _ = common::fail(&breaker).now_or_never();
+        let a = current_thread();
+        let moved = breaker.clone();
+        let mut waiter = Box::pin(async move { common::succeed(&moved).await });
+        a.block_on(async { assert!(futures::poll!(&mut waiter).is_pending()) });
+        drop(a);
+        let released = within(Duration::from_secs(20), move || {
+            futures::executor::block_on(waiter)
+        });
+        assert_eq!(released, Ok(1));
+    });
+    assert_eq!(panics, 0);
+}
+
 /// Waiters whose clock never fires a shared timer still leave at the
 /// deadline: each has an alarm of its own (here every sleep but the
 /// waiters' own never ends, so only the waiter's own clock read releases it).

@@ -138,6 +138,12 @@ impl ClockReader {
         }
     }
 
+    /// Whether this is tokio's clock, whose sleeps belong to the runtime
+    /// they were made on.
+    pub(crate) fn is_tokio(&self) -> bool {
+        matches!(self, ClockReader::Instants { on_tokio: true, .. })
+    }
+
     /// Whether [`reading`](Self::reading) gives readings (a built-in clock).
     #[inline]
     pub(crate) fn is_built_in(&self) -> bool {

@@ -248,6 +248,23 @@ impl Core {
         }
     }
 
+    /// A second alarm for `deadline`, on the process-wide timer thread, for
+    /// a clock whose sleeps belong to a runtime (tokio's): if that runtime
+    /// is idle or gone (a waiting call moved to another executor, or polled
+    /// on a runtime it entered but does not drive), the timer thread still
+    /// rings in real time. Under tokio's paused time it may ring early; the
+    /// waiter then finds the period not over and keeps its first alarm.
+    /// `None` for other clocks, whose sleeps are their own affair.
+    pub(crate) fn backup_alarm(&self, deadline: u64) -> Option<FreezeFuture> {
+        if !self.reader.is_tokio() {
+            return None;
+        }
+        let now = nanos(self.now());
+        Some(crate::clock::thread_sleep(Duration::from_nanos(
+            deadline.saturating_sub(now),
+        )))
+    }
+
     /// A sleep until `deadline` (nanoseconds on the clock), as [`sleep`](Self::sleep).
     pub(crate) fn sleep_until(&self, deadline: u64) -> FreezeFuture {
         let now = nanos(self.now());
