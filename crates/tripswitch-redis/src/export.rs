@@ -8,7 +8,7 @@
 //! | `tripswitch_fleet_sync_errors_total` (counter) | `replica`, `breaker`, `code` | error replies to a breaker's exchanges (`WRONGTYPE`, `NOPERM`, `OOM`...) |
 //! | `tripswitch_fleet_sync_failing` (gauge) | `replica`, `breaker` | 1 while the breaker's last exchange ended in an error, else 0 |
 
-use crate::fleet::Inner;
+use crate::inner::Inner;
 
 /// A round went through.
 pub(crate) fn synced(fleet: &Inner) {

@@ -207,6 +207,7 @@ mod events;
 mod export;
 mod fleet;
 mod hook;
+mod inner;
 mod policy;
 mod script;
 mod sync;

@@ -18,8 +18,8 @@ use tripswitch::{Counts, State};
 
 use crate::conn::{Answer, Conn, Refusal};
 use crate::events::FleetEvent;
-use crate::fleet::Inner;
 use crate::hook::News;
+use crate::inner::Inner;
 use crate::script::{Action, Call, Counted, FleetState, Known, Lease, ProbeOutcome, Reply};
 
 /// One attached breaker.
