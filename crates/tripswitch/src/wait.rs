@@ -43,10 +43,9 @@ struct Alarm {
     /// When it rings, in nanoseconds on the breaker's clock.
     at: u64,
     /// A sleep on the breaker's clock, made on the task that polls the call.
+    /// (On tokio's clock the period also has one ring on the timer thread
+    /// for every call: see `Core::arm_backup`.)
     sleep: Sleep,
-    /// The same moment on the process-wide timer thread, for tokio's clock
-    /// (see `Core::backup_alarm`); rings once.
-    backup: Option<Sleep>,
     /// The waker of the task that made `sleep`.
     waker: Waker,
 }
@@ -153,7 +152,6 @@ impl<C: Deref<Target = Core>> Wait<C> {
             self.alarm = Some(Alarm {
                 at: target,
                 sleep: core.sleep_until(target),
-                backup: core.backup_alarm(target),
                 waker: cx.waker().clone(),
             });
         }
@@ -171,19 +169,10 @@ impl<C: Deref<Target = Core>> Wait<C> {
                 alarm.sleep.as_mut().poll(cx).is_ready()
             }
         };
-        let backup_rang = alarm
-            .backup
-            .as_mut()
-            .is_some_and(|backup| backup.as_mut().poll(cx).is_ready());
-        if backup_rang {
-            // Once: if the period is not over on the clock (tokio's paused
-            // time), the first alarm alone goes on.
-            alarm.backup = None;
-        }
         if rang {
             self.alarm = None;
         }
-        rang || backup_rang
+        rang
     }
 
     /// The call's `max_wait` ran out while queued.

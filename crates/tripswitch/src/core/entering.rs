@@ -82,6 +82,7 @@ impl Core {
                     self.half_open_until.store(until, Ordering::Release);
                     if !self.settings.fail_fast {
                         self.install_freeze(generation, Some(until), None);
+                        self.arm_backup(generation, max);
                     }
                 }
                 self.emit_transition(from, to, reason, now);
@@ -168,6 +169,7 @@ impl Core {
                 self.freeze_bound.store(NO_DEADLINE, Ordering::Release);
                 self.open_until.store(until, Ordering::Release);
                 self.install_freeze(generation, Some(until), None);
+                self.arm_backup(generation, duration);
                 if self.settings.fail_fast {
                     // Rejections do not read the clock: an alarm tells them
                     // when the period is over.
@@ -181,6 +183,7 @@ impl Core {
                 let bound = deadline_after(now, self.settings.max_freeze);
                 self.freeze_bound.store(bound, Ordering::Release);
                 self.install_freeze(generation, Some(bound), Some(future));
+                self.arm_backup(generation, self.settings.max_freeze);
                 self.emit_transition(from, State::Open, reason, now);
                 // Start the freeze at once, so that a freeze function's side
                 // effects happen when the breaker trips, as in the seed.

@@ -30,6 +30,10 @@ pub(super) struct FreezeSlot {
     /// so no runtime's fate can end the period early. (Waiting calls do not
     /// use it: each has an alarm of its own, see `Wait`.)
     alarm: Option<FreezeFuture>,
+    /// On tokio's clock, a ring at the period's deadline on the process-wide
+    /// timer thread, which wakes every waiting call (see
+    /// [`Core::arm_backup`]). Never polled again once armed.
+    backup: Option<FreezeFuture>,
 }
 
 /// The waker handed to freeze futures: it wakes the oldest waiting call,
@@ -72,6 +76,25 @@ impl Wake for PeriodDue {
     }
 }
 
+/// The waker of a period's backup ring: the period may be over, so every
+/// waiting call looks (and a fail-fast rejection reads the clock).
+pub(super) struct PeriodOver {
+    pub(super) core: Weak<Core>,
+}
+
+impl Wake for PeriodOver {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(core) = self.core.upgrade() {
+            core.period_due.store(true, Ordering::Release);
+            core.waiters().wake_all();
+        }
+    }
+}
+
 /// The deadline `after` from `now`, in nanoseconds on the clock. Saturates
 /// one short of [`NO_DEADLINE`], so that an open period of `Duration::MAX`
 /// is a period that ends (in 584 years), not one without a deadline.
@@ -92,6 +115,7 @@ impl Core {
             future,
             polling: false,
             alarm: None,
+            backup: None,
         });
         // Dropped outside the lock: a future's destructor is user code.
         drop(previous);
@@ -248,21 +272,32 @@ impl Core {
         }
     }
 
-    /// A second alarm for `deadline`, on the process-wide timer thread, for
-    /// a clock whose sleeps belong to a runtime (tokio's): if that runtime
-    /// is idle or gone (a waiting call moved to another executor, or polled
-    /// on a runtime it entered but does not drive), the timer thread still
-    /// rings in real time. Under tokio's paused time it may ring early; the
-    /// waiter then finds the period not over and keeps its first alarm.
-    /// `None` for other clocks, whose sleeps are their own affair.
-    pub(crate) fn backup_alarm(&self, deadline: u64) -> Option<FreezeFuture> {
+    /// Arms the period's backup ring, `after` from now, on tokio's clock:
+    /// a ring on the process-wide timer thread that wakes every waiting
+    /// call at the deadline in real time. Each waiting call's own alarm is a
+    /// tokio sleep made where the call runs; this one rings even if that
+    /// runtime is idle (a call waiting on a runtime it entered but does not
+    /// drive). One per period, not one per call, so that releasing a crowd
+    /// stays cheap. Under tokio's paused time it may ring early; the calls
+    /// then find the period not over and keep waiting on their own alarms.
+    pub(super) fn arm_backup(&self, generation: u64, after: Duration) {
         if !self.reader.is_tokio() {
-            return None;
+            return;
         }
-        let now = nanos(self.now());
-        Some(crate::clock::thread_sleep(Duration::from_nanos(
-            deadline.saturating_sub(now),
-        )))
+        let mut backup = crate::clock::thread_sleep(after);
+        let mut cx = Context::from_waker(&self.over_waker);
+        if backup.as_mut().poll(&mut cx).is_ready() {
+            self.over_waker.wake_by_ref();
+            return;
+        }
+        let stale = {
+            let mut slot = lock(&self.freeze);
+            match slot.as_mut() {
+                Some(freeze) if freeze.generation == generation => freeze.backup.replace(backup),
+                _ => Some(backup),
+            }
+        };
+        drop(stale);
     }
 
     /// A sleep until `deadline` (nanoseconds on the clock), as [`sleep`](Self::sleep).

@@ -40,7 +40,7 @@ use crate::ticket::{NOT_TIMED, Ticket, TicketKind};
 use crate::waiters::Waiters;
 
 pub(crate) use admission::Enqueued;
-use freeze::{FreezeSlot, FreezeWake, PeriodDue};
+use freeze::{FreezeSlot, FreezeWake, PeriodDue, PeriodOver};
 pub(crate) use recording::Verdict;
 pub(crate) use rules::Move;
 use success_path::SuccessPath;
@@ -118,6 +118,8 @@ pub(crate) struct Core {
     freeze_waker: Waker,
     /// The waker of a fail-fast period's alarm (see [`FreezeSlot::alarm`]).
     due_waker: Waker,
+    /// The waker of a period's backup ring (see [`FreezeSlot`]'s `backup`).
+    over_waker: Waker,
     /// How rejections carry the open period's deadline.
     anchor: ClockAnchor,
     /// How the breaker reads its clock.
@@ -173,6 +175,7 @@ impl Core {
             reject_source,
             freeze_waker: Waker::from(Arc::new(FreezeWake { core: weak.clone() })),
             due_waker: Waker::from(Arc::new(PeriodDue { core: weak.clone() })),
+            over_waker: Waker::from(Arc::new(PeriodOver { core: weak.clone() })),
             totals: Totals::default(),
             state_since: Mutex::new(Counts::default()),
         })
