@@ -20,12 +20,19 @@ use tripswitch::clock::{Clock, FakeClock, Sleep, StdClock};
 use tripswitch::events::TransitionReason;
 use tripswitch::{CircuitBreaker, Error, HalfOpen, Registry, RejectReason, State};
 
+/// Tests that panic on purpose, and those that count panics, run one at a
+/// time: a panic hook is process-wide, so it would count another test's
+/// deliberate panic (seen once with both cores saturated).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static PANICKY: Mutex<()> = Mutex::new(());
+    PANICKY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Counts the panics raised anywhere in the process while it runs `f`
 /// (caught ones too: a panic hook sees every panic).
 fn panics_during(f: impl FnOnce()) -> usize {
     static PANICS: AtomicUsize = AtomicUsize::new(0);
-    static HOOK: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = HOOK.lock().unwrap_or_else(|p| p.into_inner());
+    let _one_at_a_time = one_at_a_time();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {
         PANICS.fetch_add(1, Ordering::SeqCst);
@@ -74,6 +81,7 @@ impl Clock for SilentClock {
 
 #[test]
 fn a_closure_that_panics_before_its_future_gives_the_probe_slot_back() {
+    let _one_at_a_time = one_at_a_time();
     let clock = FakeClock::new();
     let recorder = Recorder::default();
     let breaker = CircuitBreaker::builder()
@@ -115,6 +123,7 @@ fn a_closure_that_panics_before_its_future_gives_the_probe_slot_back() {
 
 #[test]
 fn a_closure_that_panics_counts_as_one_failure_while_closed() {
+    let _one_at_a_time = one_at_a_time();
     let breaker = CircuitBreaker::builder()
         .clock(FakeClock::new())
         .consecutive_failures(2)
