@@ -1042,3 +1042,31 @@ fn apply(fleet: &Inner, entry: &Entry, book: &mut Book, reply: Reply, authoritat
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::advice;
+
+    /// Each refusal the docs name gets advice of its own that says what to
+    /// do; only an unknown code gets the generic answer.
+    #[test]
+    fn each_persistent_refusal_is_told_what_to_do() {
+        let generic = advice("SOMETHING-ELSE");
+        for (code, says) in [
+            ("NOPERM", "EVALSHA"),
+            ("NOSCRIPT", "SCRIPT LOAD"),
+            ("MOVED", "Fleet::cluster"),
+            ("CROSSSLOT", "Fleet::cluster"),
+            ("OOM", "maxmemory"),
+            ("READONLY", "primary"),
+            ("WRONGTYPE", "prefix"),
+            ("MISCONF", "persist"),
+            ("BUSY", "SCRIPT KILL"),
+            ("LOADING", "loading"),
+        ] {
+            let told = advice(code);
+            assert_ne!(told, generic, "{code}");
+            assert!(told.contains(says), "{code}: {told}");
+        }
+    }
+}

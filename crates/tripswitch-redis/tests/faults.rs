@@ -436,6 +436,17 @@ async fn an_operator_opens_and_closes_a_breaker_fleet_wide() {
     let operator = Replica::start(&server, "t-force", "ops", policy).await;
     let a_db = a.breaker("db").await;
     let b_db = b.breaker("db").await;
+    // A period under 1 ms is refused, naming the setting.
+    let refused = operator
+        .fleet
+        .force_open("db", Duration::from_micros(999))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("force_open period") && refused.contains("at least 1 ms"),
+        "{refused}"
+    );
     operator
         .fleet
         .force_open("db", Duration::from_secs(60))
