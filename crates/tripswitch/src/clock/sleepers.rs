@@ -26,7 +26,10 @@ pub(super) struct SleepState {
 impl SleepState {
     pub(super) fn fire(&self) {
         self.done.store(true, Ordering::Release);
-        if let Some(waker) = lock(&self.waker).take() {
+        // Taken out first: the waker runs (it may wake a crowd) with no
+        // lock of this sleep held.
+        let waker = lock(&self.waker).take();
+        if let Some(waker) = waker {
             waker.wake();
         }
     }
