@@ -174,7 +174,7 @@ pub(crate) fn listener(name: Option<Arc<str>>) -> impl Fn(&Event<'_>) + Send + S
 /// use tripswitch::{CircuitBreaker, Registry};
 ///
 /// let registry = Registry::new(64, |host: &String| {
-///     CircuitBreaker::builder().name(host.as_str()).fail_fast().build()
+///     CircuitBreaker::standard().name(host.as_str()).build()
 /// });
 /// registry.get(&"api:443".to_string());
 /// for breaker in registry.snapshot() {

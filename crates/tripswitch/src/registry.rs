@@ -24,7 +24,7 @@ use crate::clock::{Clock, default_clock};
 /// use tripswitch::{CircuitBreaker, Registry};
 ///
 /// let registry = Registry::new(1_000, |host: &String| {
-///     CircuitBreaker::builder().name(host.as_str()).fail_fast().build()
+///     CircuitBreaker::standard().name(host.as_str()).build()
 /// });
 /// let a = registry.get(&"api.example.com".to_string());
 /// let b = registry.get(&"api.example.com".to_string());

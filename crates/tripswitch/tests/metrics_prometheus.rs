@@ -98,6 +98,7 @@ fn a_breaker_that_waited_has_a_described_wait_series() {
                 .name("queue")
                 .freeze_for(Duration::from_secs(1))
                 .max_wait(Duration::from_secs(5))
+                .retry_after_freeze(false)
                 .export_metrics()
                 .try_build()
                 .unwrap();

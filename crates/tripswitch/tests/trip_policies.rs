@@ -10,7 +10,7 @@ use common::{Boom, fail, succeed};
 use tripswitch::policy::{CallRecord, FailureRate, SlowCallRate, TripPolicy, Window};
 use tripswitch::{CircuitBreaker, HalfOpen, State};
 
-fn fail_fast() -> tripswitch::Builder<tripswitch::Unchecked> {
+fn fail_fast() -> tripswitch::Builder {
     CircuitBreaker::builder()
         .fail_fast()
         .half_open(HalfOpen::probes(1))
@@ -19,7 +19,7 @@ fn fail_fast() -> tripswitch::Builder<tripswitch::Unchecked> {
 /// A fail-fast breaker on a failure rate over the last `length` (10
 /// buckets), judged from the first call, that only failures close to 100%
 /// trip: the tests read its rate.
-fn rate_over_the_last(length: Duration) -> tripswitch::Builder<tripswitch::Unchecked> {
+fn rate_over_the_last(length: Duration) -> tripswitch::Builder {
     CircuitBreaker::builder()
         .failure_rate(FailureRate::new(0.99, Window::last(length)).min_calls(1))
         .fail_fast()

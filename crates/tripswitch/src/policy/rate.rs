@@ -126,6 +126,24 @@ fn default_min_calls(window: Window) -> u32 {
     }
 }
 
+/// A threshold in 0..=1 (`Builder::build` clamps what `try_build` refuses;
+/// a threshold that is not a number never trips on a partial failure).
+fn clamped_threshold(threshold: f64) -> f64 {
+    if threshold.is_nan() {
+        1.0
+    } else {
+        threshold.clamp(0.0, 1.0)
+    }
+}
+
+/// `min_calls` between 1 and the window's size (as `clamped_threshold`).
+fn clamped_min_calls(min_calls: u32, window: Window) -> u32 {
+    match window.max_calls() {
+        Some(size) => min_calls.clamp(1, size.clamp(1, super::MAX_WINDOW_CALLS)),
+        None => min_calls.max(1),
+    }
+}
+
 fn validate_rate(
     prefix: &'static str,
     threshold: f64,
@@ -187,18 +205,24 @@ impl RateState {
     pub(crate) fn failures(config: FailureRate) -> Self {
         Self {
             measure: Measure::Failures,
-            threshold: config.threshold,
-            min_calls: u64::from(config.min_calls.max(1)),
-            window: WindowState::new(config.window, config.min_calls.max(1)),
+            threshold: clamped_threshold(config.threshold),
+            min_calls: u64::from(clamped_min_calls(config.min_calls, config.window)),
+            window: WindowState::new(
+                config.window,
+                clamped_min_calls(config.min_calls, config.window),
+            ),
         }
     }
 
     pub(crate) fn slow(config: SlowCallRate) -> Self {
         Self {
             measure: Measure::Slow,
-            threshold: config.threshold,
-            min_calls: u64::from(config.min_calls.max(1)),
-            window: WindowState::new(config.window, config.min_calls.max(1)),
+            threshold: clamped_threshold(config.threshold),
+            min_calls: u64::from(clamped_min_calls(config.min_calls, config.window)),
+            window: WindowState::new(
+                config.window,
+                clamped_min_calls(config.min_calls, config.window),
+            ),
         }
     }
 
