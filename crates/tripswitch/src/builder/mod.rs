@@ -13,9 +13,7 @@ use crate::error::ConfigError;
 use crate::events::{ErrorCallback, Event, Listener, log_error};
 use crate::half_open::HalfOpen;
 use crate::open_period::{Backoff, FreezeFuture, OpenPeriod, TripContext};
-use crate::policy::{
-    ConsecutiveFailures, FailureRate, Policy, RateState, SlowCallRate, TripPolicy,
-};
+use crate::policy::{ConsecutiveFailures, FailureRate, RatePolicy, SlowCallRate, TripPolicy};
 use crate::shared::SharedState;
 
 mod preset;
@@ -96,6 +94,7 @@ pub struct Builder {
     open_period: OpenPeriod,
     on_error: Option<ErrorCallback>,
     listeners: Vec<Listener>,
+    #[cfg(feature = "metrics")]
     export_metrics: bool,
     /// Used when no trip policy is set (the preset's).
     default_consecutive: u32,
@@ -138,6 +137,7 @@ impl Builder {
             open_period: OpenPeriod::Fixed(defaults.open_for),
             on_error: None,
             listeners: Vec::new(),
+            #[cfg(feature = "metrics")]
             export_metrics: false,
             default_consecutive: defaults.consecutive_failures,
             consecutive: None,
@@ -555,7 +555,7 @@ impl Builder {
     /// windows, probes and thresholds clamp their own): `try_build` refused
     /// invalid ones, and `build` logged them.
     fn finish(self) -> CircuitBreaker {
-        let mut policies = Vec::new();
+        let mut policies: Vec<Box<dyn TripPolicy>> = Vec::new();
         let no_policy_set = self.consecutive.is_none()
             && self.failure_rates.is_empty()
             && self.slow_rates.is_empty()
@@ -566,12 +566,12 @@ impl Builder {
             self.consecutive
         };
         if let Some(n) = consecutive {
-            policies.push(Policy::Consecutive(crate::policy::consecutive_state(n)));
+            policies.push(Box::new(ConsecutiveFailures::clamped(n)));
         }
         policies.extend(
             self.failure_rates
                 .into_iter()
-                .map(|p| Policy::Rate(RateState::failures(p))),
+                .map(|p| Box::new(RatePolicy::failures(p)) as Box<dyn TripPolicy>),
         );
         let slow_after = self
             .slow_rates
@@ -581,10 +581,11 @@ impl Builder {
         policies.extend(
             self.slow_rates
                 .into_iter()
-                .map(|p| Policy::Rate(RateState::slow(p))),
+                .map(|p| Box::new(RatePolicy::slow(p)) as Box<dyn TripPolicy>),
         );
-        policies.extend(self.custom.into_iter().map(Policy::Custom));
+        policies.extend(self.custom);
 
+        #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
         let mut listeners = self.listeners;
         #[cfg(feature = "metrics")]
         if self.export_metrics {
