@@ -19,9 +19,11 @@
 //! one); see ARCHITECTURE.md.
 
 mod consecutive;
+mod count_ring;
 mod last_slice;
 mod rate;
 mod striped_successes;
+mod time_buckets;
 mod window;
 
 pub use consecutive::ConsecutiveFailures;
