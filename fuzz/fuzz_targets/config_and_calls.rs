@@ -151,9 +151,9 @@ fuzz_target!(|input: (Config, Vec<Op>)| {
             }
             Op::Advance(ms) => clock.advance(Duration::from_millis(u64::from(ms))),
             Op::ForceOpen => breaker.force_open(),
-            Op::Release => breaker.release(),
+            Op::Release => breaker.resume(),
             Op::Disable => breaker.disable(),
-            Op::MetricsOnly => breaker.metrics_only(),
+            Op::MetricsOnly => breaker.force_metrics_only(),
             Op::Reset => breaker.reset(),
             Op::Metrics => {
                 let _ = breaker.metrics();

@@ -9,7 +9,6 @@ use crate::core::{Core, Move};
 use crate::error::{Error, Rejected};
 use crate::execute::{ByBreaker, ByCaller, Execute};
 use crate::metrics::Metrics;
-use crate::outcome::Outcome;
 use crate::permit::{self, Acquire, AcquireOwned, OwnedPermit, Permit};
 use crate::state::State;
 use crate::wait::Wait;
@@ -168,8 +167,9 @@ impl CircuitBreaker {
         Execute::new(&self.core, operation, ByBreaker)
     }
 
-    /// Like [`execute`](Self::execute), with `classify` deciding how each
-    /// result counts, e.g. an HTTP 503 returned as `Ok` as a failure. The
+    /// Like [`execute`](Self::execute), with `classify` (a closure, or any
+    /// [`Classify`](crate::Classify)) deciding how each result counts, e.g.
+    /// an HTTP 503 returned as `Ok` as a failure. The
     /// breaker's own [`ignore_errors`](Builder::ignore_errors) rules do not
     /// apply: `classify` has the last word.
     ///
@@ -204,7 +204,7 @@ impl CircuitBreaker {
         operation: F,
     ) -> impl Future<Output = Result<T, Error<E>>>
     where
-        C: Fn(&Result<T, E>) -> Outcome,
+        C: crate::Classify<T, E>,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: fmt::Debug + 'static,
@@ -352,7 +352,7 @@ impl CircuitBreaker {
     }
 
     /// Opens the breaker by hand. It stays open (calls wait, or are rejected
-    /// when failing fast, without a retry time) until [`release`](Self::release)
+    /// when failing fast, without a retry time) until [`resume`](Self::resume)
     /// or [`reset`](Self::reset).
     ///
     /// # Example
@@ -362,17 +362,24 @@ impl CircuitBreaker {
     /// let breaker = CircuitBreaker::builder().fail_fast().build();
     /// breaker.force_open();
     /// assert_eq!(breaker.try_acquire().unwrap_err().reason(), RejectReason::ForcedOpen);
-    /// breaker.release();
+    /// breaker.resume();
     /// assert!(breaker.try_acquire().is_ok());
     /// ```
     pub fn force_open(&self) {
         self.core.apply(Move::ForceOpen, None, None);
     }
 
-    /// Leaves a manual state (forced open, disabled, metrics-only) for closed.
-    /// Does nothing in the other states.
-    pub fn release(&self) {
+    /// Hands control back to the breaker's own rules: leaves a manual state
+    /// (forced open, disabled, metrics-only) for closed. Does nothing in the
+    /// other states.
+    pub fn resume(&self) {
         self.core.apply(Move::Release, None, None);
+    }
+
+    /// The former name of [`resume`](Self::resume).
+    #[deprecated(note = "renamed `resume`: `release` also meant letting waiting calls through")]
+    pub fn release(&self) {
+        self.resume();
     }
 
     /// The handle a shared store uses to steer this breaker (see the
@@ -382,7 +389,7 @@ impl CircuitBreaker {
     }
 
     /// Turns the breaker off: every call goes through and nothing is recorded,
-    /// until [`release`](Self::release) or [`reset`](Self::reset).
+    /// until [`resume`](Self::resume) or [`reset`](Self::reset).
     ///
     /// # Example
     ///
@@ -393,7 +400,7 @@ impl CircuitBreaker {
     /// breaker.try_acquire().unwrap().failure(&"not counted");
     /// assert_eq!(breaker.state(), State::Disabled);
     /// assert!(breaker.try_acquire().is_ok());
-    /// breaker.release();
+    /// breaker.resume();
     /// assert_eq!(breaker.state(), State::Closed);
     /// ```
     pub fn disable(&self) {
@@ -401,9 +408,17 @@ impl CircuitBreaker {
     }
 
     /// Keeps recording outcomes (metrics, events) but never trips, until
-    /// [`release`](Self::release) or [`reset`](Self::reset).
-    pub fn metrics_only(&self) {
+    /// [`resume`](Self::resume) or [`reset`](Self::reset).
+    pub fn force_metrics_only(&self) {
         self.core.apply(Move::MetricsOnly, None, None);
+    }
+
+    /// The former name of [`force_metrics_only`](Self::force_metrics_only).
+    #[deprecated(
+        note = "renamed `force_metrics_only`, beside `force_open` (and apart from `metrics()`)"
+    )]
+    pub fn metrics_only(&self) {
+        self.force_metrics_only();
     }
 
     /// Back to closed, whatever the state, with the trip policies' counts and

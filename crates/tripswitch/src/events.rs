@@ -24,7 +24,7 @@ pub enum TransitionReason {
     HalfOpenTimedOut,
     /// [`force_open`](crate::CircuitBreaker::force_open) was called.
     ForcedOpen,
-    /// [`release`](crate::CircuitBreaker::release) was called.
+    /// [`resume`](crate::CircuitBreaker::resume) was called.
     Released,
     /// [`disable`](crate::CircuitBreaker::disable) was called.
     Disabled,

@@ -20,8 +20,9 @@ use crate::ticket::{Ticket, TicketKind};
 use crate::wait::Wait;
 use crate::waiters::WaitFor;
 
-/// How a call's result counts.
-pub(crate) trait Classify<T, E> {
+/// How a call's result counts: the breaker's own rules or a caller's
+/// [`Classify`](crate::Classify).
+pub(crate) trait Classification<T, E> {
     /// Whether every `Ok` is a success (then the short path applies to it).
     const OK_SUCCEEDS: bool;
     fn classify(&self, core: &Core, result: &Result<T, E>) -> Outcome;
@@ -30,7 +31,7 @@ pub(crate) trait Classify<T, E> {
 /// The breaker's own rules: `Ok` succeeds, `Err` fails unless ignored.
 pub(crate) struct ByBreaker;
 
-impl<T, E: 'static> Classify<T, E> for ByBreaker {
+impl<T, E: 'static> Classification<T, E> for ByBreaker {
     const OK_SUCCEEDS: bool = true;
     fn classify(&self, core: &Core, result: &Result<T, E>) -> Outcome {
         match result {
@@ -44,10 +45,10 @@ impl<T, E: 'static> Classify<T, E> for ByBreaker {
 /// A caller's classifier.
 pub(crate) struct ByCaller<C>(pub(crate) C);
 
-impl<T, E, C: Fn(&Result<T, E>) -> Outcome> Classify<T, E> for ByCaller<C> {
+impl<T, E, C: crate::Classify<T, E>> Classification<T, E> for ByCaller<C> {
     const OK_SUCCEEDS: bool = false;
     fn classify(&self, _: &Core, result: &Result<T, E>) -> Outcome {
-        (self.0)(result)
+        self.0.classify(result)
     }
 }
 
@@ -119,7 +120,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
     E: fmt::Debug + 'static,
-    C: Classify<T, E>,
+    C: Classification<T, E>,
 {
     type Output = Result<T, Error<E>>;
 
@@ -218,7 +219,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
     E: fmt::Debug + 'static,
-    C: Classify<T, E>,
+    C: Classification<T, E>,
 {
     let core = *this.core;
     loop {
@@ -333,7 +334,7 @@ fn finish_run<F, Fut, T, E, C>(
 ) -> Poll<Result<T, Error<E>>>
 where
     E: fmt::Debug + 'static,
-    C: Classify<T, E>,
+    C: Classification<T, E>,
 {
     let core = *this.core;
     let Some(ticket) = ticket else {

@@ -185,7 +185,7 @@
 //!
 //! From any clone or reference, at any time:
 //! [`force_open`](crate::CircuitBreaker::force_open),
-//! [`release`](crate::CircuitBreaker::release),
+//! [`resume`](crate::CircuitBreaker::resume),
 //! [`disable`](crate::CircuitBreaker::disable),
 //! [`metrics_only`](crate::CircuitBreaker::metrics_only),
 //! [`reset`](crate::CircuitBreaker::reset).
@@ -205,7 +205,7 @@
 //! let breaker = CircuitBreaker::builder().freeze_for(Duration::from_secs(30)).build();
 //! breaker.force_open();
 //! assert!(breaker.is_frozen());
-//! breaker.release();
+//! breaker.resume();
 //! tokio::time::advance(Duration::from_secs(30)).await; // no real waiting
 //! # }
 //! ```

@@ -104,6 +104,7 @@
 pub mod axum;
 mod breaker;
 mod builder;
+mod classify;
 pub mod clock;
 #[cfg(feature = "serde")]
 pub mod config;
@@ -119,6 +120,7 @@ mod half_open;
 pub mod http;
 #[cfg(feature = "tower")]
 mod http_wait;
+mod loom;
 mod metrics;
 mod open_period;
 mod outcome;
@@ -129,7 +131,6 @@ mod registry;
 pub mod reqwest;
 pub mod shared;
 mod state;
-mod sync;
 mod ticket;
 #[cfg(feature = "tower")]
 pub mod tower;
@@ -138,6 +139,7 @@ mod waiters;
 
 pub use breaker::CircuitBreaker;
 pub use builder::{Builder, DEFAULT_MAX_FREEZE, Preset};
+pub use classify::{Classify, EveryErr};
 pub use error::{ConfigError, Error, RejectReason, Rejected};
 #[cfg(feature = "metrics")]
 pub use export::record_rates;

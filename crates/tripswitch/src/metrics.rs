@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use crate::State;
-use crate::sync::{AtomicU64, Ordering};
+use crate::loom::{AtomicU64, Ordering};
 
 /// Numbers of calls by outcome.
 ///
@@ -110,11 +110,10 @@ impl Totals {
         match owned_stripe() {
             Some(index) => {
                 let counter = &self.owned[index].counts[tally as usize];
-                // Single writer: this thread owns the stripe.
-                #[cfg(not(loom))]
+                // Single writer: this thread owns the stripe. (Under loom too:
+                // each model thread has its own `STRIPE`, and a stripe with two
+                // writers would lose a count the models check.)
                 counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                #[cfg(loom)]
-                counter.fetch_add(1, Ordering::Relaxed);
             }
             None => {
                 self.shared.counts[tally as usize].fetch_add(1, Ordering::Relaxed);
@@ -169,23 +168,38 @@ const UNCLAIMED: u8 = u8::MAX;
 const SHARED: u8 = u8::MAX - 1;
 
 /// Which of the [`OWNED_STRIPES`] indices are taken, one bit each.
+/// Invariant: a bit is set exactly while one live thread's [`STRIPE`] holds
+/// its index. Taken with `Acquire`, given back with `Release`, so that the
+/// old owner's last plain stores happen before the new owner's first load.
+#[cfg(not(loom))]
 static OWNERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-thread_local! {
+crate::loom::thread_local_const! {
     /// This thread's stripe index, [`UNCLAIMED`] or [`SHARED`].
-    static STRIPE: Cell<u8> = const { Cell::new(UNCLAIMED) };
+    static STRIPE: Cell<u8> = Cell::new(UNCLAIMED);
     /// Holds the claimed index, to give it back when the thread exits.
-    static CLAIM: Claim = const { Claim };
+    static CLAIM: Claim = Claim;
+}
+
+// The same under loom, per model execution, so that the models run the
+// production path (one writer per stripe).
+#[cfg(loom)]
+::loom::lazy_static! {
+    static ref OWNERS: crate::loom::AtomicU64 = crate::loom::AtomicU64::new(0);
 }
 
 /// Gives this thread's stripe back when the thread exits.
 struct Claim;
 
+// Not under loom: a model's threads end with its execution, which starts
+// the next one with a fresh `OWNERS`, and loom's thread-locals cannot be
+// reached from a destructor.
+#[cfg(not(loom))]
 impl Drop for Claim {
     fn drop(&mut self) {
         let index = STRIPE.with(|stripe| stripe.replace(SHARED));
         if usize::from(index) < OWNED_STRIPES {
-            OWNERS.fetch_and(!(1 << index), std::sync::atomic::Ordering::Release);
+            OWNERS.fetch_and(!(1 << index), Ordering::Release);
         }
     }
 }
@@ -194,7 +208,7 @@ impl Drop for Claim {
 #[cold]
 #[inline(never)]
 fn claim_stripe() -> Option<usize> {
-    use std::sync::atomic::Ordering::{Acquire, Relaxed};
+    use Ordering::{Acquire, Relaxed};
     // Registers the destructor that gives the stripe back; a thread that is
     // already exiting cannot register one, and counts on the shared stripe.
     if CLAIM.try_with(|_| ()).is_err() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::events::TransitionReason;
-use crate::sync::{AtomicU64, Ordering};
+use crate::loom::{AtomicU64, Ordering};
 
 /// A boxed freeze future, as returned by a freeze function.
 pub(crate) type FreezeFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;

@@ -43,7 +43,7 @@ use crate::http::{FailedResponse, is_failure_status};
 use crate::http_wait::{Admission, BoundedWaits};
 use crate::{CircuitBreaker, Outcome, Registry, Rejected};
 
-type Classifier = dyn Fn(&Result<Response>) -> Outcome + Send + Sync;
+type Classifier = dyn crate::Classify<Response, reqwest_middleware::Error> + Send + Sync;
 
 /// Guards a reqwest client with one breaker, or one per host.
 #[derive(Clone)]
@@ -82,7 +82,10 @@ impl CircuitBreakerMiddleware {
     }
 
     /// Decide what counts as a failure with `classify` instead of the
-    /// default (5xx, 429, 408 and transport errors).
+    /// default (5xx, 429, 408 and transport errors). The closure is a
+    /// [`Classify`](crate::Classify), the crate's one classifier trait; it
+    /// is taken as a closure so that its argument's type need not be
+    /// written.
     pub fn classify(
         mut self,
         classify: impl Fn(&Result<Response>) -> Outcome + Send + Sync + 'static,
@@ -100,7 +103,7 @@ impl CircuitBreakerMiddleware {
 
     fn outcome(&self, result: &Result<Response>) -> Outcome {
         match (&self.classify, result) {
-            (Some(classify), _) => classify(result),
+            (Some(classify), _) => classify.classify(result),
             (None, Ok(response)) if is_failure_status(response.status()) => Outcome::Failure,
             (None, Ok(_)) => Outcome::Success,
             (None, Err(_)) => Outcome::Failure,

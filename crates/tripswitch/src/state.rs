@@ -17,7 +17,7 @@ pub enum State {
     /// decide between closing and opening again.
     HalfOpen,
     /// Opened by hand ([`force_open`](crate::CircuitBreaker::force_open)); stays
-    /// open until [`release`](crate::CircuitBreaker::release) or
+    /// open until [`resume`](crate::CircuitBreaker::resume) or
     /// [`reset`](crate::CircuitBreaker::reset).
     ForcedOpen,
     /// Turned off by hand: every call goes through and nothing is recorded.

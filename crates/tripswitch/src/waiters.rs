@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::task::Waker;
 
-use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, lock};
+use crate::loom::{AtomicUsize, Mutex, MutexGuard, Ordering, lock};
 use crate::ticket::TicketKind;
 
 /// What a waiter was let through with.

@@ -232,3 +232,40 @@ async fn the_seed_retry_can_be_turned_off() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert!(breaker.is_frozen());
 }
+
+/// A named classifier: the crate's one `Classify` trait.
+#[derive(Clone, Copy)]
+struct FiveHundreds;
+
+impl<E> tripswitch::Classify<u16, E> for FiveHundreds {
+    fn classify(&self, result: &Result<u16, E>) -> Outcome {
+        match result {
+            Ok(status) if *status >= 500 => Outcome::Failure,
+            Ok(_) => Outcome::Success,
+            Err(_) => Outcome::Failure,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_classify_trait_serves_execute_classified_and_the_tower_layer() {
+    use tower::{Service, ServiceExt};
+    // execute_classified takes it...
+    let breaker = CircuitBreaker::standard().consecutive_failures(1).build();
+    let answer = breaker
+        .execute_classified(FiveHundreds, || async { Ok::<u16, Boom>(503) })
+        .await;
+    assert_eq!(answer, Ok(503));
+    assert_eq!(breaker.state(), State::Open);
+
+    // ... and so does the tower layer, the same value.
+    let breaker = CircuitBreaker::standard().consecutive_failures(1).build();
+    let mut service = tower::ServiceBuilder::new()
+        .layer(tripswitch::tower::CircuitBreakerLayer::new(breaker.clone()).classify(FiveHundreds))
+        .service(tower::service_fn(|status: u16| async move {
+            Ok::<u16, std::io::Error>(status)
+        }));
+    let answer = service.ready().await.unwrap().call(502).await.unwrap();
+    assert_eq!(answer, 502);
+    assert_eq!(breaker.state(), State::Open);
+}

@@ -166,7 +166,7 @@ fn a_waiting_call_is_woken_when_the_breaker_is_released() {
                 .map(|p| p.success())
                 .is_ok()
         });
-        breaker.release();
+        breaker.resume();
         assert!(waiter.join().unwrap());
         assert_eq!(breaker.metrics().waiting, 0);
     });
@@ -229,5 +229,33 @@ fn a_success_cell_is_read_consistently_while_it_moves_to_a_new_slice() {
         writer.join().unwrap();
         assert_eq!(cells.count(1, 1), 0);
         assert_eq!(cells.count(3, 1), 1);
+    });
+}
+
+/// The production counting path, end to end: a thread records a success
+/// on a time window through the breaker's fast path (in its own totals
+/// stripe and window cell, with plain loads and stores) while the main
+/// thread records a success and a failure; every count is seen exactly once.
+#[test]
+fn successes_on_a_time_window_are_counted_exactly_by_their_own_stripes() {
+    use tripswitch::policy::{FailureRate, Window};
+    model(|| {
+        let clock = FakeClock::new();
+        let breaker = CircuitBreaker::standard()
+            .clock(clock.clone())
+            .failure_rate(FailureRate::new(0.9, Window::last(Duration::from_secs(10))).min_calls(3))
+            .build();
+        let other = {
+            let breaker = breaker.clone();
+            thread::spawn(move || breaker.try_acquire().unwrap().success())
+        };
+        breaker.try_acquire().unwrap().success();
+        breaker.try_acquire().unwrap().failure(&"down");
+        other.join().unwrap();
+        let metrics = breaker.metrics();
+        assert_eq!(metrics.totals.successes, 2);
+        assert_eq!(metrics.totals.failures, 1);
+        assert_eq!(metrics.state, State::Closed, "1 in 3 failed");
+        assert_eq!(metrics.failure_rate, Some(1.0 / 3.0));
     });
 }

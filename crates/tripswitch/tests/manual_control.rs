@@ -36,7 +36,7 @@ async fn forced_open_stays_open_and_rejections_carry_no_retry_time() {
             .to_string()
             .contains("stays open until it is released")
     );
-    breaker.release();
+    breaker.resume();
     assert_eq!(breaker.state(), State::Closed);
     succeed(&breaker).await.unwrap();
 }
@@ -47,8 +47,8 @@ async fn no_event_for_a_transition_to_the_current_state() {
     let breaker = breaker_with(&recorder);
     breaker.force_open();
     breaker.force_open();
-    breaker.release();
-    breaker.release();
+    breaker.resume();
+    breaker.resume();
     breaker.reset();
     assert_eq!(
         recorder.transitions(),
@@ -69,7 +69,7 @@ async fn waiting_calls_wait_for_a_forced_open_breaker_to_be_released() {
     };
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(!waiter.is_finished());
-    breaker.release();
+    breaker.resume();
     assert_eq!(waiter.await.unwrap(), Ok(1));
 }
 
@@ -84,7 +84,7 @@ async fn disabled_lets_everything_through_and_records_nothing() {
     assert_eq!(breaker.state(), State::Disabled);
     assert_eq!(breaker.metrics().totals.failures, 0);
     assert_eq!(recorder.count("failure"), 0);
-    breaker.release();
+    breaker.resume();
     assert_eq!(breaker.state(), State::Closed);
 }
 
@@ -92,7 +92,7 @@ async fn disabled_lets_everything_through_and_records_nothing() {
 async fn metrics_only_records_but_never_trips() {
     let recorder = Recorder::default();
     let breaker = breaker_with(&recorder);
-    breaker.metrics_only();
+    breaker.force_metrics_only();
     for _ in 0..10 {
         fail(&breaker).await.unwrap_err();
     }
@@ -160,9 +160,9 @@ fn manual_control_races_with_traffic_without_wedging() {
                 for i in 0..200 {
                     match i % 5 {
                         0 => breaker.force_open(),
-                        1 => breaker.release(),
+                        1 => breaker.resume(),
                         2 => breaker.disable(),
-                        3 => breaker.metrics_only(),
+                        3 => breaker.force_metrics_only(),
                         _ => breaker.reset(),
                     }
                     tokio::task::yield_now().await;

@@ -91,7 +91,7 @@ fn crowd(breaker: &CircuitBreaker, n: usize) {
     drop(waiters);
     assert_eq!(breaker.metrics().waiting, 0);
     // The breaker still works.
-    breaker.release();
+    breaker.resume();
     assert!(matches!(
         breaker
             .execute(|| async { Ok::<_, std::io::Error>(()) })

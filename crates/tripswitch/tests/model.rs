@@ -502,7 +502,7 @@ fn run(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.force(State::ForcedOpen, &[]);
             }
             Op::Release => {
-                breaker.release();
+                breaker.resume();
                 model.force(
                     State::Closed,
                     &[State::ForcedOpen, State::Disabled, State::MetricsOnly],
@@ -513,7 +513,7 @@ fn run(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.force(State::Disabled, &[]);
             }
             Op::MetricsOnly => {
-                breaker.metrics_only();
+                breaker.force_metrics_only();
                 model.force(State::MetricsOnly, &[]);
             }
             Op::Reset => {
@@ -538,7 +538,7 @@ fn run(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
         drop(permit);
         model.record(admitted, None);
     }
-    breaker.release();
+    breaker.resume();
     for _ in 0..64 {
         clock.advance(Duration::from_millis(model.config.open_ms));
         let _ = block_on(breaker.execute(|| async { Ok::<_, Failure>(()) }));

@@ -513,7 +513,7 @@ fn every_callback_may_call_back_into_its_breaker() {
             for round in 0..3 {
                 let _ = breaker
                     .execute_classified(
-                        |_| {
+                        |_: &Result<(), Boom>| {
                             poke();
                             tripswitch::Outcome::Failure
                         },
@@ -543,7 +543,7 @@ fn std_clock_with_the_longest_max_wait_does_not_panic() {
         breaker.force_open();
         let mut waiter = Box::pin(common::succeed(&breaker));
         assert!(waiter.as_mut().now_or_never().is_none());
-        breaker.release();
+        breaker.resume();
         assert_eq!(waiter.now_or_never(), Some(Ok(1)));
     });
     assert_eq!(panics, 0);
@@ -674,7 +674,7 @@ fn force_open_from_a_listener_on_closing_keeps_the_queue_waiting() {
     }
     assert_eq!(breaker.state(), State::ForcedOpen);
     assert_eq!(ran.load(Ordering::SeqCst), 0, "no queued call ran");
-    breaker.release();
+    breaker.resume();
     for waiter in &mut waiters {
         assert!(matches!(waiter.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
     }
@@ -700,7 +700,7 @@ fn an_observer_does_not_count_against_max_waiters() {
         second.as_mut().now_or_never(),
         Some(Err(Error::Rejected(r))) if r.reason() == RejectReason::TooManyWaiters
     ));
-    breaker.release();
+    breaker.resume();
     assert!(observer.now_or_never().is_some());
     assert_eq!(call.now_or_never(), Some(Ok(1)));
 }

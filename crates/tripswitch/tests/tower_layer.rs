@@ -100,7 +100,7 @@ async fn in_wait_mode_poll_ready_is_pending_until_the_breaker_lets_calls_through
         let breaker = breaker.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            breaker.release();
+            breaker.resume();
         })
     };
     let start = tokio::time::Instant::now();

@@ -11,9 +11,9 @@ use super::*;
 use crate::clock::nanos;
 use crate::error::{RejectReason, Rejected, Why};
 use crate::events::EventKind;
+use crate::loom::Ordering;
 use crate::metrics::Tally;
 use crate::state::State;
-use crate::sync::Ordering;
 use crate::ticket::{Ticket, TicketKind};
 use crate::waiters::{Grant, WaitFor};
 

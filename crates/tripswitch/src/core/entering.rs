@@ -8,10 +8,10 @@ use std::time::Duration;
 use super::freeze::deadline_after;
 use super::*;
 use crate::events::{EventKind, TransitionReason, call_guarded};
+use crate::loom::{Ordering, lock};
 use crate::open_period::{AnyDebug, PeriodEnd, TripContext};
 use crate::policy::PolicyStats;
 use crate::state::{State, Word};
-use crate::sync::{Ordering, lock};
 use crate::ticket::TicketKind;
 use crate::waiters::Grant;
 

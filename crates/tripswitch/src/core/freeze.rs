@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::clock::nanos;
+use crate::loom::{Ordering, lock};
 use crate::open_period::FreezeFuture;
 use crate::state::State;
-use crate::sync::{Ordering, lock};
 
 /// The freeze of the current open (or bounded half-open) period.
 pub(super) struct FreezeSlot {

@@ -30,12 +30,12 @@ use crate::clock::{Clock, ClockAnchor, ClockKind, ClockReader, nanos};
 use crate::error::RejectSource;
 use crate::events::{ErrorCallback, Listener};
 use crate::half_open::HalfOpen;
+use crate::loom::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, Weak};
 use crate::metrics::{Counts, Totals};
 use crate::open_period::OpenPeriod;
 use crate::policy::TripPolicy;
 use crate::shared::hook::SharedState;
 use crate::state::Word;
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, Weak};
 use crate::ticket::{NOT_TIMED, Ticket, TicketKind};
 use crate::waiters::Waiters;
 

@@ -5,8 +5,8 @@ use std::task::Waker;
 
 use super::rules::Move;
 use super::*;
+use crate::loom::Ordering;
 use crate::state::{State, Word};
-use crate::sync::Ordering;
 use crate::waiters::{Grant, Locked};
 
 impl Core {

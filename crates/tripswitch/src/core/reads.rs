@@ -6,9 +6,9 @@ use std::time::Duration;
 use super::admission::TRANSITIONS_PER_LOOK;
 use super::*;
 use crate::clock::nanos;
+use crate::loom::{Ordering, lock};
 use crate::metrics::Metrics;
 use crate::state::State;
-use crate::sync::{Ordering, lock};
 
 impl Core {
     /// Performs a transition that is due (an open period that has run out)

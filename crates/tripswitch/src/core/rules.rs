@@ -11,7 +11,7 @@
 //! | half-open ran out of time | – | – | open | – | – | – |
 //! | probes succeeded | – | – | closed | – | – | – |
 //! | force open | forced open | forced open | forced open | – | forced open | forced open |
-//! | release | – | – | – | closed | closed | closed |
+//! | resume | – | – | – | closed | closed | closed |
 //! | disable | disabled | disabled | disabled | disabled | – | disabled |
 //! | metrics only | metrics-only | metrics-only | metrics-only | metrics-only | metrics-only | – |
 //! | reset | *renew* | closed | closed | closed | closed | closed |
@@ -45,7 +45,7 @@ pub(crate) enum Move {
     ProbesSucceeded,
     /// [`force_open`](crate::CircuitBreaker::force_open).
     ForceOpen,
-    /// [`release`](crate::CircuitBreaker::release).
+    /// [`resume`](crate::CircuitBreaker::resume).
     Release,
     /// [`disable`](crate::CircuitBreaker::disable).
     Disable,

@@ -7,9 +7,9 @@ use std::time::Duration;
 use super::rules::{self, Decision, Move};
 use super::*;
 use crate::clock::nanos;
+use crate::loom::{Ordering, lock};
 use crate::open_period::AnyDebug;
 use crate::state::{State, Word};
-use crate::sync::{Ordering, lock};
 
 impl Core {
     /// Carries out `request` if [`rules::decide`] allows it from the current

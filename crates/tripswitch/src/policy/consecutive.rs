@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use super::{CallRecord, FastKind, FastPath, PolicyStats, TripPolicy};
 use crate::error::ConfigError;
-use crate::sync::{AtomicU32, Ordering};
+use crate::loom::{AtomicU32, Ordering};
 
 /// Trip after `n` failures in a row; a success starts the count again.
 ///

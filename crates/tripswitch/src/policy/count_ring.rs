@@ -1,7 +1,7 @@
 //! A count window: the last `n` calls in a ring of bits.
 
 use super::window::WindowCounts;
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::loom::{AtomicU32, AtomicU64, Ordering};
 
 /// The last `size` outcomes as two bit rings (failed, slow) plus running counts.
 ///

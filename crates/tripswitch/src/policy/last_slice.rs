@@ -15,8 +15,8 @@
 //! and `std`'s clocks) and nanoseconds since the clock's origin (the
 //! time-stamp-counter clock).
 
+use crate::loom::LocalKey;
 use std::cell::Cell;
-use std::thread::LocalKey;
 use std::time::Instant;
 
 use crate::clock::nanos;
@@ -44,10 +44,10 @@ pub(crate) struct Remembered<P> {
 
 type Memory<P> = [Cell<Option<Remembered<P>>>; WAYS];
 
-thread_local! {
+crate::loom::thread_local_const! {
     // Const, and without destructors: reading one is one thread-relative load.
-    static AT_INSTANTS: Memory<Instant> = const { [const { Cell::new(None) }; WAYS] };
-    static AT_NANOS: Memory<u64> = const { [const { Cell::new(None) }; WAYS] };
+    static AT_INSTANTS: Memory<Instant> = [const { Cell::new(None) }; WAYS];
+    static AT_NANOS: Memory<u64> = [const { Cell::new(None) }; WAYS];
 }
 
 /// A reading of a breaker's clock that a span can be made of and compared

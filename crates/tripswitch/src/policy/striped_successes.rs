@@ -17,7 +17,7 @@
 //! reader sees a cell's count for the slice it asks about, or nothing when
 //! the cell holds another slice.
 
-use crate::sync::{AtomicU64, Ordering, fence};
+use crate::loom::{AtomicU64, Ordering, fence};
 
 /// Cells per 128-byte line (two cache lines, the unit adjacent-line
 /// prefetching pulls in together): each cell is two words.
@@ -182,7 +182,7 @@ fn read(cell: &Cell, expected: u64) -> u64 {
         }
         // The owner moved the cell on while it was read: look again (the
         // cell now holds another slice, so this ends at once).
-        crate::sync::spin_loop();
+        crate::loom::spin_loop();
     }
 }
 

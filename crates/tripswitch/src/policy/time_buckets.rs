@@ -6,8 +6,8 @@ use super::last_slice::{self, Reading};
 use super::striped_successes::StripedSuccesses;
 use super::window::{MAX_BUCKETS, WindowCounts};
 use crate::clock::nanos;
+use crate::loom::{AtomicU32, AtomicU64, Ordering};
 use crate::metrics::{OWNED_STRIPES, owned_stripe};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// Calls in the last `length`, bucketed; each bucket knows which slice of time it holds.
 #[derive(Debug)]
@@ -68,14 +68,7 @@ impl TimeBuckets {
                 })
                 .collect(),
             current: AtomicU64::new(0),
-            // Under loom every model thread shares one thread-local stripe
-            // index, so rows would have two writers: the cells are modelled
-            // on their own instead (tests/loom.rs).
-            striped: if cfg!(loom) {
-                None
-            } else {
-                StripedSuccesses::new(buckets as usize, OWNED_STRIPES)
-            },
+            striped: StripedSuccesses::new(buckets as usize, OWNED_STRIPES),
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             dirty: AtomicU64::new(0),
             clean_upto: AtomicU64::new(0),

@@ -1,43 +1,7 @@
-use crate::{Outcome, OwnedPermit};
+//! The HTTP classifiers (feature `http`).
 
-/// Decides how a response (or error) of the inner service counts.
-///
-/// Implemented by closures `Fn(&Result<Response, Error>) -> Outcome`.
-pub trait Classify<Response, Error> {
-    /// How this result counts for the breaker.
-    fn classify(&self, result: &Result<Response, Error>) -> Outcome;
-
-    /// Records the result on the call's permit. By default the outcome of
-    /// [`classify`](Self::classify), without a failure value; the HTTP
-    /// classifiers record a failed response as a
-    /// `http::FailedResponse` (its status and `Retry-After`), which
-    /// listeners, logs and an open period computed from the trip see.
-    fn record(&self, permit: OwnedPermit, result: &Result<Response, Error>) {
-        permit.record(self.classify(result));
-    }
-}
-
-impl<F, Response, Error> Classify<Response, Error> for F
-where
-    F: Fn(&Result<Response, Error>) -> Outcome,
-{
-    fn classify(&self, result: &Result<Response, Error>) -> Outcome {
-        self(result)
-    }
-}
-
-/// The default: every `Ok` is a success, every `Err` a failure.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EveryErr;
-
-impl<Response, Error> Classify<Response, Error> for EveryErr {
-    fn classify(&self, result: &Result<Response, Error>) -> Outcome {
-        match result {
-            Ok(_) => Outcome::Success,
-            Err(_) => Outcome::Failure,
-        }
-    }
-}
+#[cfg(feature = "http")]
+use crate::{Classify, Outcome, OwnedPermit};
 
 /// HTTP (feature `http`): responses with a 5xx status are failures (a 503
 /// storm opens the breaker), other responses succeed, and errors (refused

@@ -48,7 +48,8 @@ mod keyed;
 mod layer;
 mod reject;
 
-pub use classify::{Classify, EveryErr};
+/// The crate's one classifier trait, re-exported here for the layers.
+pub use crate::classify::{Classify, EveryErr};
 #[cfg(feature = "http")]
 pub use classify::{ServerErrors, UpstreamErrors};
 pub use future::ResponseFuture;

@@ -1,4 +1,5 @@
-//! The one place the crate takes its synchronisation primitives from.
+//! The one place the crate takes its synchronisation primitives from (named
+//! `loom`, as tokio names its own shim).
 //!
 //! Under `--cfg loom` the primitives come from loom so that the model checker
 //! sees every atomic access and lock; otherwise they are `std`'s. Locks never
@@ -7,13 +8,13 @@
 //! half-updated across a call that could panic.
 
 #[cfg(loom)]
-pub(crate) use loom::hint::spin_loop;
+pub(crate) use ::loom::hint::spin_loop;
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{
+pub(crate) use ::loom::sync::atomic::{
     AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
 };
 #[cfg(loom)]
-pub(crate) use loom::sync::{Mutex, MutexGuard};
+pub(crate) use ::loom::sync::{Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use std::sync::Weak;
 
@@ -33,3 +34,22 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         Err(poisoned) => poisoned.into_inner(),
     }
 }
+
+/// `thread_local!` with const initialisers (one thread-relative load, no
+/// lazy initialisation); under loom, loom's, so that each model thread has
+/// its own, as each OS thread does (loom runs its threads on one OS thread).
+macro_rules! thread_local_const {
+    ($($(#[$attr:meta])* static $name:ident: $t:ty = $init:expr;)*) => {
+        #[cfg(not(loom))]
+        std::thread_local! { $($(#[$attr])* static $name: $t = const { $init };)* }
+        #[cfg(loom)]
+        ::loom::thread_local! { $($(#[$attr])* static $name: $t = $init;)* }
+    };
+}
+pub(crate) use thread_local_const;
+
+/// The key of a [`thread_local_const`] value.
+#[cfg(loom)]
+pub(crate) use ::loom::thread::LocalKey;
+#[cfg(not(loom))]
+pub(crate) use std::thread::LocalKey;
