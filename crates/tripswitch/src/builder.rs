@@ -559,7 +559,9 @@ impl<V> Builder<V> {
 
     /// Assembles the breaker. Values are clamped into range here rather than
     /// checked: `try_build` checked them, and `build` cannot hold invalid ones.
-    fn finish(self) -> CircuitBreaker {
+    fn finish(mut self) -> CircuitBreaker {
+        // In a registry's factory, an unnamed breaker is named by its key.
+        self.name = self.name.or_else(crate::registry::key_name);
         let seed = self.seed_preset;
         let mut policies = Vec::new();
         let consecutive = self.consecutive.or(

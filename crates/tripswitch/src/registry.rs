@@ -1,6 +1,7 @@
 //! A breaker per key (per host, per endpoint, per tenant), made on first use
 //! from one configuration, bounded in size, with idle breakers evicted.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
@@ -20,17 +21,23 @@ use crate::clock::{Clock, default_clock};
 ///
 /// Cloning a registry shares it.
 ///
+/// **Names.** Each breaker is named by its key (its `Display` form), so
+/// that its events, rejections, logs and exported metrics say which key it
+/// guards, unless the factory names it (`.name(..)` on its builder) or
+/// [`RegistryBuilder::name_by`] says otherwise. The name goes to the
+/// first unnamed breaker the factory builds, when the factory calls
+/// `build()` / `try_build()`.
+///
 /// ```
 /// use tripswitch::{CircuitBreaker, Registry};
 ///
-/// let registry = Registry::new(1_000, |host: &String| {
-///     CircuitBreaker::builder().name(host.as_str()).fail_fast().build()
-/// });
+/// let registry = Registry::new(1_000, |_: &String| CircuitBreaker::builder().fail_fast().build());
 /// let a = registry.get(&"api.example.com".to_string());
 /// let b = registry.get(&"api.example.com".to_string());
 /// a.force_open();
 /// assert!(b.is_frozen()); // the same breaker
 /// assert_eq!(registry.len(), 1);
+/// assert_eq!(a.name(), Some("api.example.com")); // named by its key
 /// ```
 pub struct Registry<K> {
     shared: Arc<Shared<K>>,
@@ -38,6 +45,8 @@ pub struct Registry<K> {
 
 struct Shared<K> {
     factory: Box<dyn Fn(&K) -> CircuitBreaker + Send + Sync>,
+    /// The name a key's breaker gets unless its factory names it.
+    name: Box<dyn Fn(&K) -> String + Send + Sync>,
     max_breakers: usize,
     idle_after: Option<Duration>,
     clock: Arc<dyn Clock>,
@@ -66,9 +75,10 @@ impl<K> Clone for Registry<K> {
     }
 }
 
-impl<K: Eq + Hash + Clone> Registry<K> {
+impl<K: Eq + Hash + Clone + fmt::Display> Registry<K> {
     /// A registry of at most `max_breakers` breakers (at least one), each
-    /// made by `factory` on its key's first use.
+    /// made by `factory` on its key's first use and named by its key
+    /// unless the factory names it.
     pub fn new(
         max_breakers: usize,
         factory: impl Fn(&K) -> CircuitBreaker + Send + Sync + 'static,
@@ -94,6 +104,7 @@ impl<K: Eq + Hash + Clone> Registry<K> {
         RegistryBuilder {
             shared: Shared {
                 factory: Box::new(factory),
+                name: Box::new(|key: &K| key.to_string()),
                 max_breakers: max_breakers.max(1),
                 idle_after: None,
                 clock: default_clock(),
@@ -105,7 +116,9 @@ impl<K: Eq + Hash + Clone> Registry<K> {
             },
         }
     }
+}
 
+impl<K: Eq + Hash + Clone> Registry<K> {
     /// The breaker for `key`, made now if there is none.
     ///
     /// No user code runs under the registry's lock: the factory runs with
@@ -135,7 +148,10 @@ impl<K: Eq + Hash + Clone> Registry<K> {
         drop(evicted);
 
         // The factory is user code: it runs without the lock.
-        let made = (self.shared.factory)(key);
+        let made = {
+            let _naming = KeyName::offer((self.shared.name)(key));
+            (self.shared.factory)(key)
+        };
 
         let mut evicted = Vec::new();
         let breaker = {
@@ -247,6 +263,22 @@ impl<K: Eq + Hash + Clone> RegistryBuilder<K> {
         self
     }
 
+    /// Name each breaker `name(key)` instead of by its key's `Display`
+    /// form (a factory that names its breaker still wins).
+    ///
+    /// ```
+    /// use tripswitch::{CircuitBreaker, Registry};
+    ///
+    /// let registry = Registry::builder(64, |_: &String| CircuitBreaker::new())
+    ///     .name_by(|host| format!("upstream {host}"))
+    ///     .build();
+    /// assert_eq!(registry.get(&"db:5432".to_string()).name(), Some("upstream db:5432"));
+    /// ```
+    pub fn name_by(mut self, name: impl Fn(&K) -> String + Send + Sync + 'static) -> Self {
+        self.shared.name = Box::new(name);
+        self
+    }
+
     /// The clock idle times are measured on (default: the breakers' default clock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.shared.clock = Arc::new(clock);
@@ -342,4 +374,38 @@ pub struct BreakerSnapshot<K> {
     pub name: Option<String>,
     /// Its state and counts when the snapshot was taken.
     pub metrics: crate::Metrics,
+}
+
+thread_local! {
+    /// The name a registry offers the breaker its factory is building on
+    /// this thread (see [`key_name`]).
+    static KEY_NAME: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+}
+
+/// The key's name, offered while a registry's factory runs on this thread;
+/// the previous offer (a factory that uses another registry) comes back
+/// when it ends, on unwinding too.
+struct KeyName(Option<Arc<str>>);
+
+impl KeyName {
+    fn offer(name: String) -> Self {
+        Self(KEY_NAME.with(|offered| offered.replace(Some(name.into()))))
+    }
+}
+
+impl Drop for KeyName {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        let _ = KEY_NAME.try_with(|offered| *offered.borrow_mut() = previous);
+    }
+}
+
+/// For [`Builder`](crate::Builder): the name a registry offers the breaker
+/// being built in its factory on this thread, taken by the first unnamed
+/// breaker built there.
+pub(crate) fn key_name() -> Option<Arc<str>> {
+    KEY_NAME
+        .try_with(|offered| offered.borrow_mut().take())
+        .ok()
+        .flatten()
 }
