@@ -108,6 +108,8 @@ pub struct Builder<V = Valid> {
     seed_accounting: Option<bool>,
     error_rules: Vec<ErrorRule>,
     shared: Option<Arc<dyn SharedState>>,
+    #[cfg(feature = "metrics")]
+    export_metrics: bool,
     seed_preset: bool,
     checked: PhantomData<V>,
 }
@@ -142,6 +144,8 @@ impl Builder<Valid> {
             seed_accounting: None,
             error_rules: Vec::new(),
             shared: None,
+            #[cfg(feature = "metrics")]
+            export_metrics: false,
             seed_preset: true,
             checked: PhantomData,
         }
@@ -176,6 +180,8 @@ impl<V> Builder<V> {
             seed_accounting: self.seed_accounting,
             error_rules: self.error_rules,
             shared: self.shared,
+            #[cfg(feature = "metrics")]
+            export_metrics: self.export_metrics,
             seed_preset: false,
             checked: PhantomData,
         }
@@ -362,17 +368,25 @@ impl<V> Builder<V> {
     /// | `tripswitch_slow_calls_total` | counter | | calls slower than the slow-call threshold |
     /// | `tripswitch_transitions_total` | counter | `to` = the state entered | state changes |
     /// | `tripswitch_state` | gauge | `state` = `closed`, `open`, `half_open`, `forced_open`, `disabled`, `metrics_only` | 1 for the current state, 0 for the others |
-    /// | `tripswitch_wait_seconds` | histogram | | how long calls waited for the breaker (wait mode; made on the first wait) |
+    /// | `tripswitch_wait_seconds` | histogram | | how long calls waited for the breaker (wait mode only) |
     ///
-    /// Every series is labelled `breaker` with the breaker's name, wherever
-    /// `name` is called on the builder; an unnamed breaker is `unnamed-N`.
+    /// Every series is labelled `breaker` with the breaker's name as it is
+    /// built (wherever `name` is called on the builder; in a
+    /// [`Registry`](crate::Registry), its key unless the factory names it);
+    /// an unnamed breaker is `unnamed-N`. Only the series the breaker's
+    /// configuration can move are exported: `outcome="ignored"` with
+    /// [`ignore_errors`](Self::ignore_errors), the slow-call counter with a
+    /// slow-call threshold, `half_open` when it probes, the histogram in
+    /// wait mode; manual states when first entered. Two live breakers with
+    /// one name share its series, with a WARN (see
+    /// [the guide](crate::guide#metrics-series-by-series)).
     ///
     /// The metric handles are made on the first event, from the recorder
     /// installed then: install the recorder before traffic starts.
     #[cfg(feature = "metrics")]
-    pub fn export_metrics(self) -> Self {
-        let name = self.name.clone();
-        self.on_event(crate::export::listener(name))
+    pub fn export_metrics(mut self) -> Self {
+        self.export_metrics = true;
+        self
     }
 
     /// Trip after `n` failures in a row (n = 1 is the seed); `n` must be at
@@ -605,6 +619,18 @@ impl<V> Builder<V> {
         let on_error = self
             .on_error
             .unwrap_or_else(|| Arc::new(log_error(self.name.as_deref())));
+        #[cfg(feature = "metrics")]
+        if self.export_metrics {
+            let shape = crate::export::Shape {
+                name: self.name.clone(),
+                waits: !self.fail_fast,
+                slow: slow_after.is_some(),
+                ignores: !self.error_rules.is_empty(),
+                probes: half_open.probe_limit().is_some() || self.shared.is_some(),
+            };
+            self.listeners
+                .push(Arc::new(crate::export::listener(shape)));
+        }
         let settings = Settings {
             name: self.name,
             clock: self.clock.unwrap_or_else(default_clock),

@@ -275,16 +275,54 @@
 //! - `metrics` (feature): [`Builder::export_metrics`]
 //!   exports `tripswitch_calls_total{outcome}`, `tripswitch_slow_calls_total`,
 //!   `tripswitch_transitions_total{to}`, `tripswitch_state{state}` (1 for
-//!   the current state, 0 for the others) and, once a call has waited, the
-//!   `tripswitch_wait_seconds` histogram, each with a description and
-//!   labelled `breaker` with the breaker's name (`unnamed-N` for an unnamed
-//!   one). `examples/axum_gateway.rs` serves them on `/metrics` through
-//!   `metrics-exporter-prometheus`. For OpenTelemetry, the same series reach
-//!   an OTLP pipeline through a `metrics`-to-OpenTelemetry recorder, and the
-//!   logs through `tracing-opentelemetry`; nothing in tripswitch is specific
-//!   to either.
+//!   the current state, 0 for the others) and the `tripswitch_wait_seconds`
+//!   histogram, each with a description and labelled `breaker` with the
+//!   breaker's name (`unnamed-N` for an unnamed one). See
+//!   [Metrics, series by series](#metrics-series-by-series).
+//!   `examples/axum_gateway.rs` serves them on `/metrics` through
+//!   `metrics-exporter-prometheus`.
+//! - OpenTelemetry: the same series reach an OTLP pipeline through a
+//!   `metrics`-to-OpenTelemetry recorder, and the logs through
+//!   `tracing-opentelemetry`; nothing in tripswitch is specific to either.
 //! - Listeners ([`on_event`](crate::Builder::on_event)) see every event, and
 //!   [`metrics()`](crate::CircuitBreaker::metrics) is a snapshot to poll.
+//!
+//! ### Metrics, series by series
+//!
+//! A breaker exports the series its configuration can move, each at zero
+//! from its first event (so that `increase(..)` sees the first trip), and
+//! none that must stay zero:
+//!
+//! | series | exported |
+//! |---|---|
+//! | `tripswitch_calls_total{outcome="success"\|"failure"\|"rejected"}` | always |
+//! | `tripswitch_calls_total{outcome="ignored"}` | with `ignore_errors`, or once a classifier ignored a call |
+//! | `tripswitch_slow_calls_total` | with a slow-call threshold or a slow-call-rate policy |
+//! | `tripswitch_transitions_total{to="closed"\|"open"}`, `tripswitch_state{state="closed"\|"open"}` | always |
+//! | the same with `half_open` | when the breaker probes (not with the seed's `HalfOpen::release_all`, unless it shares its state with a fleet) |
+//! | the same with `forced_open`, `disabled`, `metrics_only` | once the state was entered |
+//! | `tripswitch_wait_seconds` | in wait mode |
+//!
+//! A fail-fast breaker with a count policy has 9 series; in wait mode, the
+//! histogram too. `tests/metrics_prometheus.rs` scrapes them.
+//!
+//! **Names.** The `breaker` label is the name the breaker is built with,
+//! wherever `.name(..)` is on the builder. A [`Registry`](crate::Registry)
+//! names each breaker by its key unless its factory names it, so per-host
+//! breakers are labelled `host:port`. **Two live breakers with one name**
+//! share its series: the counters add up, and `tripswitch_state` counts
+//! the breakers in each state (each breaker adds itself to its state's
+//! gauge and takes itself away when it is dropped). That is right for a
+//! registry that replaced an evicted breaker some calls still hold, and a
+//! mistake anywhere else, so the first time it happens to a name a WARN
+//! names it. Merging was chosen over refusing the second breaker's
+//! metrics (which would hide the registry's current breaker behind the
+//! evicted one) and over a suffixed label (which would change the label of
+//! a host each time its breaker is replaced).
+//!
+//! Rates (`tripswitch_failure_rate`, `tripswitch_slow_call_rate`) change
+//! with every call, so they are not pushed: `record_rates` sets them from a
+//! snapshot where the metrics are rendered.
 //!
 //! ## Runtimes
 //!
