@@ -261,8 +261,20 @@
 //!     .service(client)
 //! ```
 //!
-//! `tests/tower_composition.rs` checks it: ten retries allowed, three calls
-//! reach a hanging service, the fourth attempt is refused and not retried.
+//! What counts, in each order:
+//!
+//! | layers, outermost first | the breaker sees |
+//! |---|---|
+//! | retry → breaker → timeout (the above) | each attempt: a timeout (tower's `Elapsed`, an `Err`) is a failure with every classifier, `EveryErr`, `ServerErrors` and `UpstreamErrors` alike; a rejected attempt is not retried |
+//! | timeout → breaker | a **cancelled** call when the timeout fires (its future is dropped): it counts as nothing (`metrics().totals.cancelled`), so a hanging service never trips the breaker |
+//! | breaker → retry | one call per request, whatever the number of attempts: only the last attempt's result counts, and failed attempts that a retry made good are invisible to the breaker |
+//!
+//! `tests/tower_composition.rs` checks each row: in the recommended order
+//! ten retries are allowed, three calls reach a hanging service, the fourth
+//! attempt is refused and not retried (and with `UpstreamErrors`, three
+//! timeouts open the breaker); with the timeout outside, ten hung calls
+//! leave the breaker closed with ten cancelled calls; with the retry
+//! inside, three attempts make one failure.
 //!
 //! ## Observability
 //!
