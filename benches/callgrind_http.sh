@@ -27,7 +27,7 @@ count() { # case requests -> instructions
 }
 
 printf '%-18s %s\n' "case" "instructions per request, each run"
-for case in none tripswitch tower-resilience; do
+for case in none identity-layer tripswitch tower-resilience; do
     line=""
     for _ in $(seq "$RUNS"); do
         small=$(count "$case" "$SMALL")
