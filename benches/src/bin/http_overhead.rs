@@ -10,10 +10,18 @@
 //! slow spell of the host falls on every case alike, and the overhead of a
 //! case is taken round by round against the bare route's batch of the same
 //! round. Printed: each case's median time per request; the median of the
-//! per-round overheads with a 95% bootstrap confidence interval (rounds
-//! resampled) and the interquartile range of the per-round overheads.
+//! per-round overheads over the bare route with a 95% bootstrap confidence
+//! interval (rounds resampled) and the interquartile range of the
+//! per-round overheads; and the same over `identity-layer`, the least any
+//! axum route layer costs, which leaves the breaker's own cost. Short
+//! batches, many rounds: a slow spell of the host spans few batches, and
+//! falls on all cases alike.
 //!
-//! `http_overhead [rounds] [requests-per-batch]` (default 201 rounds of 500).
+//! The interval covers the rounds' spread within one run only; runs of the
+//! same binary differ by more (about 200 ns over the bare route, less over
+//! `identity-layer`), so compare runs, not intervals.
+//!
+//! `http_overhead [rounds] [requests-per-batch]` (default 4,001 rounds of 50).
 //! `benches/callgrind_http.sh` counts instructions instead, which a loaded
 //! host does not disturb.
 
@@ -57,8 +65,8 @@ fn bootstrap_median(values: &[f64]) -> (f64, f64) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let rounds: usize = args.next().map_or(201, |a| a.parse().expect("rounds"));
-    let per_batch: u64 = args.next().map_or(500, |a| a.parse().expect("requests"));
+    let rounds: usize = args.next().map_or(4_001, |a| a.parse().expect("rounds"));
+    let per_batch: u64 = args.next().map_or(50, |a| a.parse().expect("requests"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -91,24 +99,34 @@ fn main() {
             "{rounds} interleaved rounds of {per_batch} sequential requests per case (loopback, HTTP/1.1 keep-alive, one current-thread runtime)"
         );
         println!(
-            "{:<18} {:>11} {:>14} {:>22} {:>22}",
-            "case", "µs/request", "overhead, ns", "95% CI of median, ns", "IQR of rounds, ns"
+            "{:<18} {:>11} {:>26} {:>22} {:>30}",
+            "case",
+            "µs/request",
+            "over none, ns [95% CI]",
+            "IQR of rounds, ns",
+            "over identity-layer, ns [95% CI]"
         );
-        for (i, case) in HTTP_CASES.iter().enumerate() {
-            let us = median(&per_request[i]) / 1000.0;
-            let overhead: Vec<f64> = per_request[i]
+        let overhead = |i: usize, base: usize| -> Vec<f64> {
+            per_request[i]
                 .iter()
-                .zip(&per_request[0])
-                .map(|(case, bare)| case - bare)
-                .collect();
-            let mut sorted = overhead.clone();
+                .zip(&per_request[base])
+                .map(|(case, base)| case - base)
+                .collect()
+        };
+        let with_interval = |values: &[f64]| {
+            let (low, high) = bootstrap_median(values);
+            format!("{:.0} [{low:.0}, {high:.0}]", median(values))
+        };
+        for (i, case) in HTTP_CASES.iter().enumerate() {
+            let over_none = overhead(i, 0);
+            let mut sorted = over_none.clone();
             sorted.sort_by(f64::total_cmp);
-            let (low, high) = bootstrap_median(&overhead);
             println!(
-                "{case:<18} {us:>11.2} {:>14.0} {:>22} {:>22}",
-                quantile(&sorted, 0.5),
-                format!("[{low:.0}, {high:.0}]"),
+                "{case:<18} {:>11.2} {:>26} {:>22} {:>30}",
+                median(&per_request[i]) / 1000.0,
+                with_interval(&over_none),
                 format!("[{:.0}, {:.0}]", quantile(&sorted, 0.25), quantile(&sorted, 0.75)),
+                with_interval(&overhead(i, 1)),
             );
         }
     });
