@@ -384,19 +384,27 @@ thread_local! {
 
 /// The key's name, offered while a registry's factory runs on this thread;
 /// the previous offer (a factory that uses another registry) comes back
-/// when it ends, on unwinding too.
-struct KeyName(Option<Arc<str>>);
+/// when it ends, on unwinding too. Nothing is offered on a thread whose
+/// thread-locals are being destroyed.
+struct KeyName {
+    previous: Option<Option<Arc<str>>>,
+}
 
 impl KeyName {
     fn offer(name: String) -> Self {
-        Self(KEY_NAME.with(|offered| offered.replace(Some(name.into()))))
+        Self {
+            previous: KEY_NAME
+                .try_with(|offered| offered.replace(Some(name.into())))
+                .ok(),
+        }
     }
 }
 
 impl Drop for KeyName {
     fn drop(&mut self) {
-        let previous = self.0.take();
-        let _ = KEY_NAME.try_with(|offered| *offered.borrow_mut() = previous);
+        if let Some(previous) = self.previous.take() {
+            let _ = KEY_NAME.try_with(|offered| *offered.borrow_mut() = previous);
+        }
     }
 }
 
