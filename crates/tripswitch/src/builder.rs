@@ -575,7 +575,7 @@ impl<V> Builder<V> {
     /// checked: `try_build` checked them, and `build` cannot hold invalid ones.
     fn finish(mut self) -> CircuitBreaker {
         // In a registry's factory, an unnamed breaker is named by its key.
-        self.name = self.name.or_else(crate::registry::key_name);
+        self.name = self.name.or_else(crate::key_name::take);
         let seed = self.seed_preset;
         let mut policies = Vec::new();
         let consecutive = self.consecutive.or(

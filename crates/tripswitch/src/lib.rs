@@ -119,6 +119,7 @@ mod half_open;
 pub mod http;
 #[cfg(feature = "tower")]
 mod http_wait;
+mod key_name;
 mod metrics;
 mod open_period;
 mod outcome;

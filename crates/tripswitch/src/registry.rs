@@ -1,7 +1,6 @@
 //! A breaker per key (per host, per endpoint, per tenant), made on first use
 //! from one configuration, bounded in size, with idle breakers evicted.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
@@ -149,7 +148,7 @@ impl<K: Eq + Hash + Clone> Registry<K> {
 
         // The factory is user code: it runs without the lock.
         let made = {
-            let _naming = KeyName::offer((self.shared.name)(key));
+            let _naming = crate::key_name::KeyName::offer((self.shared.name)(key));
             (self.shared.factory)(key)
         };
 
@@ -374,46 +373,4 @@ pub struct BreakerSnapshot<K> {
     pub name: Option<String>,
     /// Its state and counts when the snapshot was taken.
     pub metrics: crate::Metrics,
-}
-
-thread_local! {
-    /// The name a registry offers the breaker its factory is building on
-    /// this thread (see [`key_name`]).
-    static KEY_NAME: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
-}
-
-/// The key's name, offered while a registry's factory runs on this thread;
-/// the previous offer (a factory that uses another registry) comes back
-/// when it ends, on unwinding too. Nothing is offered on a thread whose
-/// thread-locals are being destroyed.
-struct KeyName {
-    previous: Option<Option<Arc<str>>>,
-}
-
-impl KeyName {
-    fn offer(name: String) -> Self {
-        Self {
-            previous: KEY_NAME
-                .try_with(|offered| offered.replace(Some(name.into())))
-                .ok(),
-        }
-    }
-}
-
-impl Drop for KeyName {
-    fn drop(&mut self) {
-        if let Some(previous) = self.previous.take() {
-            let _ = KEY_NAME.try_with(|offered| *offered.borrow_mut() = previous);
-        }
-    }
-}
-
-/// For [`Builder`](crate::Builder): the name a registry offers the breaker
-/// being built in its factory on this thread, taken by the first unnamed
-/// breaker built there.
-pub(crate) fn key_name() -> Option<Arc<str>> {
-    KEY_NAME
-        .try_with(|offered| offered.borrow_mut().take())
-        .ok()
-        .flatten()
 }
