@@ -164,7 +164,7 @@ pub fn tripswitch_as_failsafe_default() -> CircuitBreaker {
         .expect("valid")
 }
 
-fn time_window_settings() -> tripswitch::Builder<tripswitch::Unchecked> {
+fn time_window_settings() -> tripswitch::Builder {
     CircuitBreaker::builder()
         .failure_rate(FailureRate::new(0.5, Window::last(Duration::from_secs(60))).min_calls(100))
         .fail_fast()

@@ -18,7 +18,7 @@ use tripswitch_redis::{Fleet, FleetOpenPeriod, FleetPolicy};
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-fn local_settings() -> tripswitch::Builder<tripswitch::Unchecked> {
+fn local_settings() -> tripswitch::Builder {
     CircuitBreaker::builder()
         .consecutive_failures(2)
         .half_open(HalfOpen::probes(1))

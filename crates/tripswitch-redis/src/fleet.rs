@@ -113,10 +113,10 @@ impl Fleet {
     /// [`FleetError::Config`] if the name is empty or holds a tab, a newline
     /// or braces, [`FleetError::DuplicateName`] if this handle already has a
     /// live breaker of that name.
-    pub async fn breaker<V>(
+    pub async fn breaker(
         &self,
         name: &str,
-        builder: Builder<V>,
+        builder: Builder,
     ) -> Result<CircuitBreaker, FleetError> {
         check_name(name)?;
         let name: Arc<str> = name.into();

@@ -14,10 +14,9 @@
 //! let payments = fleet
 //!     .breaker(
 //!         "payments",
-//!         CircuitBreaker::builder()
+//!         CircuitBreaker::standard()
 //!             .consecutive_failures(5)
-//!             .half_open(HalfOpen::probes(1))
-//!             .fail_fast(),
+//!             .half_open(HalfOpen::probes(1)),
 //!     )
 //!     .await?;
 //! // An ordinary breaker: calls use its local state only.

@@ -17,7 +17,7 @@ struct Boom;
 
 const SOON: Duration = Duration::from_secs(5);
 
-fn local_breaker() -> tripswitch::Builder<tripswitch::Unchecked> {
+fn local_breaker() -> tripswitch::Builder {
     CircuitBreaker::builder()
         .consecutive_failures(2)
         .half_open(HalfOpen::probes(1))

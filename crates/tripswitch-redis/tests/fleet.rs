@@ -53,10 +53,10 @@ struct Setup {
     policy: FleetPolicy,
     period: FleetOpenPeriod,
     lease: Duration,
-    local: fn() -> tripswitch::Builder<tripswitch::Unchecked>,
+    local: fn() -> tripswitch::Builder,
 }
 
-fn local_breaker() -> tripswitch::Builder<tripswitch::Unchecked> {
+fn local_breaker() -> tripswitch::Builder {
     CircuitBreaker::builder()
         .consecutive_failures(2)
         .half_open(HalfOpen::probes(1))

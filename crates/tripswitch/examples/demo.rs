@@ -242,7 +242,7 @@ fn seed_preset(started: Instant, transitions: Transitions) -> CircuitBreaker {
 }
 
 fn tuned_preset(started: Instant, transitions: Transitions) -> CircuitBreaker {
-    CircuitBreaker::builder()
+    CircuitBreaker::standard()
         .name("tuned")
         .on_event(record_transitions(started, transitions))
         .failure_rate(FailureRate::new(0.3, Window::last_calls(40)).min_calls(20))
@@ -256,7 +256,6 @@ fn tuned_preset(started: Instant, transitions: Transitions) -> CircuitBreaker {
                 .close_after(3)
                 .max_duration(Duration::from_secs(1)),
         )
-        .fail_fast()
         .try_build()
         .expect("valid settings")
 }

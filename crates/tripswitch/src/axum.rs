@@ -15,7 +15,7 @@
 //! use axum::{Router, routing::get};
 //! use tripswitch::CircuitBreaker;
 //!
-//! let breaker = CircuitBreaker::builder().name("orders").consecutive_failures(5).fail_fast()
+//! let breaker = CircuitBreaker::standard().name("orders").consecutive_failures(5)
 //!     .try_build().expect("valid settings");
 //! let app: Router = Router::new()
 //!     .route("/orders", get(|| async { "the orders" }))

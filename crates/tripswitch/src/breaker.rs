@@ -82,9 +82,28 @@ impl CircuitBreaker {
         Builder::new().build()
     }
 
-    /// A builder, starting from the seed's settings.
+    /// A builder, starting from the seed's settings ([`Preset::Seed`](crate::Preset::Seed)).
     pub fn builder() -> Builder {
         Builder::new()
+    }
+
+    /// A builder, starting from the standard closed / open / half-open
+    /// breaker ([`Preset::Standard`](crate::Preset::Standard)): five
+    /// failures in a row open it for 5 seconds, calls are rejected at once
+    /// while it is open, then one probe at a time decides.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tripswitch::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::standard()
+    ///     .name("inventory")
+    ///     .open_for(Duration::from_secs(30))
+    ///     .build();
+    /// assert_eq!(breaker.state(), tripswitch::State::Closed);
+    /// ```
+    pub fn standard() -> Builder {
+        Builder::from_preset(crate::Preset::Standard)
     }
 
     pub(crate) fn from_core(core: Arc<Core>) -> Self {

@@ -10,7 +10,7 @@
 //!
 //! ```toml
 //! name = "payments"
-//! preset = "http_client"            # or "seed" (the default); needs the `http` feature
+//! preset = "http_client"            # or "seed" (the default) or "standard"; "http_client" needs the `http` feature
 //! consecutive_failures = 5
 //! failure_rate = { threshold = 0.5, last_calls = 100, min_calls = 20 }   # or last = "60s"
 //! slow_call_rate = { slower_than = "2s", threshold = 0.8, last = "60s" }
@@ -38,7 +38,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::policy::{FailureRate, SlowCallRate, Window};
-use crate::{Backoff, Builder, CircuitBreaker, ConfigError, HalfOpen, Registry, Unchecked};
+use crate::{Backoff, Builder, CircuitBreaker, ConfigError, HalfOpen, Registry};
 
 /// A breaker's settings as a configuration file holds them. See the
 /// [module docs](self) for the keys; [`build`](Self::build) checks them.
@@ -115,16 +115,17 @@ impl BreakerConfig {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the setting.
-    pub fn builder(&self) -> Result<Builder<Unchecked>, ConfigError> {
+    pub fn builder(&self) -> Result<Builder, ConfigError> {
         let mut builder = match self.preset.as_deref() {
-            None | Some("seed") => CircuitBreaker::builder().into_unchecked(),
+            None | Some("seed") => CircuitBreaker::builder(),
+            Some("standard") => CircuitBreaker::standard(),
             #[cfg(feature = "http")]
             Some("http_client") => crate::http::client_preset(),
             Some(other) => {
                 let allowed = if cfg!(feature = "http") {
-                    "\"seed\" or \"http_client\""
+                    "\"seed\", \"standard\" or \"http_client\""
                 } else {
-                    "\"seed\" (\"http_client\" needs the `http` feature)"
+                    "\"seed\" or \"standard\" (\"http_client\" needs the `http` feature)"
                 };
                 return Err(ConfigError::new("preset", other, allowed));
             }
@@ -278,21 +279,18 @@ impl RegistryConfig {
         let breakers = self.breakers.clone();
         let factory = move |key: &String| {
             let settings = breakers.get(key).unwrap_or(&defaults);
-            let named = |builder: Builder<Unchecked>| match settings.name {
+            let named = |builder: Builder| match settings.name {
                 Some(_) => builder,
                 None => builder.name(key.as_str()),
             };
             // Checked above; the settings do not depend on the key but for
             // the name, so this cannot fail. Were it to, the key still gets
-            // a breaker (fail-fast on defaults) rather than a panic.
+            // a breaker (the standard preset) rather than a panic.
             match settings.builder().map(named).and_then(Builder::try_build) {
                 Ok(breaker) => breaker,
                 Err(error) => {
                     tracing::error!(%error, key = key.as_str(), "tripswitch: a configured breaker did not build");
-                    CircuitBreaker::builder()
-                        .name(key.as_str())
-                        .fail_fast()
-                        .build()
+                    CircuitBreaker::standard().name(key.as_str()).build()
                 }
             }
         };

@@ -350,7 +350,7 @@ pub(crate) fn listener(shape: Shape) -> impl Fn(&Event<'_>) + Send + Sync + 'sta
 /// ```
 /// use tripswitch::{CircuitBreaker, Registry};
 ///
-/// let registry = Registry::new(64, |_: &String| CircuitBreaker::builder().fail_fast().build());
+/// let registry = Registry::new(64, |_: &String| CircuitBreaker::standard().build());
 /// registry.get(&"api:443".to_string());
 /// for breaker in registry.snapshot() {
 ///     tripswitch::record_rates(breaker.name.as_deref().unwrap_or(&breaker.key), &breaker.metrics);

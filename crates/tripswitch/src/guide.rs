@@ -47,8 +47,11 @@
 //! The seed's breaker trips on a single failure and, when the freeze ends,
 //! lets every waiting call through at once while counting none of them. If
 //! the service is still down, the whole herd hits it and nothing notices.
-//! Any setting beyond the seed's (see [`Builder`](crate::Builder)) switches
-//! to full accounting, and these are the ones to reach for:
+//! [`CircuitBreaker::standard`](crate::CircuitBreaker::standard) starts from
+//! the standard preset instead (fail fast, one probe at a time, every
+//! outcome counted; the table is in [`Preset`](crate::Preset)). A preset is
+//! only ever chosen that way: each setter changes its own setting and
+//! nothing else. These are the settings to reach for:
 //!
 //! - [`HalfOpen::probes`](crate::HalfOpen::probes): after the open period,
 //!   let a few probe calls through; close only when they succeed, open again
@@ -75,13 +78,12 @@
 //! use tripswitch::policy::{FailureRate, SlowCallRate, Window};
 //! use tripswitch::{CircuitBreaker, HalfOpen};
 //!
-//! let breaker = CircuitBreaker::builder()
+//! let breaker = CircuitBreaker::standard()
 //!     .name("inventory")
 //!     .failure_rate(FailureRate::new(0.5, Window::last_calls(100)).min_calls(20))
 //!     .slow_call_rate(SlowCallRate::new(Duration::from_secs(2), 0.8, Window::last_calls(100)))
 //!     .freeze_for(Duration::from_secs(60))
 //!     .half_open(HalfOpen::probes(10))
-//!     .fail_fast()
 //!     .try_build()?;
 //! # drop(breaker);
 //! # Ok::<(), tripswitch::ConfigError>(())
@@ -96,11 +98,10 @@
 //! use std::time::Duration;
 //! use tripswitch::{CircuitBreaker, HalfOpen};
 //!
-//! let breaker = CircuitBreaker::builder()
+//! let breaker = CircuitBreaker::standard()
 //!     .consecutive_failures(6)
 //!     .freeze_for(Duration::from_secs(60))
 //!     .half_open(HalfOpen::probes(1))
-//!     .fail_fast()
 //!     .try_build()?;
 //! # drop(breaker);
 //! # Ok::<(), tripswitch::ConfigError>(())
@@ -125,8 +126,10 @@
 //! #[derive(Debug)]
 //! struct Unavailable { retry_after: Option<Duration> }
 //!
-//! let breaker = CircuitBreaker::builder()
+//! let breaker = CircuitBreaker::standard()
 //!     .name("api.example.com")
+//!     .consecutive_failures(1)
+//!     .wait_when_open()
 //!     .open_for_fn(|trip| {
 //!         trip.error::<Unavailable>()
 //!             .and_then(|e| e.retry_after)
@@ -231,10 +234,9 @@
 //! use tower::ServiceBuilder;
 //! use tripswitch::tower::{CircuitBreakerLayer, ServerErrors};
 //!
-//! let breaker = tripswitch::CircuitBreaker::builder()
+//! let breaker = tripswitch::CircuitBreaker::standard()
 //!     .name("payments-api")
 //!     .consecutive_failures(5)
-//!     .fail_fast()
 //!     .try_build()?;
 //! let client = ServiceBuilder::new()
 //!     .layer(CircuitBreakerLayer::new(breaker).classify(ServerErrors))
@@ -313,8 +315,10 @@
 //! | the same with `forced_open`, `disabled`, `metrics_only` | once the state was entered |
 //! | `tripswitch_wait_seconds` | in wait mode |
 //!
-//! A fail-fast breaker with a count policy has 9 series; in wait mode, the
-//! histogram too. `tests/metrics_prometheus.rs` scrapes them.
+//! A breaker on the standard preset (`CircuitBreaker::standard()`: fail
+//! fast, one probe at a time) has 9 series; in wait mode, the histogram
+//! too; on the seed preset (waits, releases everybody at once, never
+//! half-open), 8. `tests/metrics_prometheus.rs` scrapes them.
 //!
 //! **Names.** The `breaker` label is the name the breaker is built with,
 //! wherever `.name(..)` is on the builder. A [`Registry`](crate::Registry)

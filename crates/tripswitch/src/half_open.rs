@@ -69,6 +69,17 @@ impl HalfOpen {
         self.probes
     }
 
+    /// The nearest valid settings (for `Builder::build`, which clamps what
+    /// `try_build` refuses): 1 to `MAX_PROBES` probes, closing after at
+    /// least one success, a maximum duration of at least a millisecond.
+    pub(crate) fn clamped(self) -> Self {
+        Self {
+            probes: self.probes.map(|p| p.clamp(1, MAX_PROBES)),
+            close_after: self.close_after.max(1),
+            max_duration: self.max_duration.map(|d| d.max(Duration::from_millis(1))),
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if let Some(probes) = self.probes
             && !(1..=MAX_PROBES).contains(&probes)

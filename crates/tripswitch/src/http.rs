@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, StatusCode, Uri, header};
 
-use crate::{Builder, CircuitBreaker, HalfOpen, Unchecked};
+use crate::{Builder, CircuitBreaker, HalfOpen};
 
 /// Whether a response with this status counts as a failure: 5xx, `429 Too
 /// Many Requests` and `408 Request Timeout` (the upstream is failing or
@@ -107,10 +107,9 @@ pub fn host_key(uri: &Uri) -> Option<String> {
 /// });
 /// # drop(registry);
 /// ```
-pub fn client_preset() -> Builder<Unchecked> {
-    CircuitBreaker::builder()
+pub fn client_preset() -> Builder {
+    CircuitBreaker::standard()
         .consecutive_failures(5)
-        .fail_fast()
         .open_for_fn(open_period)
         .half_open(HalfOpen::probes(1).max_duration(Duration::from_secs(10)))
 }

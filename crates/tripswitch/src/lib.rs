@@ -138,7 +138,7 @@ mod wait;
 mod waiters;
 
 pub use breaker::CircuitBreaker;
-pub use builder::{Builder, DEFAULT_MAX_FREEZE, Unchecked, Valid};
+pub use builder::{Builder, DEFAULT_MAX_FREEZE, Preset};
 pub use error::{ConfigError, Error, RejectReason, Rejected};
 #[cfg(feature = "metrics")]
 pub use export::record_rates;

@@ -219,6 +219,28 @@ impl Backoff {
         self.step(openings, random)
     }
 
+    /// The nearest valid backoff (for `Builder::build`, which clamps what
+    /// `try_build` refuses): an initial step of at least a millisecond, a
+    /// multiplier of at least 1 (1 if not a number), a maximum of at least
+    /// the initial step, jitter between 0 and 1 (0 if not a number).
+    pub(crate) fn clamped(mut self) -> Self {
+        self.initial = self.initial.max(Duration::from_millis(1));
+        self.multiplier = if self.multiplier.is_finite() {
+            self.multiplier.max(1.0)
+        } else if self.multiplier == f64::INFINITY {
+            f64::MAX
+        } else {
+            1.0
+        };
+        self.max = self.max.max(self.initial);
+        self.jitter = if self.jitter.is_nan() {
+            0.0
+        } else {
+            self.jitter.clamp(0.0, 1.0)
+        };
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.initial.is_zero() {
             return Err(ConfigError::new(

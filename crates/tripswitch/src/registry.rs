@@ -30,7 +30,7 @@ use crate::clock::{Clock, default_clock};
 /// ```
 /// use tripswitch::{CircuitBreaker, Registry};
 ///
-/// let registry = Registry::new(1_000, |_: &String| CircuitBreaker::builder().fail_fast().build());
+/// let registry = Registry::new(1_000, |_: &String| CircuitBreaker::standard().build());
 /// let a = registry.get(&"api.example.com".to_string());
 /// let b = registry.get(&"api.example.com".to_string());
 /// a.force_open();

@@ -55,7 +55,7 @@ fn fail(breaker: &CircuitBreaker) -> Result<u32, Error<&'static str>> {
 }
 
 /// Clock reads made by `CALLS` successes on a breaker built from `settings`.
-fn reads_by_successes<V>(settings: Builder<V>) -> usize {
+fn reads_by_successes(settings: Builder) -> usize {
     let clock = CountingClock::default();
     let breaker = settings.clock(clock.clone()).try_build().expect("valid");
     succeed(&breaker);

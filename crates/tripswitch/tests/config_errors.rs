@@ -6,7 +6,7 @@ use std::time::Duration;
 use tripswitch::policy::{FailureRate, SlowCallRate, Window};
 use tripswitch::{Backoff, CircuitBreaker, HalfOpen};
 
-fn refused(builder: tripswitch::Builder<tripswitch::Unchecked>) -> (String, String) {
+fn refused(builder: tripswitch::Builder) -> (String, String) {
     let error = builder
         .try_build()
         .expect_err("the setting must be refused");
@@ -15,7 +15,7 @@ fn refused(builder: tripswitch::Builder<tripswitch::Unchecked>) -> (String, Stri
 
 #[test]
 fn each_invalid_setting_is_named_with_its_value_and_range() {
-    let cases: Vec<(tripswitch::Builder<tripswitch::Unchecked>, &str, &str)> = vec![
+    let cases: Vec<(tripswitch::Builder, &str, &str)> = vec![
         (
             CircuitBreaker::builder().consecutive_failures(0),
             "consecutive_failures",

@@ -183,6 +183,10 @@ fn expected_valid(config: &Config) -> bool {
 }
 
 fn build(config: &Config, clock: &FakeClock) -> Result<CircuitBreaker, tripswitch::ConfigError> {
+    builder(config, clock).try_build()
+}
+
+fn builder(config: &Config, clock: &FakeClock) -> tripswitch::Builder {
     let mut builder = CircuitBreaker::builder()
         .clock(clock.clone())
         .freeze_for(config.freeze)
@@ -223,7 +227,7 @@ fn build(config: &Config, clock: &FakeClock) -> Result<CircuitBreaker, tripswitc
     if config.fail_fast {
         builder = builder.fail_fast();
     }
-    builder.try_build()
+    builder
 }
 
 /// Calls through every state: failures to trip it, time past the open
@@ -273,6 +277,18 @@ proptest! {
                 prop_assert!(error.to_string().contains(error.setting()));
             }
         }
+    }
+
+    #[test]
+    fn build_clamps_every_configuration_and_runs_without_panicking(config in config()) {
+        let clock = FakeClock::new();
+        let built = catch_unwind(AssertUnwindSafe(|| builder(&config, &clock).build()));
+        prop_assert!(built.is_ok(), "build panicked on {config:?}");
+        let breaker = built.unwrap();
+        // A new breaker admits a call, whatever it was told.
+        prop_assert!(breaker.try_acquire().is_ok(), "a new breaker refused a call: {config:?}");
+        let ran = catch_unwind(AssertUnwindSafe(|| exercise(&breaker, &clock)));
+        prop_assert!(ran.is_ok(), "a call panicked with {config:?}");
     }
 }
 

@@ -46,6 +46,7 @@ fn a_fail_fast_breaker_scrapes_with_help_types_and_a_state_label() {
             .name("db")
             .clock(FakeClock::new())
             .freeze_for(Duration::from_secs(1))
+            .half_open(tripswitch::HalfOpen::probes(1))
             .fail_fast()
             .try_build()
             .unwrap();
@@ -105,6 +106,7 @@ fn a_breaker_that_waited_has_a_described_wait_series() {
                 .name("queue")
                 .freeze_for(Duration::from_secs(1))
                 .max_wait(Duration::from_secs(5))
+                .retry_after_freeze(false)
                 .export_metrics()
                 .try_build()
                 .unwrap();
@@ -259,25 +261,21 @@ fn each_breaker_exports_the_series_its_configuration_can_move_and_no_other() {
     use tripswitch::HalfOpen;
     let recorder = PrometheusBuilder::new().build_recorder();
     let text = scrape(&recorder, || {
-        // Fail fast, one probe at a time: 9 series.
-        let fast = CircuitBreaker::builder()
+        // The standard preset: fail fast, one probe at a time: 9 series.
+        let fast = CircuitBreaker::standard()
             .name("fast")
             .clock(FakeClock::new())
-            .consecutive_failures(3)
-            .fail_fast()
             .export_metrics()
-            .try_build()
-            .unwrap();
+            .build();
         run(&fast, true);
         // Wait mode (bounded), probes: the wait histogram too.
-        let waiting = CircuitBreaker::builder()
+        let waiting = CircuitBreaker::standard()
             .name("waiting")
             .clock(FakeClock::new())
-            .consecutive_failures(3)
+            .wait_when_open()
             .max_wait(Duration::from_secs(1))
             .export_metrics()
-            .try_build()
-            .unwrap();
+            .build();
         run(&waiting, true);
         // The seed preset: waits, never half-open (it releases everybody).
         let seed = CircuitBreaker::builder()

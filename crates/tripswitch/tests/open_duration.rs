@@ -165,6 +165,7 @@ async fn the_duration_function_sees_the_history() {
 #[tokio::test(start_paused = true)]
 async fn an_async_freeze_function_sees_the_error_that_tripped_the_breaker() {
     let breaker = CircuitBreaker::builder()
+        .retry_after_freeze(false)
         .freeze_with_context(|trip| {
             let wait = trip
                 .error::<Overloaded>()

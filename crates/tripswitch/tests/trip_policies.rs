@@ -10,7 +10,7 @@ use common::{Boom, fail, succeed};
 use tripswitch::policy::{CallRecord, FailureRate, SlowCallRate, TripPolicy, Window};
 use tripswitch::{CircuitBreaker, HalfOpen, State};
 
-fn fail_fast() -> tripswitch::Builder<tripswitch::Unchecked> {
+fn fail_fast() -> tripswitch::Builder {
     CircuitBreaker::builder()
         .fail_fast()
         .half_open(HalfOpen::probes(1))
@@ -19,7 +19,7 @@ fn fail_fast() -> tripswitch::Builder<tripswitch::Unchecked> {
 /// A fail-fast breaker on a failure rate over the last `length` (10
 /// buckets), judged from the first call, that only failures close to 100%
 /// trip: the tests read its rate.
-fn rate_over_the_last(length: Duration) -> tripswitch::Builder<tripswitch::Unchecked> {
+fn rate_over_the_last(length: Duration) -> tripswitch::Builder {
     CircuitBreaker::builder()
         .failure_rate(FailureRate::new(0.99, Window::last(length)).min_calls(1))
         .fail_fast()
@@ -462,4 +462,74 @@ async fn a_reset_forgets_successes_of_the_current_slice() {
     succeed(&breaker).await.unwrap();
     fail(&breaker).await.unwrap_err();
     assert_eq!(breaker.metrics().failure_rate, Some(0.5));
+}
+
+/// A custom policy that forwards to a built-in one and reports its own
+/// stats: the built-in's fast path and stats go through the same trait.
+#[derive(Debug)]
+struct Forwarding {
+    inner: tripswitch::policy::ConsecutiveFailures,
+    records: AtomicU32,
+}
+
+impl TripPolicy for Forwarding {
+    fn record(&self, call: &CallRecord) -> bool {
+        self.records.fetch_add(1, Ordering::Relaxed);
+        self.inner.record(call)
+    }
+    fn reset(&self) {
+        self.inner.reset();
+    }
+    fn stats(&self, at: Duration) -> tripswitch::policy::PolicyStats {
+        self.inner.stats(at)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn built_in_policies_are_trip_policies_like_any_other() {
+    use tripswitch::policy::ConsecutiveFailures;
+    // A built-in policy goes in through `trip_policy`, with its fast path.
+    let breaker = CircuitBreaker::standard()
+        .trip_policy(ConsecutiveFailures::new(3).unwrap())
+        .build();
+    fail(&breaker).await.unwrap_err();
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(breaker.metrics().consecutive_failures, Some(2));
+    succeed(&breaker).await.unwrap();
+    assert_eq!(
+        breaker.metrics().consecutive_failures,
+        Some(0),
+        "the fast success path reset the count"
+    );
+    for _ in 0..3 {
+        fail(&breaker).await.unwrap_err();
+    }
+    assert_eq!(breaker.state(), State::Open);
+
+    // Its trait methods are public: a wrapper sees every call (it has no
+    // fast path of its own) and reports the inner policy's stats.
+    let breaker = CircuitBreaker::standard()
+        .trip_policy(Forwarding {
+            inner: ConsecutiveFailures::new(2).unwrap(),
+            records: AtomicU32::new(0),
+        })
+        .build();
+    succeed(&breaker).await.unwrap();
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(breaker.metrics().consecutive_failures, Some(1));
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_and_a_consecutive_count_report_their_stats_together() {
+    let breaker = CircuitBreaker::standard()
+        .consecutive_failures(10)
+        .failure_rate(FailureRate::new(0.9, Window::last_calls(4)).min_calls(4))
+        .build();
+    succeed(&breaker).await.unwrap();
+    fail(&breaker).await.unwrap_err();
+    let metrics = breaker.metrics();
+    assert_eq!(metrics.consecutive_failures, Some(1));
+    assert_eq!(metrics.failure_rate, Some(0.5));
 }

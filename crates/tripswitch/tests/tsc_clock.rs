@@ -36,6 +36,7 @@ async fn a_breaker_on_it_trips_on_its_time_window_and_its_freeze_ends() {
         .clock(TscClock::new())
         .failure_rate(FailureRate::new(0.5, Window::last(Duration::from_secs(60))).min_calls(4))
         .freeze_for(Duration::from_millis(30))
+        .retry_after_freeze(false)
         .try_build()
         .unwrap();
     succeed(&breaker).await.unwrap();

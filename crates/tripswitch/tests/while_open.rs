@@ -82,6 +82,7 @@ async fn a_waiting_call_gives_up_after_the_maximum_wait() {
     let breaker = CircuitBreaker::builder()
         .freeze_for(Duration::from_secs(10))
         .max_wait(Duration::from_secs(2))
+        .retry_after_freeze(false)
         .build();
     fail(&breaker).await.unwrap_err();
     let start = Instant::now();
@@ -99,6 +100,7 @@ async fn calls_beyond_the_waiter_cap_are_rejected_at_once() {
         CircuitBreaker::builder()
             .freeze_for(Duration::from_secs(1))
             .max_waiters(2)
+            .retry_after_freeze(false)
             .build(),
     );
     fail(&breaker).await.unwrap_err();

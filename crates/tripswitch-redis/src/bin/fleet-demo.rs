@@ -156,10 +156,9 @@ fn replica(args: &Args, name: &str) {
         let breaker = fleet
             .breaker(
                 "inventory",
-                CircuitBreaker::builder()
+                CircuitBreaker::standard()
                     .consecutive_failures(2)
                     .half_open(HalfOpen::probes(1))
-                    .fail_fast()
                     .on_event(|event| {
                         if let EventKind::Transition { from, to, .. } = event.kind() {
                             say(format!("transition {from} {to}"));

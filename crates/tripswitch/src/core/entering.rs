@@ -9,7 +9,7 @@ use super::freeze::deadline_after;
 use super::*;
 use crate::events::{EventKind, TransitionReason, call_guarded};
 use crate::open_period::{AnyDebug, PeriodEnd, TripContext};
-use crate::policy::Policy;
+use crate::policy::PolicyStats;
 use crate::state::{State, Word};
 use crate::sync::{Ordering, lock};
 use crate::ticket::TicketKind;
@@ -141,19 +141,15 @@ impl Core {
                 0
             }
         };
+        let stats = self.policy_stats(now);
         let context = TripContext {
             error,
             reason,
             consecutive_openings: openings,
-            consecutive_failures: self.policies.iter().find_map(Policy::consecutive_failures),
-            failure_rate: self.rate(crate::policy::RateMeasure::Failures, now),
-            failures_in_window: self.policies.iter().find_map(|p| match p {
-                Policy::Rate(r) if r.measure == crate::policy::RateMeasure::Failures => {
-                    Some(r.failures_at(now))
-                }
-                _ => None,
-            }),
-            slow_call_rate: self.rate(crate::policy::RateMeasure::Slow, now),
+            consecutive_failures: stats.consecutive_failures,
+            failure_rate: stats.failure_rate,
+            failures_in_window: stats.failures_in_window,
+            slow_call_rate: stats.slow_call_rate,
         };
         let period = &self.settings.open_period;
         let end = if reason == TransitionReason::Shared {
@@ -217,10 +213,12 @@ impl Core {
         self.emit(EventKind::Transition { from, to, reason }, Some(now));
     }
 
-    pub(super) fn rate(&self, measure: crate::policy::RateMeasure, at: Duration) -> Option<f64> {
-        self.policies.iter().find_map(|p| match p {
-            Policy::Rate(r) if r.measure == measure => r.rate(at),
-            _ => None,
-        })
+    /// The policies' counts at `at`: for each, the first policy that keeps it.
+    pub(super) fn policy_stats(&self, at: Duration) -> PolicyStats {
+        self.policies
+            .iter()
+            .fold(PolicyStats::default(), |stats, policy| {
+                stats.or(policy.stats(at))
+            })
     }
 }

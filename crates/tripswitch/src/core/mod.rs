@@ -32,7 +32,7 @@ use crate::events::{ErrorCallback, Listener};
 use crate::half_open::HalfOpen;
 use crate::metrics::{Counts, Totals};
 use crate::open_period::OpenPeriod;
-use crate::policy::Policy;
+use crate::policy::TripPolicy;
 use crate::shared::hook::SharedState;
 use crate::state::Word;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, Weak};
@@ -80,7 +80,7 @@ pub(crate) struct Settings {
 
 pub(crate) struct Core {
     settings: Settings,
-    policies: Box<[Policy]>,
+    policies: Box<[Box<dyn TripPolicy>]>,
     word: AtomicU64,
     open_until: AtomicU64,
     half_open_until: AtomicU64,
@@ -131,14 +131,12 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(settings: Settings, policies: Vec<Policy>) -> Arc<Core> {
+    pub(crate) fn new(settings: Settings, policies: Vec<Box<dyn TripPolicy>>) -> Arc<Core> {
         let times_calls = settings.slow_after.is_some();
         let needs_time = times_calls
             || !settings.listeners.is_empty()
-            || policies.iter().any(Policy::needs_time);
-        let slow_probe_fails = policies
-            .iter()
-            .any(|p| matches!(p, Policy::Rate(r) if r.measure == crate::policy::RateMeasure::Slow));
+            || policies.iter().any(|policy| policy.needs_time());
+        let slow_probe_fails = policies.iter().any(|policy| policy.judges_slow_calls());
         let reader = ClockReader::of(&settings.clock);
         let anchor = ClockAnchor::of(&reader);
         let custom_clock =

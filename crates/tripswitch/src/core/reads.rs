@@ -7,7 +7,6 @@ use super::admission::TRANSITIONS_PER_LOOK;
 use super::*;
 use crate::clock::nanos;
 use crate::metrics::Metrics;
-use crate::policy::Policy;
 use crate::state::State;
 use crate::sync::{Ordering, lock};
 
@@ -63,11 +62,12 @@ impl Core {
         let word = self.load();
         let now = self.now();
         let since = *lock(&self.state_since);
+        let stats = self.policy_stats(now);
         Metrics {
             state: word.state(),
-            failure_rate: self.rate(crate::policy::RateMeasure::Failures, now),
-            slow_call_rate: self.rate(crate::policy::RateMeasure::Slow, now),
-            consecutive_failures: self.policies.iter().find_map(Policy::consecutive_failures),
+            failure_rate: stats.failure_rate,
+            slow_call_rate: stats.slow_call_rate,
+            consecutive_failures: stats.consecutive_failures,
             current: self.totals.since(since),
             totals: self.totals.snapshot(),
             probes_in_flight: if word.state() == State::HalfOpen {

@@ -7,7 +7,7 @@ use super::rules::Move;
 use super::*;
 use crate::clock::Reading;
 use crate::metrics::Tally;
-use crate::policy::{ConsecutiveState, CountRing, Policy, RateState, TimeBuckets};
+use crate::policy::{ConsecutiveState, CountRing, FastKind, RateState, TimeBuckets, TripPolicy};
 use crate::state::State;
 use crate::ticket::Ticket;
 
@@ -30,9 +30,12 @@ pub(super) struct SuccessPath {
     /// in failsafe's default policy: the window's short path above while no
     /// failure is counted.
     paired: Option<(Arc<ConsecutiveState>, Companion)>,
-    /// Consecutive counts, count windows and time windows: no event, at
-    /// most one clock read, and a rate judged only when a window asks for it.
-    windows: bool,
+    /// Every policy has a fast path (consecutive counts, count windows and
+    /// time windows): no event, at most one clock read, and a rate judged
+    /// only when a window asks for it. Empty when one policy has none.
+    windows: Box<[FastKind]>,
+    /// The rates among `windows`, judged by [`Core::judge_after_success`].
+    rates: Box<[Arc<RateState>]>,
 }
 
 /// The window paired with a consecutive-failures policy in [`SuccessPath::paired`].
@@ -53,37 +56,46 @@ impl Companion {
 
 impl SuccessPath {
     /// `observed`: runs are timed or listeners want events; then every
-    /// success goes through [`Core::record`].
-    pub(super) fn for_settings(policies: &[Policy], observed: bool) -> SuccessPath {
+    /// success goes through [`Core::record`]. Otherwise the policies' own
+    /// fast paths ([`TripPolicy::fast_path`]) decide.
+    pub(super) fn for_settings(policies: &[Box<dyn TripPolicy>], observed: bool) -> SuccessPath {
         let mut path = SuccessPath {
             ring: None,
             consecutive: None,
             buckets: None,
             paired: None,
-            windows: false,
+            windows: Box::new([]),
+            rates: Box::new([]),
         };
-        if observed {
+        let kinds: Option<Vec<FastKind>> = policies
+            .iter()
+            .map(|policy| policy.fast_path().map(|fast| fast.0))
+            .collect();
+        let Some(kinds) = kinds.filter(|_| !observed) else {
             return path;
-        }
-        match policies {
-            [Policy::Consecutive(consecutive)] => path.consecutive = Some(Arc::clone(consecutive)),
-            [Policy::Rate(rate)] if rate.ring().is_some() => path.ring = rate.ring().cloned(),
-            [Policy::Rate(rate)] if rate.buckets().is_some() => {
+        };
+        match kinds.as_slice() {
+            [FastKind::Consecutive(consecutive)] => {
+                path.consecutive = Some(Arc::clone(consecutive))
+            }
+            [FastKind::Rate(rate)] if rate.ring().is_some() => path.ring = rate.ring().cloned(),
+            [FastKind::Rate(rate)] if rate.buckets().is_some() => {
                 path.buckets = rate.buckets().cloned();
             }
-            [Policy::Consecutive(consecutive), Policy::Rate(rate)]
-            | [Policy::Rate(rate), Policy::Consecutive(consecutive)] => {
-                // (A rate without a window of its own takes `record`.)
+            [FastKind::Consecutive(consecutive), FastKind::Rate(rate)]
+            | [FastKind::Rate(rate), FastKind::Consecutive(consecutive)] => {
                 path.paired = Companion::of(rate).map(|c| (Arc::clone(consecutive), c));
             }
-            _ => {
-                path.windows = policies.iter().all(|p| match p {
-                    Policy::Consecutive(_) => true,
-                    Policy::Rate(rate) => rate.ring().is_some() || rate.buckets().is_some(),
-                    Policy::Custom(_) => false,
-                });
-            }
+            _ => {}
         }
+        path.rates = kinds
+            .iter()
+            .filter_map(|kind| match kind {
+                FastKind::Rate(rate) => Some(Arc::clone(rate)),
+                FastKind::Consecutive(_) => None,
+            })
+            .collect();
+        path.windows = kinds.into();
         path
     }
 }
@@ -121,7 +133,7 @@ impl Core {
                     Companion::Buckets(buckets) => self.success_to_own_buckets(buckets, ticket),
                 }
             }
-        } else if self.success_path.windows {
+        } else if !self.success_path.windows.is_empty() {
             self.totals.add(Tally::Success);
             self.success_to_windows(ticket);
         } else {
@@ -142,19 +154,18 @@ impl Core {
         }
         let mut now = None;
         let mut judge = false;
-        for policy in self.policies.iter() {
-            match policy {
-                Policy::Consecutive(consecutive) => {
+        for kind in self.success_path.windows.iter() {
+            match kind {
+                FastKind::Consecutive(consecutive) => {
                     consecutive.record(false);
                 }
-                Policy::Rate(rate) => {
+                FastKind::Rate(rate) => {
                     if let Some(ring) = rate.ring() {
                         judge |= ring.record_success();
                     } else if let Some(buckets) = rate.buckets() {
                         judge |= buckets.record_success(*now.get_or_insert_with(|| self.now()));
                     }
                 }
-                Policy::Custom(_) => {}
             }
         }
         if judge {
@@ -175,10 +186,7 @@ impl Core {
             return;
         }
         let now = self.now();
-        let exceeded = self
-            .policies
-            .iter()
-            .any(|policy| matches!(policy, Policy::Rate(rate) if rate.judge(now)));
+        let exceeded = self.success_path.rates.iter().any(|rate| rate.judge(now));
         if exceeded {
             self.apply(Move::Trip, Some(word.generation()), None);
         }

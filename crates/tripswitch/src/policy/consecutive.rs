@@ -1,13 +1,30 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{CallRecord, FastKind, FastPath, PolicyStats, TripPolicy};
 use crate::error::ConfigError;
 use crate::sync::{AtomicU32, Ordering};
 
 /// Trip after `n` failures in a row; a success starts the count again.
 ///
 /// The seed's breaker is `ConsecutiveFailures::new(1)`; gobreaker's default
-/// trips after more than five.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// trips after more than five. The builder makes one with
+/// [`consecutive_failures`](crate::Builder::consecutive_failures); one made
+/// here goes in with [`trip_policy`](crate::Builder::trip_policy). Each
+/// holds its own count: give each breaker its own.
+///
+/// ```
+/// use tripswitch::policy::ConsecutiveFailures;
+///
+/// let breaker = tripswitch::CircuitBreaker::standard()
+///     .trip_policy(ConsecutiveFailures::new(3)?)
+///     .build();
+/// # drop(breaker);
+/// # Ok::<(), tripswitch::ConfigError>(())
+/// ```
+#[derive(Debug)]
 pub struct ConsecutiveFailures {
-    pub(crate) threshold: u32,
+    state: Arc<ConsecutiveState>,
 }
 
 impl ConsecutiveFailures {
@@ -31,12 +48,41 @@ impl ConsecutiveFailures {
                 "at least 1",
             ));
         }
-        Ok(Self { threshold })
+        Ok(Self::clamped(threshold))
+    }
+
+    /// A policy for `threshold`, 0 counting as 1 (`Builder::build` clamps
+    /// what `try_build` refuses).
+    pub(crate) fn clamped(threshold: u32) -> Self {
+        Self {
+            state: Arc::new(ConsecutiveState::new(threshold)),
+        }
     }
 
     /// The number of consecutive failures that trips the breaker.
     pub fn threshold(&self) -> u32 {
-        self.threshold
+        self.state.threshold
+    }
+}
+
+impl TripPolicy for ConsecutiveFailures {
+    fn record(&self, call: &CallRecord) -> bool {
+        self.state.record(call.failed)
+    }
+
+    fn reset(&self) {
+        self.state.reset();
+    }
+
+    fn stats(&self, _at: Duration) -> PolicyStats {
+        PolicyStats {
+            consecutive_failures: Some(self.state.current()),
+            ..PolicyStats::default()
+        }
+    }
+
+    fn fast_path(&self) -> Option<FastPath> {
+        Some(FastPath(FastKind::Consecutive(Arc::clone(&self.state))))
     }
 }
 
@@ -48,9 +94,9 @@ pub(crate) struct ConsecutiveState {
 }
 
 impl ConsecutiveState {
-    pub(crate) fn new(config: ConsecutiveFailures) -> Self {
+    fn new(threshold: u32) -> Self {
         Self {
-            threshold: config.threshold.max(1),
+            threshold: threshold.max(1),
             failures: AtomicU32::new(0),
         }
     }

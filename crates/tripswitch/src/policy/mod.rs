@@ -8,11 +8,22 @@
 //! - [`FailureRate`]: the share of failures over a sliding [`Window`].
 //! - [`SlowCallRate`]: the share of calls slower than a threshold.
 //! - anything implementing [`TripPolicy`].
+//!
+//! There is one policy system: the built-in policies implement
+//! [`TripPolicy`] as yours do. What they have in addition is a
+//! [`FastPath`]: direct access to their counters for successes, which the
+//! breaker chooses once when it is built (`core/success_path.rs`), so that a
+//! success costs one counter increment instead of a call through the trait.
+//! A new built-in policy is one file here implementing the trait, plus one
+//! registration (its `pub use` below, and a builder setter if it deserves
+//! one); see ARCHITECTURE.md.
 
 mod consecutive;
+mod count_ring;
 mod last_slice;
 mod rate;
 mod striped_successes;
+mod time_buckets;
 mod window;
 
 pub use consecutive::ConsecutiveFailures;
@@ -20,7 +31,7 @@ pub use rate::{FailureRate, SlowCallRate};
 pub use window::{MAX_BUCKETS, MAX_WINDOW_CALLS, Window};
 
 pub(crate) use consecutive::ConsecutiveState;
-pub(crate) use rate::{Measure as RateMeasure, RateState};
+pub(crate) use rate::{RatePolicy, RateState};
 #[cfg(loom)]
 pub(crate) use striped_successes::StripedSuccesses;
 pub(crate) use window::{CountRing, TimeBuckets};
@@ -44,7 +55,57 @@ pub struct CallRecord {
     pub at: Option<Duration>,
 }
 
-/// A rule deciding when the breaker trips, for policies the crate does not ship.
+/// What a policy can tell of its counts, for [`Metrics`](crate::Metrics)
+/// and the [`TripContext`](crate::TripContext) of an opening. Each field is
+/// `None` when the policy does not keep that count; a breaker reports the
+/// first policy's value that is `Some`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
+pub struct PolicyStats {
+    /// Failures in a row.
+    pub consecutive_failures: Option<u32>,
+    /// The share of failed calls in the window, when it holds a call.
+    pub failure_rate: Option<f64>,
+    /// The number of failed calls in the window.
+    pub failures_in_window: Option<u64>,
+    /// The share of slow calls in the window, when it holds a call.
+    pub slow_call_rate: Option<f64>,
+}
+
+impl PolicyStats {
+    /// Each field from `self`, or else from `other`.
+    pub(crate) fn or(self, other: PolicyStats) -> PolicyStats {
+        PolicyStats {
+            consecutive_failures: self.consecutive_failures.or(other.consecutive_failures),
+            failure_rate: self.failure_rate.or(other.failure_rate),
+            failures_in_window: self.failures_in_window.or(other.failures_in_window),
+            slow_call_rate: self.slow_call_rate.or(other.slow_call_rate),
+        }
+    }
+}
+
+/// A direct path for successes, which only the built-in policies have: the
+/// breaker records a success in their counters without a call through the
+/// trait (see `core/success_path.rs`). Other policies return `None` from
+/// [`TripPolicy::fast_path`] and see every success through
+/// [`TripPolicy::record`].
+#[derive(Debug, Clone)]
+pub struct FastPath(pub(crate) FastKind);
+
+/// The built-in policies' counters, as the success fast paths use them.
+#[derive(Debug, Clone)]
+pub(crate) enum FastKind {
+    /// A consecutive-failures count.
+    Consecutive(std::sync::Arc<ConsecutiveState>),
+    /// A rate over a count or time window.
+    Rate(std::sync::Arc<RateState>),
+}
+
+/// A rule deciding when the breaker trips: the one trait behind every
+/// policy, the built-in ones ([`ConsecutiveFailures`], and the rates set
+/// with [`Builder::failure_rate`](crate::Builder::failure_rate) and
+/// [`Builder::slow_call_rate`](crate::Builder::slow_call_rate)) and yours
+/// ([`Builder::trip_policy`](crate::Builder::trip_policy)).
 ///
 /// `record` is called concurrently from many threads, so implementations keep
 /// their counts in atomics or behind a short lock.
@@ -84,53 +145,24 @@ pub trait TripPolicy: Send + Sync + fmt::Debug + 'static {
     fn needs_time(&self) -> bool {
         false
     }
-}
 
-/// A configured trip policy, as the breaker holds it.
-#[derive(Debug)]
-pub(crate) enum Policy {
-    /// Shared with the breaker's success path (see `Core::record_success`).
-    Consecutive(std::sync::Arc<consecutive::ConsecutiveState>),
-    Rate(RateState),
-    Custom(Box<dyn TripPolicy>),
-}
-
-impl Policy {
-    pub(crate) fn record(&self, call: &CallRecord) -> bool {
-        match self {
-            Policy::Consecutive(p) => p.record(call.failed),
-            Policy::Rate(p) => p.record(call),
-            Policy::Custom(p) => p.record(call),
-        }
+    /// Whether this policy judges slow calls: a breaker with one counts a
+    /// slow half-open probe as a failed one.
+    fn judges_slow_calls(&self) -> bool {
+        false
     }
 
-    pub(crate) fn reset(&self) {
-        match self {
-            Policy::Consecutive(p) => p.reset(),
-            Policy::Rate(p) => p.reset(),
-            Policy::Custom(p) => p.reset(),
-        }
+    /// The policy's counts at `at` (the breaker's clock), for metrics and
+    /// the context of an opening. Nothing by default.
+    fn stats(&self, at: Duration) -> PolicyStats {
+        let _ = at;
+        PolicyStats::default()
     }
 
-    pub(crate) fn needs_time(&self) -> bool {
-        match self {
-            Policy::Consecutive(_) => false,
-            Policy::Rate(p) => p.needs_time(),
-            Policy::Custom(p) => p.needs_time(),
-        }
+    /// The built-in policies' direct path for successes; `None` (the
+    /// default, and the only value a policy outside this crate can give)
+    /// sends every success through [`record`](Self::record).
+    fn fast_path(&self) -> Option<FastPath> {
+        None
     }
-
-    pub(crate) fn consecutive_failures(&self) -> Option<u32> {
-        match self {
-            Policy::Consecutive(p) => Some(p.current()),
-            _ => None,
-        }
-    }
-}
-
-/// The live state of `ConsecutiveFailures::new(n)`, for `n` already checked (0 counts as 1).
-pub(crate) fn consecutive_state(n: u32) -> std::sync::Arc<consecutive::ConsecutiveState> {
-    std::sync::Arc::new(consecutive::ConsecutiveState::new(ConsecutiveFailures {
-        threshold: n.max(1),
-    }))
 }

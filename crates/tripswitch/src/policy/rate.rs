@@ -1,7 +1,9 @@
 use std::time::Duration;
 
-use super::CallRecord;
+use std::sync::Arc;
+
 use super::window::{Window, WindowCounts, WindowState};
+use super::{CallRecord, FastKind, FastPath, PolicyStats, TripPolicy};
 use crate::error::ConfigError;
 
 /// Default minimum number of calls in the window before a rate is judged.
@@ -126,6 +128,24 @@ fn default_min_calls(window: Window) -> u32 {
     }
 }
 
+/// A threshold in 0..=1 (`Builder::build` clamps what `try_build` refuses;
+/// a threshold that is not a number never trips on a partial failure).
+fn clamped_threshold(threshold: f64) -> f64 {
+    if threshold.is_nan() {
+        1.0
+    } else {
+        threshold.clamp(0.0, 1.0)
+    }
+}
+
+/// `min_calls` between 1 and the window's size (as `clamped_threshold`).
+fn clamped_min_calls(min_calls: u32, window: Window) -> u32 {
+    match window.max_calls() {
+        Some(size) => min_calls.clamp(1, size.clamp(1, super::MAX_WINDOW_CALLS)),
+        None => min_calls.max(1),
+    }
+}
+
 fn validate_rate(
     prefix: &'static str,
     threshold: f64,
@@ -174,38 +194,97 @@ pub(crate) enum Measure {
     Slow,
 }
 
+/// A [`FailureRate`] or [`SlowCallRate`] as a breaker holds it: the
+/// built-in rates' [`TripPolicy`].
+#[derive(Debug)]
+pub(crate) struct RatePolicy(Arc<RateState>);
+
+impl RatePolicy {
+    pub(crate) fn failures(config: FailureRate) -> Self {
+        Self(Arc::new(RateState::failures(config)))
+    }
+
+    pub(crate) fn slow(config: SlowCallRate) -> Self {
+        Self(Arc::new(RateState::slow(config)))
+    }
+}
+
+impl TripPolicy for RatePolicy {
+    fn record(&self, call: &CallRecord) -> bool {
+        self.0.record(call)
+    }
+
+    fn reset(&self) {
+        self.0.reset();
+    }
+
+    fn needs_time(&self) -> bool {
+        self.0.needs_time()
+    }
+
+    fn judges_slow_calls(&self) -> bool {
+        self.0.measure == Measure::Slow
+    }
+
+    fn stats(&self, at: Duration) -> PolicyStats {
+        let counts = self.0.window.counts(at);
+        let rate = self.0.rate_of(counts);
+        match self.0.measure {
+            Measure::Failures => PolicyStats {
+                failure_rate: rate,
+                failures_in_window: Some(counts.failures),
+                ..PolicyStats::default()
+            },
+            Measure::Slow => PolicyStats {
+                slow_call_rate: rate,
+                ..PolicyStats::default()
+            },
+        }
+    }
+
+    fn fast_path(&self) -> Option<FastPath> {
+        Some(FastPath(FastKind::Rate(Arc::clone(&self.0))))
+    }
+}
+
 /// The live state of a [`FailureRate`] or [`SlowCallRate`].
 #[derive(Debug)]
 pub(crate) struct RateState {
-    pub(crate) measure: Measure,
+    measure: Measure,
     threshold: f64,
     min_calls: u64,
     window: WindowState,
 }
 
 impl RateState {
-    pub(crate) fn failures(config: FailureRate) -> Self {
+    fn failures(config: FailureRate) -> Self {
         Self {
             measure: Measure::Failures,
-            threshold: config.threshold,
-            min_calls: u64::from(config.min_calls.max(1)),
-            window: WindowState::new(config.window, config.min_calls.max(1)),
+            threshold: clamped_threshold(config.threshold),
+            min_calls: u64::from(clamped_min_calls(config.min_calls, config.window)),
+            window: WindowState::new(
+                config.window,
+                clamped_min_calls(config.min_calls, config.window),
+            ),
         }
     }
 
-    pub(crate) fn slow(config: SlowCallRate) -> Self {
+    fn slow(config: SlowCallRate) -> Self {
         Self {
             measure: Measure::Slow,
-            threshold: config.threshold,
-            min_calls: u64::from(config.min_calls.max(1)),
-            window: WindowState::new(config.window, config.min_calls.max(1)),
+            threshold: clamped_threshold(config.threshold),
+            min_calls: u64::from(clamped_min_calls(config.min_calls, config.window)),
+            window: WindowState::new(
+                config.window,
+                clamped_min_calls(config.min_calls, config.window),
+            ),
         }
     }
 
     /// Records a call and judges the window, whatever the outcome: a
     /// success can trip it too (the window reaches `min_calls`, or old
     /// successes leave a time window), as in Resilience4j.
-    pub(crate) fn record(&self, call: &CallRecord) -> bool {
+    fn record(&self, call: &CallRecord) -> bool {
         let at = call.at.unwrap_or_default();
         let counts = self.window.record(call.failed, call.slow, at);
         self.exceeded(counts)
@@ -245,21 +324,11 @@ impl RateState {
         Some(hits as f64 / counts.calls as f64)
     }
 
-    /// The current rate, if the window holds at least one call.
-    pub(crate) fn rate(&self, at: Duration) -> Option<f64> {
-        self.rate_of(self.window.counts(at))
-    }
-
-    /// Failures in the window now.
-    pub(crate) fn failures_at(&self, at: Duration) -> u64 {
-        self.window.counts(at).failures
-    }
-
-    pub(crate) fn reset(&self) {
+    fn reset(&self) {
         self.window.reset();
     }
 
-    pub(crate) fn needs_time(&self) -> bool {
+    fn needs_time(&self) -> bool {
         self.window.needs_time()
     }
 

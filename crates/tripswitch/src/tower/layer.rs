@@ -52,7 +52,7 @@ impl<C, R> CircuitBreakerLayer<C, R> {
     /// use tripswitch::tower::CircuitBreakerLayer;
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let breaker = CircuitBreaker::builder().fail_fast().build();
+    /// let breaker = CircuitBreaker::standard().build();
     /// breaker.force_open();
     /// let layer = CircuitBreakerLayer::new(breaker)
     ///     .reject_with(|rejected| format!("busy: {rejected}"));

@@ -33,7 +33,7 @@
 //! use tripswitch::tower::CircuitBreakerLayer;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower::BoxError> {
-//! let layer = CircuitBreakerLayer::new(CircuitBreaker::builder().fail_fast().build());
+//! let layer = CircuitBreakerLayer::new(CircuitBreaker::standard().build());
 //! let mut service = layer.layer(service_fn(|name: &'static str| async move {
 //!     Ok::<_, Infallible>(format!("hello {name}"))
 //! }));

@@ -3,7 +3,6 @@
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,33 +13,32 @@ use crate::error::ConfigError;
 use crate::events::{ErrorCallback, Event, Listener, log_error};
 use crate::half_open::HalfOpen;
 use crate::open_period::{Backoff, FreezeFuture, OpenPeriod, TripContext};
-use crate::policy::{
-    ConsecutiveFailures, FailureRate, Policy, RateState, SlowCallRate, TripPolicy,
-};
+use crate::policy::{ConsecutiveFailures, FailureRate, RatePolicy, SlowCallRate, TripPolicy};
 use crate::shared::SharedState;
 
-/// The seed's default freeze.
-const SEED_FREEZE: Duration = Duration::from_secs(5);
+mod preset;
+
+pub use preset::Preset;
 
 /// How long an async freeze may last at most, unless told otherwise.
 pub const DEFAULT_MAX_FREEZE: Duration = Duration::from_secs(300);
 
-/// Marks a [`Builder`] whose settings cannot be invalid: it has [`Builder::build`].
-#[derive(Debug, Clone, Copy)]
-pub struct Valid;
-
-/// Marks a [`Builder`] holding settings that must be checked: build it with [`Builder::try_build`].
-#[derive(Debug, Clone, Copy)]
-pub struct Unchecked;
-
 /// Builds a [`CircuitBreaker`].
 ///
-/// # Default
+/// # Presets
 ///
-/// A new builder is the seed's breaker, exactly:
+/// A builder starts from a [`Preset`], chosen when it is made and never
+/// inferred afterwards: [`CircuitBreaker::builder`] (and [`Builder::new`])
+/// is the seed's breaker, [`CircuitBreaker::standard`] the closed / open /
+/// half-open breaker users of Resilience4j, Polly and gobreaker expect, and
+/// [`Builder::from_preset`] any preset. [`Preset`] has the table of every
+/// default. **Each setter changes only its own setting**: setting the seed's
+/// own values, or any other setting, never switches presets.
+///
+/// The seed preset, exactly:
 ///
 /// ```text
-/// trip policy        one failure (ConsecutiveFailures 1)
+/// trip policy        one failure (ConsecutiveFailures 1), when no policy is set
 /// open period        5 seconds (freeze_for / freeze_with)
 /// while open         calls wait; no maximum wait, no cap on waiters
 /// after the freeze   everybody is let through and the breaker closes (HalfOpen::release_all)
@@ -50,22 +48,24 @@ pub struct Unchecked;
 /// clock              TokioClock (StdClock without the `tokio` feature)
 /// ```
 ///
-/// The settings the seed has ([`freeze_for`](Self::freeze_for),
-/// [`freeze_with`](Self::freeze_with), [`on_error`](Self::on_error)) and the
-/// ones that only observe ([`name`](Self::name), [`clock`](Self::clock),
-/// [`on_event`](Self::on_event)) keep that preset. **Any other setting
-/// leaves the seed preset**, and then three defaults change to what users of
-/// Resilience4j, Polly and gobreaker expect: every outcome is counted
-/// (including retries and calls released from a freeze), a failed call is
-/// not retried after the freeze, and the half-open state lets one probe
-/// through at a time ([`HalfOpen::default`]). Each of the three can still be
-/// set explicitly.
+/// # One open period
 ///
-/// Settings that cannot be invalid return a `Builder<Valid>`, which has an
-/// infallible [`build`](Self::build). Settings that can be invalid (a rate
-/// outside 0..=1, an empty window, ...) turn it into a `Builder<Unchecked>`,
-/// which is built with [`try_build`](Self::try_build): it returns a
-/// [`ConfigError`] naming the setting, the value and what is allowed.
+/// How long the breaker stays open is one setting, with five ways to set
+/// it: a fixed duration ([`open_for`](Self::open_for), or the seed's name
+/// [`freeze_for`](Self::freeze_for)), an async freeze function
+/// ([`freeze_with`](Self::freeze_with), [`freeze_with_context`](Self::freeze_with_context)),
+/// a duration computed from the trip ([`open_for_fn`](Self::open_for_fn)),
+/// or growing periods ([`backoff`](Self::backoff)). The last one set wins.
+///
+/// # Checking
+///
+/// [`try_build`](Self::try_build) checks every setting and returns a
+/// [`ConfigError`] naming the first invalid one, the value and what is
+/// allowed. Use it whenever a threshold, window, half-open rule or backoff
+/// comes from outside the code. [`build`](Self::build) never fails and
+/// never panics: settings that cannot be invalid (the seed's) are built as
+/// they are; an invalid value is clamped into its range and logged at ERROR
+/// with the same message `try_build` would return.
 ///
 /// ```
 /// use std::time::Duration;
@@ -76,122 +76,105 @@ pub struct Unchecked;
 /// let seed = CircuitBreaker::builder().freeze_for(Duration::from_secs(10)).build();
 ///
 /// // A Resilience4j-style breaker.
-/// let rate = CircuitBreaker::builder()
+/// let rate = CircuitBreaker::standard()
 ///     .name("payments")
 ///     .failure_rate(FailureRate::new(0.5, Window::last_calls(100)).min_calls(20))
 ///     .half_open(HalfOpen::probes(3))
-///     .freeze_for(Duration::from_secs(30))
-///     .fail_fast()
+///     .open_for(Duration::from_secs(30))
 ///     .try_build()?;
 /// # drop((seed, rate));
 /// # Ok::<(), tripswitch::ConfigError>(())
 /// ```
 #[must_use = "a builder does nothing until it is built"]
-pub struct Builder<V = Valid> {
+pub struct Builder {
+    preset: Preset,
     name: Option<Arc<str>>,
     clock: Option<Arc<dyn Clock>>,
-    open_period: Option<OpenPeriod>,
-    backoff: Option<Backoff>,
+    /// The one open-period setting (see "One open period" above).
+    open_period: OpenPeriod,
     on_error: Option<ErrorCallback>,
     listeners: Vec<Listener>,
+    #[cfg(feature = "metrics")]
+    export_metrics: bool,
+    /// Used when no trip policy is set (the preset's).
+    default_consecutive: u32,
     consecutive: Option<u32>,
     failure_rates: Vec<FailureRate>,
     slow_rates: Vec<SlowCallRate>,
     custom: Vec<Box<dyn TripPolicy>>,
     slow_after: Option<Duration>,
-    half_open: Option<HalfOpen>,
+    half_open: HalfOpen,
     fail_fast: bool,
     max_wait: Option<Duration>,
     max_waiters: Option<usize>,
-    max_freeze: Option<Duration>,
-    retry_after_freeze: Option<bool>,
-    seed_accounting: Option<bool>,
+    max_freeze: Duration,
+    retry_after_freeze: bool,
+    seed_accounting: bool,
     error_rules: Vec<ErrorRule>,
     shared: Option<Arc<dyn SharedState>>,
-    #[cfg(feature = "metrics")]
-    export_metrics: bool,
-    seed_preset: bool,
-    checked: PhantomData<V>,
 }
 
-impl Default for Builder<Valid> {
+impl Default for Builder {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Builder<Valid> {
-    /// The seed preset (see [`Builder`]).
+impl Builder {
+    /// The seed preset ([`Preset::Seed`]).
     pub fn new() -> Self {
+        Self::from_preset(Preset::Seed)
+    }
+
+    /// Starts from `preset`: every setting not set afterwards has the
+    /// preset's default (see the table in [`Preset`]).
+    pub fn from_preset(preset: Preset) -> Self {
+        let defaults = preset.defaults();
         Builder {
+            preset,
             name: None,
             clock: None,
-            open_period: None,
-            backoff: None,
+            open_period: OpenPeriod::Fixed(defaults.open_for),
             on_error: None,
             listeners: Vec::new(),
+            #[cfg(feature = "metrics")]
+            export_metrics: false,
+            default_consecutive: defaults.consecutive_failures,
             consecutive: None,
             failure_rates: Vec::new(),
             slow_rates: Vec::new(),
             custom: Vec::new(),
             slow_after: None,
-            half_open: None,
-            fail_fast: false,
+            half_open: defaults.half_open,
+            fail_fast: defaults.fail_fast,
             max_wait: None,
             max_waiters: None,
-            max_freeze: None,
-            retry_after_freeze: None,
-            seed_accounting: None,
+            max_freeze: DEFAULT_MAX_FREEZE,
+            retry_after_freeze: defaults.retry_after_freeze,
+            seed_accounting: defaults.seed_accounting,
             error_rules: Vec::new(),
             shared: None,
-            #[cfg(feature = "metrics")]
-            export_metrics: false,
-            seed_preset: true,
-            checked: PhantomData,
         }
     }
 
-    /// Builds the breaker. Available while every setting is valid by construction.
+    /// The preset this builder started from.
+    pub fn preset(&self) -> Preset {
+        self.preset
+    }
+
+    /// Builds the breaker. It never fails and never panics: an invalid
+    /// setting is clamped into its range and logged at ERROR, with the
+    /// message [`try_build`](Self::try_build) would have returned.
     pub fn build(self) -> CircuitBreaker {
+        if let Err(error) = self.check() {
+            tracing::error!(
+                breaker = self.name.as_deref().unwrap_or(""),
+                setting = error.setting(),
+                "{error}; built with the value clamped into range (use try_build to refuse it)"
+            );
+        }
         self.finish()
     }
-}
-
-impl<V> Builder<V> {
-    fn unchecked(self) -> Builder<Unchecked> {
-        Builder {
-            name: self.name,
-            clock: self.clock,
-            open_period: self.open_period,
-            backoff: self.backoff,
-            on_error: self.on_error,
-            listeners: self.listeners,
-            consecutive: self.consecutive,
-            failure_rates: self.failure_rates,
-            slow_rates: self.slow_rates,
-            custom: self.custom,
-            slow_after: self.slow_after,
-            half_open: self.half_open,
-            fail_fast: self.fail_fast,
-            max_wait: self.max_wait,
-            max_waiters: self.max_waiters,
-            max_freeze: self.max_freeze,
-            retry_after_freeze: self.retry_after_freeze,
-            seed_accounting: self.seed_accounting,
-            error_rules: self.error_rules,
-            shared: self.shared,
-            #[cfg(feature = "metrics")]
-            export_metrics: self.export_metrics,
-            seed_preset: false,
-            checked: PhantomData,
-        }
-    }
-
-    fn leave_seed(mut self) -> Self {
-        self.seed_preset = false;
-        self
-    }
-
     /// Names the breaker; the name appears in events, rejections and logs.
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.name = Some(name.into());
@@ -204,11 +187,17 @@ impl<V> Builder<V> {
         self
     }
 
-    /// Stay open (frozen) for `duration` after tripping. The seed's default is 5 seconds.
-    pub fn freeze_for(mut self, duration: Duration) -> Self {
-        self.open_period = Some(OpenPeriod::Fixed(duration));
-        self.backoff = None;
+    /// Stay open for `duration` after tripping (the open period: see
+    /// [One open period](Self#one-open-period)). Every preset's default is 5 seconds.
+    pub fn open_for(mut self, duration: Duration) -> Self {
+        self.open_period = OpenPeriod::Fixed(duration);
         self
+    }
+
+    /// Stay open (frozen) for `duration` after tripping: the seed's name for
+    /// [`open_for`](Self::open_for). The seed's default is 5 seconds.
+    pub fn freeze_for(self, duration: Duration) -> Self {
+        self.open_for(duration)
     }
 
     /// Stay open until the future made by `freeze` completes: the seed's async
@@ -254,16 +243,15 @@ impl<V> Builder<V> {
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.set_freeze(move |context: &TripContext<'_>| Box::pin(freeze(context)) as FreezeFuture)
-            .leave_seed()
     }
 
     /// The longest an async freeze ([`freeze_with`](Self::freeze_with),
     /// [`freeze_with_context`](Self::freeze_with_context)) may last: past
     /// it the open period ends even if the freeze's future has not finished
     /// (or is never polled again). Default [`DEFAULT_MAX_FREEZE`] (5
-    /// minutes). Timed open periods are not affected. Keeps the seed preset.
+    /// minutes). Timed open periods are not affected.
     pub fn max_freeze(mut self, max: Duration) -> Self {
-        self.max_freeze = Some(max);
+        self.max_freeze = max;
         self
     }
 
@@ -271,8 +259,7 @@ impl<V> Builder<V> {
         mut self,
         freeze: impl Fn(&TripContext<'_>) -> FreezeFuture + Send + Sync + 'static,
     ) -> Self {
-        self.open_period = Some(OpenPeriod::Freeze(Arc::new(freeze)));
-        self.backoff = None;
+        self.open_period = OpenPeriod::Freeze(Arc::new(freeze));
         self
     }
 
@@ -282,9 +269,8 @@ impl<V> Builder<V> {
         mut self,
         duration: impl Fn(&TripContext<'_>) -> Duration + Send + Sync + 'static,
     ) -> Self {
-        self.open_period = Some(OpenPeriod::Computed(Arc::new(duration)));
-        self.backoff = None;
-        self.leave_seed()
+        self.open_period = OpenPeriod::Computed(Arc::new(duration));
+        self
     }
 
     /// Stay open for exponentially growing periods while probes keep failing.
@@ -300,17 +286,17 @@ impl<V> Builder<V> {
     /// # drop(breaker);
     /// # Ok::<(), tripswitch::ConfigError>(())
     /// ```
-    pub fn backoff(mut self, backoff: Backoff) -> Builder<Unchecked> {
-        self.backoff = Some(backoff);
-        self.open_period = None;
-        self.unchecked()
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.open_period = OpenPeriod::Backoff(backoff);
+        self
     }
 
     /// Called with the error of each failing call: the seed's `on_error`.
     /// Replaces the default, which logs a `tracing` DEBUG event with the error.
     ///
-    /// Under the seed preset it is called once per call that fails while
-    /// counted, and not for the retry or for calls released from a freeze. A
+    /// With [`seed_accounting`](Self::seed_accounting) (the seed preset's
+    /// default) it is called once per call that fails while counted, and not
+    /// for the retry or for calls released from a freeze. A
     /// panic in it is contained and logged.
     ///
     /// ```
@@ -353,7 +339,6 @@ impl<V> Builder<V> {
     /// the store; see the [`shared`](crate::shared) module. Stores such as
     /// `tripswitch-redis` set this for you.
     ///
-    /// It does not change any other setting (the seed preset stays the seed preset).
     pub fn shared_state(mut self, store: Arc<dyn SharedState>) -> Self {
         self.shared = Some(store);
         self
@@ -399,15 +384,15 @@ impl<V> Builder<V> {
     /// # drop(breaker);
     /// # Ok::<(), tripswitch::ConfigError>(())
     /// ```
-    pub fn consecutive_failures(mut self, n: u32) -> Builder<Unchecked> {
+    pub fn consecutive_failures(mut self, n: u32) -> Self {
         self.consecutive = Some(n);
-        self.unchecked()
+        self
     }
 
     /// Trip when the failure rate over a sliding window reaches a threshold.
-    pub fn failure_rate(mut self, policy: FailureRate) -> Builder<Unchecked> {
+    pub fn failure_rate(mut self, policy: FailureRate) -> Self {
         self.failure_rates.push(policy);
-        self.unchecked()
+        self
     }
 
     /// Trip when the slow-call rate over a sliding window reaches a threshold.
@@ -423,15 +408,15 @@ impl<V> Builder<V> {
     /// # drop(breaker);
     /// # Ok::<(), tripswitch::ConfigError>(())
     /// ```
-    pub fn slow_call_rate(mut self, policy: SlowCallRate) -> Builder<Unchecked> {
+    pub fn slow_call_rate(mut self, policy: SlowCallRate) -> Self {
         self.slow_rates.push(policy);
-        self.unchecked()
+        self
     }
 
     /// Trip when your own policy says so.
     pub fn trip_policy(mut self, policy: impl TripPolicy) -> Self {
         self.custom.push(Box::new(policy));
-        self.leave_seed()
+        self
     }
 
     /// Measure calls and report those slower than `threshold` as slow calls
@@ -455,16 +440,16 @@ impl<V> Builder<V> {
     /// # drop(breaker);
     /// # Ok::<(), tripswitch::ConfigError>(())
     /// ```
-    pub fn half_open(mut self, half_open: HalfOpen) -> Builder<Unchecked> {
-        self.half_open = Some(half_open);
-        self.unchecked()
+    pub fn half_open(mut self, half_open: HalfOpen) -> Self {
+        self.half_open = half_open;
+        self
     }
 
     /// Reject calls at once while open or while every probe slot is taken,
     /// with [`Error::Rejected`](crate::Error::Rejected), instead of waiting.
     pub fn fail_fast(mut self) -> Self {
         self.fail_fast = true;
-        self.leave_seed()
+        self
     }
 
     /// Make calls wait while the breaker is open (the default, and the seed's way).
@@ -487,28 +472,28 @@ impl<V> Builder<V> {
     /// ```
     pub fn max_wait(mut self, max: Duration) -> Self {
         self.max_wait = Some(max);
-        self.leave_seed()
+        self
     }
 
     /// Reject new calls at once when `max` calls are already waiting (wait mode).
     pub fn max_waiters(mut self, max: usize) -> Self {
         self.max_waiters = Some(max);
-        self.leave_seed()
+        self
     }
 
     /// Whether a call that fails and finds the breaker open afterwards waits
     /// out the freeze and runs its operation once more, as the seed does (on
-    /// under the seed preset, off otherwise; wait mode only).
+    /// on in the seed preset, off in the standard one; wait mode only).
     pub fn retry_after_freeze(mut self, retry: bool) -> Self {
-        self.retry_after_freeze = Some(retry);
+        self.retry_after_freeze = retry;
         self
     }
 
     /// Whether the seed's accounting applies: the retry and the calls released
     /// from a freeze are not counted, so they neither trip the breaker nor
-    /// reach `on_error` (on under the seed preset, off otherwise).
+    /// reach `on_error` (on in the seed preset, off in the standard one).
     pub fn seed_accounting(mut self, seed: bool) -> Self {
-        self.seed_accounting = Some(seed);
+        self.seed_accounting = seed;
         self
     }
 
@@ -533,7 +518,7 @@ impl<V> Builder<V> {
             type_id: TypeId::of::<E>(),
             ignore: Arc::new(move |error: &dyn Any| error.downcast_ref::<E>().is_some_and(&ignore)),
         });
-        self.leave_seed()
+        self
     }
 
     /// Checks every setting and builds the breaker.
@@ -553,6 +538,12 @@ impl<V> Builder<V> {
     /// println!("{error}"); // invalid failure_rate.threshold: 1.5 (must be between 0 and 1)
     /// ```
     pub fn try_build(self) -> Result<CircuitBreaker, ConfigError> {
+        self.check()?;
+        Ok(self.finish())
+    }
+
+    /// The first invalid setting, if any.
+    fn check(&self) -> Result<(), ConfigError> {
         if let Some(n) = self.consecutive {
             ConsecutiveFailures::new(n)?;
         }
@@ -562,37 +553,35 @@ impl<V> Builder<V> {
         for policy in &self.slow_rates {
             policy.validate()?;
         }
-        if let Some(backoff) = &self.backoff {
+        if let OpenPeriod::Backoff(backoff) = &self.open_period {
             backoff.validate()?;
         }
-        if let Some(half_open) = &self.half_open {
-            half_open.validate()?;
-        }
-        Ok(self.finish())
+        self.half_open.validate()
     }
 
-    /// Assembles the breaker. Values are clamped into range here rather than
-    /// checked: `try_build` checked them, and `build` cannot hold invalid ones.
+    /// Assembles the breaker. Values are clamped into range here (the
+    /// windows, probes and thresholds clamp their own): `try_build` refused
+    /// invalid ones, and `build` logged them.
     fn finish(mut self) -> CircuitBreaker {
         // In a registry's factory, an unnamed breaker is named by its key.
         self.name = self.name.or_else(crate::key_name::take);
-        let seed = self.seed_preset;
-        let mut policies = Vec::new();
-        let consecutive = self.consecutive.or(
-            if self.failure_rates.is_empty() && self.slow_rates.is_empty() && self.custom.is_empty()
-            {
-                Some(1)
-            } else {
-                None
-            },
-        );
+        let mut policies: Vec<Box<dyn TripPolicy>> = Vec::new();
+        let no_policy_set = self.consecutive.is_none()
+            && self.failure_rates.is_empty()
+            && self.slow_rates.is_empty()
+            && self.custom.is_empty();
+        let consecutive = if no_policy_set {
+            Some(self.default_consecutive)
+        } else {
+            self.consecutive
+        };
         if let Some(n) = consecutive {
-            policies.push(Policy::Consecutive(crate::policy::consecutive_state(n)));
+            policies.push(Box::new(ConsecutiveFailures::clamped(n)));
         }
         policies.extend(
             self.failure_rates
                 .into_iter()
-                .map(|p| Policy::Rate(RateState::failures(p))),
+                .map(|p| Box::new(RatePolicy::failures(p)) as Box<dyn TripPolicy>),
         );
         let slow_after = self
             .slow_rates
@@ -602,62 +591,59 @@ impl<V> Builder<V> {
         policies.extend(
             self.slow_rates
                 .into_iter()
-                .map(|p| Policy::Rate(RateState::slow(p))),
+                .map(|p| Box::new(RatePolicy::slow(p)) as Box<dyn TripPolicy>),
         );
-        policies.extend(self.custom.into_iter().map(Policy::Custom));
+        policies.extend(self.custom);
 
-        let open_period = match (self.backoff, self.open_period) {
-            (Some(backoff), _) => OpenPeriod::Backoff(backoff),
-            (None, Some(period)) => period,
-            (None, None) => OpenPeriod::Fixed(SEED_FREEZE),
-        };
-        let half_open = self.half_open.unwrap_or(if seed {
-            HalfOpen::release_all()
-        } else {
-            HalfOpen::default()
-        });
-        let on_error = self
-            .on_error
-            .unwrap_or_else(|| Arc::new(log_error(self.name.as_deref())));
+        #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+        let mut listeners = self.listeners;
         #[cfg(feature = "metrics")]
         if self.export_metrics {
+            // Installed here, once the name and the settings are final,
+            // whatever the order of the chain: the exporter makes the series
+            // these settings can move.
             let shape = crate::export::Shape {
                 name: self.name.clone(),
                 waits: !self.fail_fast,
                 slow: slow_after.is_some(),
                 ignores: !self.error_rules.is_empty(),
-                probes: half_open.probe_limit().is_some() || self.shared.is_some(),
+                probes: self.half_open.probe_limit().is_some() || self.shared.is_some(),
             };
-            self.listeners
-                .push(Arc::new(crate::export::listener(shape)));
+            listeners.push(Arc::new(crate::export::listener(shape)));
         }
+        let on_error = self
+            .on_error
+            .unwrap_or_else(|| Arc::new(log_error(self.name.as_deref())));
         let settings = Settings {
             name: self.name,
             clock: self.clock.unwrap_or_else(default_clock),
             fail_fast: self.fail_fast,
             max_wait: self.max_wait,
             max_waiters: self.max_waiters,
-            max_freeze: self.max_freeze.unwrap_or(DEFAULT_MAX_FREEZE),
-            open_period,
-            half_open,
-            retry_after_freeze: self.retry_after_freeze.unwrap_or(seed) && !self.fail_fast,
-            seed_accounting: self.seed_accounting.unwrap_or(seed),
+            max_freeze: self.max_freeze,
+            open_period: match self.open_period {
+                OpenPeriod::Backoff(backoff) => OpenPeriod::Backoff(backoff.clamped()),
+                other => other,
+            },
+            half_open: self.half_open.clamped(),
+            retry_after_freeze: self.retry_after_freeze && !self.fail_fast,
+            seed_accounting: self.seed_accounting,
             slow_after,
             error_rules: self.error_rules.into(),
             on_error,
-            listeners: self.listeners.into(),
+            listeners: listeners.into(),
             shared: self.shared,
         };
         CircuitBreaker::from_core(Core::new(settings, policies))
     }
 }
 
-impl<V> fmt::Debug for Builder<V> {
+impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
+            .field("preset", &self.preset)
             .field("name", &self.name)
             .field("open_period", &self.open_period)
-            .field("backoff", &self.backoff)
             .field("consecutive_failures", &self.consecutive)
             .field("failure_rates", &self.failure_rates)
             .field("slow_call_rates", &self.slow_rates)
@@ -666,20 +652,8 @@ impl<V> fmt::Debug for Builder<V> {
             .field("fail_fast", &self.fail_fast)
             .field("max_wait", &self.max_wait)
             .field("max_waiters", &self.max_waiters)
-            .field("seed_preset", &self.seed_preset)
+            .field("retry_after_freeze", &self.retry_after_freeze)
+            .field("seed_accounting", &self.seed_accounting)
             .finish_non_exhaustive()
-    }
-}
-
-// For `config` (feature `serde`), which applies settings in any order.
-#[cfg(feature = "serde")]
-impl<V> Builder<V> {
-    /// The same settings (the seed preset included, unlike `unchecked`),
-    /// to be checked by `try_build`.
-    pub(crate) fn into_unchecked(self) -> Builder<Unchecked> {
-        let seed_preset = self.seed_preset;
-        let mut unchecked = self.unchecked();
-        unchecked.seed_preset = seed_preset;
-        unchecked
     }
 }
