@@ -9,6 +9,7 @@
 //! is no breaker at all but the least any wrapper can do (see [`floor`]).
 
 pub mod floor;
+pub mod http;
 
 use std::future::Future;
 use std::hint::black_box;

@@ -54,12 +54,12 @@ struct Gateway {
     metrics: PrometheusHandle,
 }
 
-/// One breaker per upstream `host:port`, named by it, made on first use,
-/// on the HTTP-client preset and exporting its metrics.
+/// One breaker per upstream `host:port`, made on first use, on the
+/// HTTP-client preset and exporting its metrics; the registry names each
+/// by its key, so its series are labelled `breaker="host:port"`.
 pub(crate) fn breakers() -> Registry<String> {
-    Registry::new(64, |host: &String| -> CircuitBreaker {
+    Registry::new(64, |_: &String| -> CircuitBreaker {
         tripswitch::http::client_preset()
-            .name(host.as_str())
             .export_metrics()
             .try_build()
             .expect("the preset's settings are valid")

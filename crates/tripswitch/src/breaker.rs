@@ -446,4 +446,12 @@ impl CircuitBreaker {
     pub(crate) fn waits_without_bound(&self) -> bool {
         !self.core.fails_fast() && self.core.max_wait().is_none()
     }
+
+    /// A permit if the breaker is closed, on the same one-load path as
+    /// `execute`; `None` when anything else must be decided (then ask
+    /// [`acquire_owned`](Self::acquire_owned)).
+    pub(crate) fn admit_if_closed(&self) -> Option<OwnedPermit> {
+        let ticket = self.core.admit_fast()?;
+        Some(permit::owned_permit(Arc::clone(&self.core), ticket))
+    }
 }

@@ -263,8 +263,20 @@
 //!     .service(client)
 //! ```
 //!
-//! `tests/tower_composition.rs` checks it: ten retries allowed, three calls
-//! reach a hanging service, the fourth attempt is refused and not retried.
+//! What counts, in each order:
+//!
+//! | layers, outermost first | the breaker sees |
+//! |---|---|
+//! | retry → breaker → timeout (the above) | each attempt: a timeout (tower's `Elapsed`, an `Err`) is a failure with every classifier, `EveryErr`, `ServerErrors` and `UpstreamErrors` alike; a rejected attempt is not retried |
+//! | timeout → breaker | a **cancelled** call when the timeout fires (its future is dropped): it counts as nothing (`metrics().totals.cancelled`), so a hanging service never trips the breaker |
+//! | breaker → retry | one call per request, whatever the number of attempts: only the last attempt's result counts, and failed attempts that a retry made good are invisible to the breaker |
+//!
+//! `tests/tower_composition.rs` checks each row: in the recommended order
+//! ten retries are allowed, three calls reach a hanging service, the fourth
+//! attempt is refused and not retried (and with `UpstreamErrors`, three
+//! timeouts open the breaker); with the timeout outside, ten hung calls
+//! leave the breaker closed with ten cancelled calls; with the retry
+//! inside, three attempts make one failure.
 //!
 //! ## Observability
 //!
@@ -277,16 +289,86 @@
 //! - `metrics` (feature): [`Builder::export_metrics`]
 //!   exports `tripswitch_calls_total{outcome}`, `tripswitch_slow_calls_total`,
 //!   `tripswitch_transitions_total{to}`, `tripswitch_state{state}` (1 for
-//!   the current state, 0 for the others) and, once a call has waited, the
-//!   `tripswitch_wait_seconds` histogram, each with a description and
-//!   labelled `breaker` with the breaker's name (`unnamed-N` for an unnamed
-//!   one). `examples/axum_gateway.rs` serves them on `/metrics` through
-//!   `metrics-exporter-prometheus`. For OpenTelemetry, the same series reach
-//!   an OTLP pipeline through a `metrics`-to-OpenTelemetry recorder, and the
-//!   logs through `tracing-opentelemetry`; nothing in tripswitch is specific
-//!   to either.
+//!   the current state, 0 for the others) and the `tripswitch_wait_seconds`
+//!   histogram, each with a description and labelled `breaker` with the
+//!   breaker's name (`unnamed-N` for an unnamed one). See
+//!   [Metrics, series by series](#metrics-series-by-series).
+//!   `examples/axum_gateway.rs` serves them on `/metrics` through
+//!   `metrics-exporter-prometheus`.
+//! - OpenTelemetry: see [the recipe](#recipe-opentelemetry).
 //! - Listeners ([`on_event`](crate::Builder::on_event)) see every event, and
 //!   [`metrics()`](crate::CircuitBreaker::metrics) is a snapshot to poll.
+//!
+//! ### Metrics, series by series
+//!
+//! A breaker exports the series its configuration can move, each at zero
+//! from its first event (so that `increase(..)` sees the first trip), and
+//! none that must stay zero:
+//!
+//! | series | exported |
+//! |---|---|
+//! | `tripswitch_calls_total{outcome="success"\|"failure"\|"rejected"}` | always |
+//! | `tripswitch_calls_total{outcome="ignored"}` | with `ignore_errors`, or once a classifier ignored a call |
+//! | `tripswitch_slow_calls_total` | with a slow-call threshold or a slow-call-rate policy |
+//! | `tripswitch_transitions_total{to="closed"\|"open"}`, `tripswitch_state{state="closed"\|"open"}` | always |
+//! | the same with `half_open` | when the breaker probes (not with the seed's `HalfOpen::release_all`, unless it shares its state with a fleet) |
+//! | the same with `forced_open`, `disabled`, `metrics_only` | once the state was entered |
+//! | `tripswitch_wait_seconds` | in wait mode |
+//!
+//! A breaker on the standard preset (`CircuitBreaker::standard()`: fail
+//! fast, one probe at a time) has 9 series; in wait mode, the histogram
+//! too; on the seed preset (waits, releases everybody at once, never
+//! half-open), 8. `tests/metrics_prometheus.rs` scrapes them.
+//!
+//! **Names.** The `breaker` label is the name the breaker is built with,
+//! wherever `.name(..)` is on the builder. A [`Registry`](crate::Registry)
+//! names each breaker by its key unless its factory names it, so per-host
+//! breakers are labelled `host:port`. **Two live breakers with one name**
+//! share its series: the counters add up, and `tripswitch_state` counts
+//! the breakers in each state (each breaker adds itself to its state's
+//! gauge and takes itself away when it is dropped). That is right for a
+//! registry that replaced an evicted breaker some calls still hold, and a
+//! mistake anywhere else, so the first time it happens to a name a WARN
+//! names it. Merging was chosen over refusing the second breaker's
+//! metrics (which would hide the registry's current breaker behind the
+//! evicted one) and over a suffixed label (which would change the label of
+//! a host each time its breaker is replaced).
+//!
+//! Rates (`tripswitch_failure_rate`, `tripswitch_slow_call_rate`) change
+//! with every call, so they are not pushed: `record_rates` sets them from a
+//! snapshot where the metrics are rendered.
+//!
+//! ### Recipe: OpenTelemetry
+//!
+//! tripswitch speaks to the `metrics` and `tracing` facades only, so an
+//! OpenTelemetry pipeline takes both through their bridges; nothing in
+//! tripswitch is specific to it.
+//!
+//! ```text
+//! // Metrics: a `metrics` recorder that writes to an OpenTelemetry meter
+//! // (e.g. metrics-exporter-otel 0.3 with opentelemetry_sdk 0.31).
+//! let meter = meter_provider.meter("gateway");
+//! metrics::set_global_recorder(metrics_exporter_otel::OpenTelemetryRecorder::new(meter))?;
+//! // Logs: tripswitch's events (transitions, rejections, failures) with
+//! // their `breaker` field, through tracing-opentelemetry.
+//! tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer)).init();
+//! // Then, as with Prometheus:
+//! let breaker = CircuitBreaker::builder().name("payments").export_metrics().build();
+//! ```
+//!
+//! The series reach OpenTelemetry as instruments of the same names:
+//! the `_total` counters as monotonic sums, `tripswitch_state` as a gauge,
+//! `tripswitch_wait_seconds` as a histogram, the labels as attributes.
+//! tripswitch only *sets* its gauges, never increments them, because
+//! OpenTelemetry gauges cannot be incremented (some bridges drop such
+//! updates silently). Descriptions may be lost on the way: some bridges
+//! ignore `describe_*`.
+//!
+//! `examples/opentelemetry.rs` runs this recipe with stand-ins of the same
+//! shape for both bridges (a recorder that accepts only what OpenTelemetry
+//! instruments can take, a layer that keeps each log record's `breaker`
+//! attribute), so that it compiles without the OpenTelemetry crates; its
+//! test checks every series arrives and no gauge is incremented.
 //!
 //! ## Runtimes
 //!

@@ -120,6 +120,7 @@ mod half_open;
 pub mod http;
 #[cfg(feature = "tower")]
 mod http_wait;
+mod key_name;
 mod loom;
 mod metrics;
 mod open_period;

@@ -20,17 +20,23 @@ use crate::clock::{Clock, default_clock};
 ///
 /// Cloning a registry shares it.
 ///
+/// **Names.** Each breaker is named by its key (its `Display` form), so
+/// that its events, rejections, logs and exported metrics say which key it
+/// guards, unless the factory names it (`.name(..)` on its builder) or
+/// [`RegistryBuilder::name_by`] says otherwise. The name goes to the
+/// first unnamed breaker the factory builds, when the factory calls
+/// `build()` / `try_build()`.
+///
 /// ```
 /// use tripswitch::{CircuitBreaker, Registry};
 ///
-/// let registry = Registry::new(1_000, |host: &String| {
-///     CircuitBreaker::standard().name(host.as_str()).build()
-/// });
+/// let registry = Registry::new(1_000, |_: &String| CircuitBreaker::standard().build());
 /// let a = registry.get(&"api.example.com".to_string());
 /// let b = registry.get(&"api.example.com".to_string());
 /// a.force_open();
 /// assert!(b.is_frozen()); // the same breaker
 /// assert_eq!(registry.len(), 1);
+/// assert_eq!(a.name(), Some("api.example.com")); // named by its key
 /// ```
 pub struct Registry<K> {
     shared: Arc<Shared<K>>,
@@ -38,6 +44,8 @@ pub struct Registry<K> {
 
 struct Shared<K> {
     factory: Box<dyn Fn(&K) -> CircuitBreaker + Send + Sync>,
+    /// The name a key's breaker gets unless its factory names it.
+    name: Box<dyn Fn(&K) -> String + Send + Sync>,
     max_breakers: usize,
     idle_after: Option<Duration>,
     clock: Arc<dyn Clock>,
@@ -66,9 +74,10 @@ impl<K> Clone for Registry<K> {
     }
 }
 
-impl<K: Eq + Hash + Clone> Registry<K> {
+impl<K: Eq + Hash + Clone + fmt::Display> Registry<K> {
     /// A registry of at most `max_breakers` breakers (at least one), each
-    /// made by `factory` on its key's first use.
+    /// made by `factory` on its key's first use and named by its key
+    /// unless the factory names it.
     pub fn new(
         max_breakers: usize,
         factory: impl Fn(&K) -> CircuitBreaker + Send + Sync + 'static,
@@ -94,6 +103,7 @@ impl<K: Eq + Hash + Clone> Registry<K> {
         RegistryBuilder {
             shared: Shared {
                 factory: Box::new(factory),
+                name: Box::new(|key: &K| key.to_string()),
                 max_breakers: max_breakers.max(1),
                 idle_after: None,
                 clock: default_clock(),
@@ -105,7 +115,9 @@ impl<K: Eq + Hash + Clone> Registry<K> {
             },
         }
     }
+}
 
+impl<K: Eq + Hash + Clone> Registry<K> {
     /// The breaker for `key`, made now if there is none.
     ///
     /// No user code runs under the registry's lock: the factory runs with
@@ -135,7 +147,10 @@ impl<K: Eq + Hash + Clone> Registry<K> {
         drop(evicted);
 
         // The factory is user code: it runs without the lock.
-        let made = (self.shared.factory)(key);
+        let made = {
+            let _naming = crate::key_name::KeyName::offer((self.shared.name)(key));
+            (self.shared.factory)(key)
+        };
 
         let mut evicted = Vec::new();
         let breaker = {
@@ -244,6 +259,22 @@ impl<K: Eq + Hash + Clone> RegistryBuilder<K> {
     /// looked up; no background task).
     pub fn evict_idle_after(mut self, idle: Duration) -> Self {
         self.shared.idle_after = Some(idle);
+        self
+    }
+
+    /// Name each breaker `name(key)` instead of by its key's `Display`
+    /// form (a factory that names its breaker still wins).
+    ///
+    /// ```
+    /// use tripswitch::{CircuitBreaker, Registry};
+    ///
+    /// let registry = Registry::builder(64, |_: &String| CircuitBreaker::new())
+    ///     .name_by(|host| format!("upstream {host}"))
+    ///     .build();
+    /// assert_eq!(registry.get(&"db:5432".to_string()).name(), Some("upstream db:5432"));
+    /// ```
+    pub fn name_by(mut self, name: impl Fn(&K) -> String + Send + Sync + 'static) -> Self {
+        self.shared.name = Box::new(name);
         self
     }
 

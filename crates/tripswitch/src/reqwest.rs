@@ -9,8 +9,9 @@
 //! use tripswitch::reqwest::CircuitBreakerMiddleware;
 //!
 //! let client = ClientBuilder::new(reqwest::Client::new())
-//!     .with(CircuitBreakerMiddleware::per_host(Registry::new(256, |host: &String| {
-//!         tripswitch::http::client_preset().name(host.as_str()).try_build().expect("valid settings")
+//!     // A breaker per host, named by it (the registry names breakers by key).
+//!     .with(CircuitBreakerMiddleware::per_host(Registry::new(256, |_: &String| {
+//!         tripswitch::http::client_preset().try_build().expect("valid settings")
 //!     })))
 //!     .build();
 //! # drop(client);

@@ -84,3 +84,71 @@ fn idle_breakers_are_evicted() {
     }
     assert!(registry.len() <= 2, "{} breakers left", registry.len());
 }
+
+#[test]
+fn breakers_are_named_by_their_key_unless_the_factory_names_them() {
+    let by_key = Registry::new(8, |_: &String| {
+        CircuitBreaker::builder().fail_fast().build()
+    });
+    assert_eq!(
+        by_key.get(&"orders:443".to_string()).name(),
+        Some("orders:443")
+    );
+    // A name in the factory wins.
+    let named = Registry::new(8, |key: &String| {
+        CircuitBreaker::builder()
+            .name(format!("upstream {key}"))
+            .build()
+    });
+    assert_eq!(named.get(&"a".to_string()).name(), Some("upstream a"));
+    // Keys of any Display type; rejections name the breaker.
+    let numbered = Registry::new(8, |_: &u16| CircuitBreaker::builder().fail_fast().build());
+    let shard = numbered.get(&7);
+    shard.force_open();
+    let rejected = shard.try_acquire().unwrap_err();
+    assert!(rejected.to_string().contains("\"7\""), "{rejected}");
+    // Or as `name_by` says.
+    let custom = Registry::builder(8, |_: &String| CircuitBreaker::new())
+        .name_by(|key| format!("host={key}"))
+        .build();
+    assert_eq!(custom.get(&"x".to_string()).name(), Some("host=x"));
+}
+
+#[test]
+fn the_key_name_goes_to_the_factorys_breaker_only() {
+    // A factory that builds a helper breaker after its own: the helper is
+    // not named by the key (the name goes to the first breaker built).
+    let helpers = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = Arc::clone(&helpers);
+    let registry = Registry::new(8, move |_: &String| {
+        let breaker = CircuitBreaker::builder().fail_fast().build();
+        kept.lock().unwrap().push(CircuitBreaker::new());
+        breaker
+    });
+    assert_eq!(registry.get(&"k".to_string()).name(), Some("k"));
+    assert_eq!(helpers.lock().unwrap()[0].name(), None);
+    // Nor does it outlive the factory: a breaker built afterwards on the
+    // same thread is unnamed.
+    assert_eq!(CircuitBreaker::new().name(), None);
+
+    // A factory that uses another registry: each breaker gets its own key.
+    let inner = Registry::new(8, |_: &String| CircuitBreaker::new());
+    let inner_for_factory = inner.clone();
+    let outer = Registry::new(8, move |key: &String| {
+        let _ = inner_for_factory.get(&format!("inner-{key}"));
+        CircuitBreaker::new()
+    });
+    assert_eq!(outer.get(&"o".to_string()).name(), Some("o"));
+    assert_eq!(
+        inner.peek(&"inner-o".to_string()).unwrap().name(),
+        Some("inner-o")
+    );
+
+    // A factory that panics leaves no name behind.
+    let panicking = Registry::new(8, |_: &String| -> CircuitBreaker { panic!("factory") });
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        panicking.get(&"p".to_string())
+    }));
+    assert!(caught.is_err());
+    assert_eq!(CircuitBreaker::new().name(), None);
+}

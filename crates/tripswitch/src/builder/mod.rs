@@ -353,10 +353,18 @@ impl Builder {
     /// | `tripswitch_slow_calls_total` | counter | | calls slower than the slow-call threshold |
     /// | `tripswitch_transitions_total` | counter | `to` = the state entered | state changes |
     /// | `tripswitch_state` | gauge | `state` = `closed`, `open`, `half_open`, `forced_open`, `disabled`, `metrics_only` | 1 for the current state, 0 for the others |
-    /// | `tripswitch_wait_seconds` | histogram | | how long calls waited for the breaker (wait mode; made on the first wait) |
+    /// | `tripswitch_wait_seconds` | histogram | | how long calls waited for the breaker (wait mode only) |
     ///
-    /// Every series is labelled `breaker` with the breaker's name, wherever
-    /// `name` is called on the builder; an unnamed breaker is `unnamed-N`.
+    /// Every series is labelled `breaker` with the breaker's name as it is
+    /// built (wherever `name` is called on the builder; in a
+    /// [`Registry`](crate::Registry), its key unless the factory names it);
+    /// an unnamed breaker is `unnamed-N`. Only the series the breaker's
+    /// configuration can move are exported: `outcome="ignored"` with
+    /// [`ignore_errors`](Self::ignore_errors), the slow-call counter with a
+    /// slow-call threshold, `half_open` when it probes, the histogram in
+    /// wait mode; manual states when first entered. Two live breakers with
+    /// one name share its series, with a WARN (see
+    /// [the guide](crate::guide#metrics-series-by-series)).
     ///
     /// The metric handles are made on the first event, from the recorder
     /// installed then: install the recorder before traffic starts.
@@ -554,7 +562,9 @@ impl Builder {
     /// Assembles the breaker. Values are clamped into range here (the
     /// windows, probes and thresholds clamp their own): `try_build` refused
     /// invalid ones, and `build` logged them.
-    fn finish(self) -> CircuitBreaker {
+    fn finish(mut self) -> CircuitBreaker {
+        // In a registry's factory, an unnamed breaker is named by its key.
+        self.name = self.name.or_else(crate::key_name::take);
         let mut policies: Vec<Box<dyn TripPolicy>> = Vec::new();
         let no_policy_set = self.consecutive.is_none()
             && self.failure_rates.is_empty()
@@ -589,9 +599,17 @@ impl Builder {
         let mut listeners = self.listeners;
         #[cfg(feature = "metrics")]
         if self.export_metrics {
-            // Installed here, once the name is final, whatever the order of
-            // `name` and `export_metrics` in the chain.
-            listeners.push(Arc::new(crate::export::listener(self.name.clone())));
+            // Installed here, once the name and the settings are final,
+            // whatever the order of the chain: the exporter makes the series
+            // these settings can move.
+            let shape = crate::export::Shape {
+                name: self.name.clone(),
+                waits: !self.fail_fast,
+                slow: slow_after.is_some(),
+                ignores: !self.error_rules.is_empty(),
+                probes: self.half_open.probe_limit().is_some() || self.shared.is_some(),
+            };
+            listeners.push(Arc::new(crate::export::listener(shape)));
         }
         let on_error = self
             .on_error

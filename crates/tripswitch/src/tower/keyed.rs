@@ -229,7 +229,7 @@ where
         let reject = self.reject.clone();
         let admission = match &self.bounded {
             Some(bounded) => bounded.admit(&breaker, "the keyed tower layer"),
-            None => Admission::Ask(breaker.acquire_owned()),
+            None => crate::http_wait::ask(&breaker),
         };
         Box::pin(async move {
             let admitted = match admission {

@@ -186,9 +186,12 @@ where
             match admission {
                 // The first poll of the acquisition admits at once, rejects
                 // (fail-fast) or queues (wait mode).
-                Admission::Idle => match &self.bounded {
-                    None => *admission = Admission::Waiting(self.breaker.acquire_owned()),
-                    Some(bounded) => match bounded.admit(&self.breaker, "the tower layer") {
+                Admission::Idle => {
+                    let asked = match &self.bounded {
+                        None => http_wait::ask(&self.breaker),
+                        Some(bounded) => bounded.admit(&self.breaker, "the tower layer"),
+                    };
+                    match asked {
                         http_wait::Admission::Ask(acquire) => {
                             *admission = Admission::Waiting(acquire)
                         }
@@ -199,8 +202,8 @@ where
                             *admission = Admission::Rejected(rejected);
                             return Poll::Ready(Ok(()));
                         }
-                    },
-                },
+                    }
+                }
                 Admission::Waiting(acquire) => match ready!(Pin::new(acquire).poll(cx)) {
                     Ok(permit) => *admission = Admission::Admitted(permit),
                     // Ready: `call` answers with the rejection, as tower's
