@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::clock::{Sleep, nanos};
-use crate::core::Core;
+use crate::clock::Sleep;
+use crate::core::{Core, Moment};
 use crate::error::{RejectReason, Rejected};
 use crate::waiters::{Grant, Key, WaitFor};
 
@@ -32,7 +32,7 @@ pub(crate) struct Wait<C: Deref<Target = Core>> {
     /// The call's alarm, if a deadline is known.
     alarm: Option<Alarm>,
     /// When the call gives up (its `max_wait`), on the clock, once queued.
-    gives_up_at: Option<u64>,
+    gives_up_at: Option<Moment>,
     /// When the call joined the queue, if anybody listens for wait times.
     queued_at: Option<Duration>,
     done: bool,
@@ -40,8 +40,8 @@ pub(crate) struct Wait<C: Deref<Target = Core>> {
 
 /// A waiting call's alarm.
 struct Alarm {
-    /// When it rings, in nanoseconds on the breaker's clock.
-    at: u64,
+    /// When it rings, on the breaker's clock.
+    at: Moment,
     /// A sleep on the breaker's clock, made on the task that polls the call.
     /// (On tokio's clock the period also has one ring on the timer thread
     /// for every call: see `Core::arm_backup`.)
@@ -89,7 +89,7 @@ impl<C: Deref<Target = Core>> Wait<C> {
                         && let Some(max) = core.max_wait()
                     {
                         let now = core.now();
-                        self.gives_up_at = Some(nanos(now.saturating_add(max)));
+                        self.gives_up_at = Some(Moment::after(now, max));
                     }
                     key
                 }
@@ -110,7 +110,7 @@ impl<C: Deref<Target = Core>> Wait<C> {
             }
             if self
                 .gives_up_at
-                .is_some_and(|at| nanos(self.core.now()) >= at)
+                .is_some_and(|at| at.has_come(self.core.now()))
             {
                 return self.time_out(key);
             }
@@ -163,9 +163,7 @@ impl<C: Deref<Target = Core>> Wait<C> {
             Err(_) => {
                 // The clock's sleep cannot be polled here (its runtime is
                 // shutting down): ring on the process-wide timer instead.
-                let now = nanos(self.core.now());
-                alarm.sleep =
-                    crate::clock::thread_sleep(Duration::from_nanos(target.saturating_sub(now)));
+                alarm.sleep = crate::clock::thread_sleep(target.remaining(self.core.now()));
                 alarm.sleep.as_mut().poll(cx).is_ready()
             }
         };

@@ -5,10 +5,10 @@
 //! everything else goes through [`Core::check`], which performs a
 //! transition that is due before deciding.
 
+use super::Moment;
 use std::task::Waker;
 
 use super::*;
-use crate::clock::nanos;
 use crate::error::{RejectReason, Rejected, Why};
 use crate::events::EventKind;
 use crate::loom::Ordering;
@@ -21,7 +21,7 @@ use crate::waiters::{Grant, WaitFor};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Block {
     /// Open until this deadline on the clock; `None` when the end is not known in advance.
-    Open(Option<u64>),
+    Open(Option<Moment>),
     HalfOpenFull,
     Forced,
 }
@@ -98,21 +98,20 @@ impl Core {
                 State::Disabled => Check::Admit(self.ticket(generation, TicketKind::PassThrough)),
                 State::ForcedOpen => Check::Block(Block::Forced),
                 State::Open => {
-                    let until = self.open_until.load(Ordering::Acquire);
                     // The full path always reads the clock: the shortcut
                     // that trusts the period's timer is `reject_while_open`,
                     // taken (and sampled) once per call before this.
-                    if until == NO_DEADLINE {
-                        Check::Block(Block::Open(None))
-                    } else if nanos(self.now()) >= until {
-                        Check::Expired(State::Open, generation)
-                    } else {
-                        Check::Block(Block::Open(Some(until)))
+                    match self.open_until.load(Ordering::Acquire) {
+                        None => Check::Block(Block::Open(None)),
+                        Some(until) if until.has_come(self.now()) => {
+                            Check::Expired(State::Open, generation)
+                        }
+                        until => Check::Block(Block::Open(until)),
                     }
                 }
                 State::HalfOpen => {
                     let until = self.half_open_until.load(Ordering::Acquire);
-                    if until != NO_DEADLINE && nanos(self.now()) >= until {
+                    if until.is_some_and(|until| until.has_come(self.now())) {
                         return Check::Expired(State::HalfOpen, generation);
                     }
                     let limit = self.settings.half_open.probes.unwrap_or(u32::MAX);
@@ -144,12 +143,12 @@ impl Core {
     /// clock read, no admission loop). Returns the open period's deadline;
     /// `None` means: take the full path.
     #[inline]
-    pub(crate) fn reject_while_open(&self) -> Option<u64> {
+    pub(crate) fn reject_while_open(&self) -> Option<Moment> {
         if !self.load().is(State::Open) {
             return None;
         }
-        let until = self.open_until.load(Ordering::Acquire);
-        if until == NO_DEADLINE || self.period_due.load(Ordering::Acquire) || sample_the_clock() {
+        let until = self.open_until.load(Ordering::Acquire)?;
+        if self.period_due.load(Ordering::Acquire) || sample_the_clock() {
             return None;
         }
         Some(until)
@@ -158,7 +157,7 @@ impl Core {
     /// The rejection [`reject_while_open`](Self::reject_while_open) decided
     /// on, built where the caller's result goes.
     #[inline]
-    pub(crate) fn rejected_while_open(&self, until: u64) -> Rejected {
+    pub(crate) fn rejected_while_open(&self, until: Moment) -> Rejected {
         self.rejected(State::Open, RejectReason::Open, Some(until))
     }
 
@@ -200,10 +199,7 @@ impl Core {
         match self.load().state() {
             State::ForcedOpen => Block::Forced,
             State::HalfOpen => Block::HalfOpenFull,
-            _ => match self.open_until.load(Ordering::Acquire) {
-                NO_DEADLINE => Block::Open(None),
-                until => Block::Open(Some(until)),
-            },
+            _ => Block::Open(self.open_until.load(Ordering::Acquire)),
         }
     }
 
@@ -313,8 +309,10 @@ impl Core {
     /// Refuses a call for a reason of its own (a wait that ran out, a full queue).
     pub(crate) fn reject_with(&self, reason: RejectReason) -> Rejected {
         let state = self.load().state();
-        let until = self.open_until.load(Ordering::Acquire);
-        let deadline = (state == State::Open && until != NO_DEADLINE).then_some(until);
+        let deadline = self
+            .open_until
+            .load(Ordering::Acquire)
+            .filter(|_| state == State::Open);
         self.rejected(state, reason, deadline)
     }
 
@@ -323,13 +321,13 @@ impl Core {
         &self,
         state: State,
         reason: RejectReason,
-        deadline: Option<u64>,
+        deadline: Option<Moment>,
     ) -> Rejected {
         self.totals.add(Tally::Rejected);
         tracing::debug!(breaker = self.name().unwrap_or(""), %state, %reason, "tripswitch: call rejected");
         self.emit(EventKind::Rejected { reason }, None);
         Rejected {
-            deadline: deadline.map_or(0, |nanos| self.anchor.anchor(nanos)),
+            deadline: deadline.map_or(0, |until| self.anchor.anchor(until.nanos())),
             source: self.reject_source.clone(),
             why: Why::new(state, reason),
             clock: match deadline {

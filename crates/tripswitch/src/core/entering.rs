@@ -5,7 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::task::Waker;
 use std::time::Duration;
 
-use super::freeze::deadline_after;
+use super::deadline::Moment;
 use super::*;
 use crate::events::{EventKind, TransitionReason, call_guarded};
 use crate::loom::{Ordering, lock};
@@ -28,11 +28,11 @@ impl Core {
         let generation = word.generation();
         let now = self.now();
         if from == State::Open {
-            self.open_until.store(NO_DEADLINE, Ordering::Release);
-            self.freeze_bound.store(NO_DEADLINE, Ordering::Release);
+            self.open_until.store(None, Ordering::Release);
+            self.freeze_bound.store(None, Ordering::Release);
         }
         if from == State::HalfOpen {
-            self.half_open_until.store(NO_DEADLINE, Ordering::Release);
+            self.half_open_until.store(None, Ordering::Release);
         }
         self.clear_freeze(|slot| slot < generation);
         *lock(&self.state_since) = self.totals.snapshot();
@@ -78,8 +78,8 @@ impl Core {
                     _ => self.settings.half_open.max_duration,
                 };
                 if let Some(max) = max {
-                    let until = deadline_after(now, max);
-                    self.half_open_until.store(until, Ordering::Release);
+                    let until = Moment::after(now, max);
+                    self.half_open_until.store(Some(until), Ordering::Release);
                     if !self.settings.fail_fast {
                         self.install_freeze(generation, Some(until), None);
                         self.arm_backup(generation, max);
@@ -160,10 +160,10 @@ impl Core {
         };
         match end {
             Ok(PeriodEnd::After(duration)) => {
-                let until = deadline_after(now, duration);
+                let until = Moment::after(now, duration);
                 self.period_due.store(false, Ordering::Release);
-                self.freeze_bound.store(NO_DEADLINE, Ordering::Release);
-                self.open_until.store(until, Ordering::Release);
+                self.freeze_bound.store(None, Ordering::Release);
+                self.open_until.store(Some(until), Ordering::Release);
                 self.install_freeze(generation, Some(until), None);
                 self.arm_backup(generation, duration);
                 if self.settings.fail_fast {
@@ -176,8 +176,8 @@ impl Core {
             Ok(PeriodEnd::Future(future)) => {
                 // The freeze ends when its future does, and at the latest
                 // `max_freeze` from now, whoever polls it (or nobody).
-                let bound = deadline_after(now, self.settings.max_freeze);
-                self.freeze_bound.store(bound, Ordering::Release);
+                let bound = Moment::after(now, self.settings.max_freeze);
+                self.freeze_bound.store(Some(bound), Ordering::Release);
                 self.install_freeze(generation, Some(bound), Some(future));
                 self.arm_backup(generation, self.settings.max_freeze);
                 self.emit_transition(from, State::Open, reason, now);

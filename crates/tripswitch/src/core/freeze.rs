@@ -5,13 +5,13 @@
 //! An async freeze (the seed's freeze function) is a future polled by
 //! whichever task gets here first, bounded by `max_freeze`.
 
+use super::Moment;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake};
 use std::time::Duration;
 
 use super::*;
-use crate::clock::nanos;
 use crate::loom::{Ordering, lock};
 use crate::open_period::FreezeFuture;
 use crate::state::State;
@@ -20,7 +20,7 @@ use crate::state::State;
 pub(super) struct FreezeSlot {
     generation: u64,
     /// When the period ends on the clock, if known in advance.
-    deadline: Option<u64>,
+    deadline: Option<Moment>,
     /// The future that ends the period (a freeze function's, or a sleep to the deadline).
     future: Option<FreezeFuture>,
     /// Some task is polling `future` right now (it is out of the slot).
@@ -95,18 +95,11 @@ impl Wake for PeriodOver {
     }
 }
 
-/// The deadline `after` from `now`, in nanoseconds on the clock. Saturates
-/// one short of [`NO_DEADLINE`], so that an open period of `Duration::MAX`
-/// is a period that ends (in 584 years), not one without a deadline.
-pub(super) fn deadline_after(now: Duration, after: Duration) -> u64 {
-    nanos(now.saturating_add(after)).min(NO_DEADLINE - 1)
-}
-
 impl Core {
     pub(super) fn install_freeze(
         &self,
         generation: u64,
-        deadline: Option<u64>,
+        deadline: Option<Moment>,
         future: Option<FreezeFuture>,
     ) {
         let previous = lock(&self.freeze).replace(FreezeSlot {
@@ -180,7 +173,7 @@ impl Core {
                 return false;
             }
             if freeze.future.is_none() {
-                let ended = freeze.deadline.is_some_and(|d| nanos(self.now()) >= d);
+                let ended = freeze.deadline.is_some_and(|d| d.has_come(self.now()));
                 drop(slot);
                 if ended {
                     self.period_elapsed(state, generation);
@@ -194,7 +187,7 @@ impl Core {
             return false;
         };
 
-        if deadline.is_some_and(|d| nanos(self.now()) >= d) {
+        if deadline.is_some_and(|d| d.has_come(self.now())) {
             tracing::warn!(
                 breaker = self.name().unwrap_or(""),
                 max_freeze = ?self.settings.max_freeze,
@@ -250,16 +243,15 @@ impl Core {
     /// a bounded half-open state's end. Waiting calls set their own alarms
     /// by it. `None` while closed, forced open, or half-open without a
     /// maximum.
-    pub(crate) fn period_deadline(&self) -> Option<u64> {
-        let deadline = match self.load().state() {
-            State::Open => match self.open_until.load(Ordering::Acquire) {
-                NO_DEADLINE => self.freeze_bound.load(Ordering::Acquire),
-                until => until,
-            },
+    pub(crate) fn period_deadline(&self) -> Option<Moment> {
+        match self.load().state() {
+            State::Open => self
+                .open_until
+                .load(Ordering::Acquire)
+                .or_else(|| self.freeze_bound.load(Ordering::Acquire)),
             State::HalfOpen => self.half_open_until.load(Ordering::Acquire),
-            _ => NO_DEADLINE,
-        };
-        (deadline != NO_DEADLINE).then_some(deadline)
+            _ => None,
+        }
     }
 
     /// A sleep on the breaker's clock; if the clock cannot sleep here (tokio's
@@ -300,9 +292,8 @@ impl Core {
         drop(stale);
     }
 
-    /// A sleep until `deadline` (nanoseconds on the clock), as [`sleep`](Self::sleep).
-    pub(crate) fn sleep_until(&self, deadline: u64) -> FreezeFuture {
-        let now = nanos(self.now());
-        self.sleep(Duration::from_nanos(deadline.saturating_sub(now)))
+    /// A sleep until `deadline` on the clock, as [`sleep`](Self::sleep).
+    pub(crate) fn sleep_until(&self, deadline: Moment) -> FreezeFuture {
+        self.sleep(deadline.remaining(self.now()))
     }
 }

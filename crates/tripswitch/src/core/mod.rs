@@ -11,6 +11,7 @@
 //! `.await` nor while user code runs.
 
 mod admission;
+mod deadline;
 mod entering;
 mod freeze;
 mod probes;
@@ -40,13 +41,12 @@ use crate::ticket::{NOT_TIMED, Ticket, TicketKind};
 use crate::waiters::Waiters;
 
 pub(crate) use admission::Enqueued;
+use deadline::AtomicDeadline;
+pub(crate) use deadline::Moment;
 use freeze::{FreezeSlot, FreezeWake, PeriodDue, PeriodOver};
 pub(crate) use recording::Verdict;
 pub(crate) use rules::Move;
 use success_path::SuccessPath;
-
-/// "No deadline": the open period ends with a future, or no period is running.
-const NO_DEADLINE: u64 = u64::MAX;
 
 /// A predicate over a type-erased error.
 pub(crate) type ErasedPredicate = Arc<dyn Fn(&dyn Any) -> bool + Send + Sync>;
@@ -81,17 +81,42 @@ pub(crate) struct Settings {
 pub(crate) struct Core {
     settings: Settings,
     policies: Box<[Box<dyn TripPolicy>]>,
+    /// The packed state word ([`Word`]: state, probes in flight,
+    /// generation). Invariant: the generation grows by one with every
+    /// transition, and a state changes only through `Core::apply`'s
+    /// compare-and-swap, with `AcqRel` on success, so that what the
+    /// transition's thread stored before it (counts reset, deadlines
+    /// cleared) is seen by the thread that next sees the word (`Acquire`
+    /// loads). Probe slots are taken and given back by CAS on the same word.
     word: AtomicU64,
-    open_until: AtomicU64,
-    half_open_until: AtomicU64,
+    /// When the current open period ends; none while closed, half-open,
+    /// forced open, or open on an async freeze. Set (Release) by the thread
+    /// that opened the breaker, right after its transition, and cleared when
+    /// the period ends, so a call that sees the new state word before the
+    /// deadline sees none: it is held (waits, or is refused without a retry
+    /// time), never let through early. Loaded with Acquire, pairing with
+    /// the store.
+    open_until: AtomicDeadline,
+    /// When a bounded half-open state gives up (`HalfOpen::max_duration`);
+    /// none otherwise. Same orderings as `open_until`.
+    half_open_until: AtomicDeadline,
+    /// Successful probes in the current half-open state. Reset (Release)
+    /// when the state is entered; counted (AcqRel) by probes that found
+    /// their own generation current, and the close it may lead to is
+    /// applied in that generation only (`Core::apply` refuses a stale one).
     half_open_successes: AtomicU32,
     /// Openings since the breaker was last closed (drives backoff).
+    /// Written only by the thread that performed the transition (the CAS
+    /// on `word` makes it the only one), so `Relaxed` suffices.
     openings: AtomicU32,
     /// The open period a shared store asked for (nanoseconds), read when a
-    /// transition with [`TransitionReason::Shared`] opens the breaker.
+    /// transition with [`TransitionReason::Shared`] opens the breaker:
+    /// stored (Release) before that transition is applied, loaded (Acquire)
+    /// by the thread that applied it.
     shared_open_for: AtomicU64,
     /// The half-open lease a shared store granted (nanoseconds), read when
-    /// a transition with [`TransitionReason::Shared`] half-opens it.
+    /// a transition with [`TransitionReason::Shared`] half-opens it; same
+    /// orderings as `shared_open_for`.
     shared_half_open_for: AtomicU64,
     /// Read the clock when a run starts (slow-call detection).
     times_calls: bool,
@@ -104,11 +129,19 @@ pub(crate) struct Core {
     waiters: Waiters,
     freeze: Mutex<Option<FreezeSlot>>,
     /// When an async freeze must be over at the latest (`max_freeze` after
-    /// it started), in nanoseconds on the clock; [`NO_DEADLINE`] when no
+    /// it started), in nanoseconds on the clock; none when no
     /// async freeze runs. Read by waiting calls to set their alarms (see
     /// [`period_deadline`](Core::period_deadline)); Release/Acquire, a hint
     /// that the freeze slot's lock confirms.
-    freeze_bound: AtomicU64,
+    freeze_bound: AtomicDeadline,
+    /// Set when the async freeze's waker fired: a waiting call must poll
+    /// the freeze. `SeqCst`, for a store-then-load pair on each side: the
+    /// call that polled the freeze puts the future back in its slot, then
+    /// loads this flag; the waker stores the flag, then wakes a waiting
+    /// call, which takes the slot to poll it. With `SeqCst` at least one of
+    /// the two sees the other's write (the future in the slot, or the flag),
+    /// so a wake-up during a poll is never lost; `Release`/`Acquire` would
+    /// allow both to miss.
     freeze_woken: AtomicBool,
     /// Set when the current period's alarm fires: only then (and on one
     /// sampled rejection in 1,024 per thread) do fail-fast rejections read
@@ -153,19 +186,19 @@ impl Core {
             settings,
             policies: policies.into(),
             word: AtomicU64::new(Word::INITIAL.0),
-            open_until: AtomicU64::new(NO_DEADLINE),
-            half_open_until: AtomicU64::new(NO_DEADLINE),
+            open_until: AtomicDeadline::none(),
+            half_open_until: AtomicDeadline::none(),
             half_open_successes: AtomicU32::new(0),
             openings: AtomicU32::new(0),
             shared_open_for: AtomicU64::new(0),
-            shared_half_open_for: AtomicU64::new(NO_DEADLINE),
+            shared_half_open_for: AtomicU64::new(0),
             times_calls,
             needs_time,
             slow_probe_fails,
             success_path,
             waiters: Waiters::default(),
             freeze: Mutex::new(None),
-            freeze_bound: AtomicU64::new(NO_DEADLINE),
+            freeze_bound: AtomicDeadline::none(),
             freeze_woken: AtomicBool::new(false),
             period_due: AtomicBool::new(false),
             anchor,

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use super::admission::TRANSITIONS_PER_LOOK;
 use super::*;
-use crate::clock::nanos;
 use crate::loom::{Ordering, lock};
 use crate::metrics::Metrics;
 use crate::state::State;
@@ -19,21 +18,20 @@ impl Core {
         for _ in 0..TRANSITIONS_PER_LOOK {
             let word = self.load();
             match word.state() {
-                State::Open => {
-                    let until = self.open_until.load(Ordering::Acquire);
-                    if until == NO_DEADLINE {
+                State::Open => match self.open_until.load(Ordering::Acquire) {
+                    None => {
                         if !poll_freeze || !self.drive_freeze() {
                             return;
                         }
-                    } else if nanos(self.now()) >= until {
-                        self.end_open(word.generation());
-                    } else {
-                        return;
                     }
-                }
+                    Some(until) if until.has_come(self.now()) => {
+                        self.end_open(word.generation());
+                    }
+                    Some(_) => return,
+                },
                 State::HalfOpen => {
                     let until = self.half_open_until.load(Ordering::Acquire);
-                    if until != NO_DEADLINE && nanos(self.now()) >= until {
+                    if until.is_some_and(|until| until.has_come(self.now())) {
                         self.period_elapsed(State::HalfOpen, word.generation());
                     } else {
                         return;
@@ -48,11 +46,10 @@ impl Core {
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self.load().state() {
             State::Closed | State::Disabled | State::MetricsOnly => Some(Duration::ZERO),
-            State::Open => {
-                let until = self.open_until.load(Ordering::Acquire);
-                (until != NO_DEADLINE)
-                    .then(|| Duration::from_nanos(until.saturating_sub(nanos(self.now()))))
-            }
+            State::Open => self
+                .open_until
+                .load(Ordering::Acquire)
+                .map(|until| until.remaining(self.now())),
             State::HalfOpen | State::ForcedOpen => None,
         }
     }
