@@ -7,6 +7,7 @@
 //! - [`ConsecutiveFailures`]: `n` failures in a row (the seed trips on one).
 //! - [`FailureRate`]: the share of failures over a sliding [`Window`].
 //! - [`SlowCallRate`]: the share of calls slower than a threshold.
+//! - [`FailureCount`]: a number of failures within a window.
 //! - anything implementing [`TripPolicy`].
 //!
 //! There is one policy system: the built-in policies implement
@@ -20,6 +21,7 @@
 
 mod consecutive;
 mod count_ring;
+mod failure_count;
 mod last_slice;
 mod rate;
 mod striped_successes;
@@ -27,6 +29,7 @@ mod time_buckets;
 mod window;
 
 pub use consecutive::ConsecutiveFailures;
+pub use failure_count::FailureCount;
 pub use rate::{FailureRate, SlowCallRate};
 pub use window::{MAX_BUCKETS, MAX_WINDOW_CALLS, Window};
 
