@@ -42,6 +42,13 @@ pub trait Classify<Response, Error> {
     /// classifiers record a failed response as a
     /// `http::FailedResponse` (its status and `Retry-After`), which
     /// listeners, logs and an open period computed from the trip see.
+    ///
+    /// Used where calls go through permits: the tower layers and the
+    /// reqwest middleware. [`CircuitBreaker::execute_classified`](crate::CircuitBreaker::execute_classified)
+    /// uses [`classify`](Self::classify) only: a failed `Err` is recorded
+    /// with its error, a failed `Ok` as "a result classified as a failure"
+    /// (so an open period computed from a `FailedResponse` falls back to
+    /// its default there).
     fn record(&self, permit: OwnedPermit, result: &Result<Response, Error>) {
         permit.record(self.classify(result));
     }

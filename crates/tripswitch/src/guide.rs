@@ -187,7 +187,7 @@
 //! [`force_open`](crate::CircuitBreaker::force_open),
 //! [`resume`](crate::CircuitBreaker::resume),
 //! [`disable`](crate::CircuitBreaker::disable),
-//! [`metrics_only`](crate::CircuitBreaker::metrics_only),
+//! [`force_metrics_only`](crate::CircuitBreaker::force_metrics_only),
 //! [`reset`](crate::CircuitBreaker::reset).
 //! Listeners ([`on_event`](crate::Builder::on_event)) see transitions (from,
 //! to, why, when), successes, failures, ignored errors, slow calls and
@@ -280,7 +280,8 @@
 //!
 //! ## Observability
 //!
-//! - `tracing`: every state change is an `info` event and every rejection a
+//! - `tracing`: an opening is a `warn` event, every other state change an
+//!   `info` event, and every rejection a
 //!   `debug` event, both with a `breaker` field holding the breaker's name;
 //!   the default `on_error` is a `debug` event with the error (through the
 //!   HTTP integrations, a `FailedResponse` naming the status and

@@ -5,6 +5,11 @@ use std::time::Duration;
 use crate::error::ConfigError;
 use crate::state::MAX_PROBES;
 
+/// How long a half-open state may last by default before the breaker opens
+/// again: a probe that never returns cannot hold the breaker half-open (and
+/// a fail-fast breaker rejecting every call) for longer than this.
+pub const DEFAULT_MAX_HALF_OPEN: Duration = Duration::from_secs(30);
+
 /// How a breaker tests the service once its open period ends.
 ///
 /// - [`HalfOpen::release_all`] is the seed's way: every waiting call goes
@@ -43,11 +48,15 @@ impl HalfOpen {
 
     /// Let at most `probes` calls through at a time; close once `probes`
     /// probes have succeeded (change that with [`close_after`](Self::close_after)).
+    /// Open again if no decision came within [`DEFAULT_MAX_HALF_OPEN`] (30
+    /// seconds): a probe that hangs cannot hold the breaker half-open
+    /// (change that with [`max_duration`](Self::max_duration), or remove
+    /// the bound with [`without_max_duration`](Self::without_max_duration)).
     pub fn probes(probes: u32) -> Self {
         Self {
             probes: Some(probes),
             close_after: probes,
-            max_duration: None,
+            max_duration: Some(DEFAULT_MAX_HALF_OPEN),
         }
     }
 
@@ -58,10 +67,25 @@ impl HalfOpen {
     }
 
     /// Open again if the half-open state has not decided within `max`, so that
-    /// a probe that never finishes cannot hold the breaker half-open forever.
+    /// a probe that never finishes cannot hold the breaker half-open forever
+    /// (default [`DEFAULT_MAX_HALF_OPEN`]).
     pub fn max_duration(mut self, max: Duration) -> Self {
         self.max_duration = Some(max);
         self
+    }
+
+    /// No bound on the half-open state: it lasts until the probes decide,
+    /// however long a probe takes (Resilience4j's and gobreaker's default,
+    /// and the top complaint in their trackers). Prefer
+    /// [`max_duration`](Self::max_duration).
+    pub fn without_max_duration(mut self) -> Self {
+        self.max_duration = None;
+        self
+    }
+
+    /// How long the half-open state may last, if bounded.
+    pub fn max_duration_limit(&self) -> Option<Duration> {
+        self.max_duration
     }
 
     /// The number of probes let through at a time; `None` for [`release_all`](Self::release_all).
@@ -73,9 +97,17 @@ impl HalfOpen {
     /// `try_build` refuses): 1 to `MAX_PROBES` probes, closing after at
     /// least one success, a maximum duration of at least a millisecond.
     pub(crate) fn clamped(self) -> Self {
+        let probes = self.probes.map(|p| p.clamp(1, MAX_PROBES));
+        // `probes(n)` closes after n successes: clamped with n.
+        let close_after = match (self.probes, probes) {
+            (Some(asked), Some(clamped)) if asked != clamped && self.close_after == asked => {
+                clamped
+            }
+            _ => self.close_after.max(1),
+        };
         Self {
-            probes: self.probes.map(|p| p.clamp(1, MAX_PROBES)),
-            close_after: self.close_after.max(1),
+            probes,
+            close_after,
             max_duration: self.max_duration.map(|d| d.max(Duration::from_millis(1))),
         }
     }
@@ -111,7 +143,8 @@ impl HalfOpen {
 }
 
 impl Default for HalfOpen {
-    /// One probe at a time, closing after one success (gobreaker's default).
+    /// One probe at a time, closing after one success (gobreaker's default),
+    /// bounded by [`DEFAULT_MAX_HALF_OPEN`] (gobreaker has no bound).
     fn default() -> Self {
         Self::probes(1)
     }

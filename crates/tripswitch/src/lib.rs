@@ -144,7 +144,7 @@ pub use classify::{Classify, EveryErr};
 pub use error::{ConfigError, Error, RejectReason, Rejected};
 #[cfg(feature = "metrics")]
 pub use export::record_rates;
-pub use half_open::HalfOpen;
+pub use half_open::{DEFAULT_MAX_HALF_OPEN, HalfOpen};
 pub use metrics::{Counts, Metrics};
 pub use open_period::{Backoff, TripContext};
 pub use outcome::Outcome;

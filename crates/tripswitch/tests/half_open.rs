@@ -228,3 +228,54 @@ fn concurrent_probes_on_a_multi_thread_runtime_never_exceed_the_limit() {
         }
     });
 }
+
+/// The stuck-probe guard by default (Resilience4j #903/#935, Polly #1979,
+/// Hystrix #1723: a probe that never returns held the breaker half-open):
+/// `HalfOpen::default()` and `HalfOpen::probes(n)` open again after
+/// `DEFAULT_MAX_HALF_OPEN` unless told otherwise.
+#[tokio::test(start_paused = true)]
+async fn a_probe_that_never_returns_reopens_the_breaker_after_the_default_bound() {
+    use tripswitch::DEFAULT_MAX_HALF_OPEN;
+    assert_eq!(DEFAULT_MAX_HALF_OPEN, Duration::from_secs(30));
+    assert_eq!(
+        HalfOpen::default().max_duration_limit(),
+        Some(DEFAULT_MAX_HALF_OPEN)
+    );
+    assert_eq!(
+        HalfOpen::probes(3).max_duration_limit(),
+        Some(DEFAULT_MAX_HALF_OPEN)
+    );
+    assert_eq!(
+        HalfOpen::probes(3)
+            .without_max_duration()
+            .max_duration_limit(),
+        None
+    );
+    assert_eq!(HalfOpen::release_all().max_duration_limit(), None);
+
+    let breaker = CircuitBreaker::standard().consecutive_failures(1).build();
+    fail(&breaker).await.unwrap_err();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let stuck = breaker.try_acquire().expect("the probe");
+    assert_eq!(breaker.state(), State::HalfOpen);
+    tokio::time::advance(DEFAULT_MAX_HALF_OPEN - Duration::from_millis(1)).await;
+    assert_eq!(breaker.state(), State::HalfOpen);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "the stuck probe no longer holds it"
+    );
+    drop(stuck);
+
+    // Without the bound, the stuck probe holds it (the anchors' behaviour).
+    let breaker = CircuitBreaker::standard()
+        .consecutive_failures(1)
+        .half_open(HalfOpen::default().without_max_duration())
+        .build();
+    fail(&breaker).await.unwrap_err();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let _stuck = breaker.try_acquire().expect("the probe");
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_eq!(breaker.state(), State::HalfOpen);
+}

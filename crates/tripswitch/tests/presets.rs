@@ -209,3 +209,23 @@ async fn build_never_fails_and_clamps_what_try_build_refuses() {
 fn retry_after(breaker: &CircuitBreaker) -> Option<Duration> {
     breaker.try_acquire().err().and_then(|r| r.retry_after())
 }
+
+#[test]
+fn build_clamps_probes_and_the_successes_that_close_with_them() {
+    use tripswitch::clock::FakeClock;
+    let clock = FakeClock::new();
+    let breaker = CircuitBreaker::standard()
+        .clock(clock.clone())
+        .consecutive_failures(1)
+        .half_open(HalfOpen::probes(u32::MAX))
+        .build();
+    breaker.try_acquire().unwrap().failure(&"down");
+    clock.advance(Duration::from_secs(5));
+    // 65,535 probes at most, and as many successes close the breaker.
+    let mut successes = 0;
+    while breaker.state() != State::Closed && successes < 70_000 {
+        breaker.try_acquire().expect("a probe").success();
+        successes += 1;
+    }
+    assert_eq!(successes, 65_535);
+}

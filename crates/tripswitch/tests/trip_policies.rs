@@ -508,10 +508,19 @@ async fn built_in_policies_are_trip_policies_like_any_other() {
 
     // Its trait methods are public: a wrapper sees every call (it has no
     // fast path of its own) and reports the inner policy's stats.
+    let records = std::sync::Arc::new(AtomicU32::new(0));
     let breaker = CircuitBreaker::standard()
         .trip_policy(Forwarding {
             inner: ConsecutiveFailures::new(2).unwrap(),
             records: AtomicU32::new(0),
+        })
+        .on_event({
+            let records = records.clone();
+            move |event| {
+                if let tripswitch::events::EventKind::Success { .. } = event.kind() {
+                    records.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         })
         .build();
     succeed(&breaker).await.unwrap();
@@ -519,6 +528,35 @@ async fn built_in_policies_are_trip_policies_like_any_other() {
     assert_eq!(breaker.metrics().consecutive_failures, Some(1));
     fail(&breaker).await.unwrap_err();
     assert_eq!(breaker.state(), State::Open);
+    drop(records);
+
+    // Without listeners the success fast paths are on: the wrapper still
+    // sees every success (fast paths are found by type, not forwarded).
+    let wrapper = std::sync::Arc::new(Forwarding {
+        inner: ConsecutiveFailures::new(100).unwrap(),
+        records: AtomicU32::new(0),
+    });
+    let breaker = CircuitBreaker::standard()
+        .trip_policy(Shared(wrapper.clone()))
+        .build();
+    for _ in 0..10 {
+        succeed(&breaker).await.unwrap();
+    }
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(wrapper.records.load(Ordering::Relaxed), 11);
+}
+
+/// A policy behind an `Arc`, so that the test can read it afterwards.
+#[derive(Debug)]
+struct Shared(std::sync::Arc<Forwarding>);
+
+impl TripPolicy for Shared {
+    fn record(&self, call: &CallRecord) -> bool {
+        self.0.record(call)
+    }
+    fn reset(&self) {
+        self.0.reset();
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -532,4 +570,34 @@ async fn a_rate_and_a_consecutive_count_report_their_stats_together() {
     let metrics = breaker.metrics();
     assert_eq!(metrics.consecutive_failures, Some(1));
     assert_eq!(metrics.failure_rate, Some(0.5));
+}
+
+#[test]
+fn two_slow_call_rates_each_judge_by_their_own_threshold() {
+    use tripswitch::clock::FakeClock;
+    let clock = FakeClock::new();
+    let breaker = CircuitBreaker::standard()
+        .clock(clock.clone())
+        .slow_call_rate(SlowCallRate::new(
+            Duration::from_secs(10),
+            1.0,
+            Window::last_calls(1),
+        ))
+        .slow_call_rate(SlowCallRate::new(
+            Duration::from_millis(10),
+            1.0,
+            Window::last_calls(1),
+        ))
+        .try_build()
+        .unwrap();
+    let permit = breaker.try_acquire().unwrap();
+    clock.advance(Duration::from_millis(100));
+    permit.success();
+    // Slow for the second policy (100 ms > 10 ms), not for the first.
+    assert_eq!(breaker.state(), State::Open);
+    assert_eq!(
+        breaker.metrics().totals.slow,
+        1,
+        "slower than the lowest threshold"
+    );
 }

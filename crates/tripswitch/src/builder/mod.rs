@@ -583,11 +583,14 @@ impl Builder {
                 .into_iter()
                 .map(|p| Box::new(RatePolicy::failures(p)) as Box<dyn TripPolicy>),
         );
+        // The breaker's threshold for slow-call events and metrics: the
+        // lowest of all; each slow-call rate judges by its own.
         let slow_after = self
             .slow_rates
-            .first()
+            .iter()
             .map(|p| p.slow_after)
-            .or(self.slow_after);
+            .chain(self.slow_after)
+            .min();
         policies.extend(
             self.slow_rates
                 .into_iter()
@@ -597,6 +600,8 @@ impl Builder {
 
         #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
         let mut listeners = self.listeners;
+        #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+        let mut own_listeners = 0;
         #[cfg(feature = "metrics")]
         if self.export_metrics {
             // Installed here, once the name and the settings are final,
@@ -609,7 +614,11 @@ impl Builder {
                 ignores: !self.error_rules.is_empty(),
                 probes: self.half_open.probe_limit().is_some() || self.shared.is_some(),
             };
-            listeners.push(Arc::new(crate::export::listener(shape)));
+            // First, and delivered even to events raised inside the
+            // breaker's own callbacks: the exported state must follow a
+            // `force_open()` from a listener.
+            listeners.insert(0, Arc::new(crate::export::listener(shape)));
+            own_listeners = 1;
         }
         let on_error = self
             .on_error
@@ -632,6 +641,7 @@ impl Builder {
             error_rules: self.error_rules.into(),
             on_error,
             listeners: listeners.into(),
+            own_listeners,
             shared: self.shared,
         };
         CircuitBreaker::from_core(Core::new(settings, policies))

@@ -75,6 +75,10 @@ pub(crate) struct Settings {
     pub(crate) error_rules: Box<[ErrorRule]>,
     pub(crate) on_error: ErrorCallback,
     pub(crate) listeners: Box<[Listener]>,
+    /// How many of `listeners`, first, are the crate's own (the metrics
+    /// exporter): they never call back into the breaker, so they see every
+    /// event, those raised inside the breaker's callbacks included.
+    pub(crate) own_listeners: usize,
     pub(crate) shared: Option<Arc<dyn SharedState>>,
 }
 

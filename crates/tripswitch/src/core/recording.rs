@@ -180,10 +180,20 @@ impl Core {
             at: at.unwrap_or_else(|| self.now()),
             kind,
         };
-        unless_reentered(self.id(), || {
-            for listener in self.settings.listeners.iter() {
-                call_guarded("an event listener", self.name(), || listener(&event));
-            }
-        });
+        let (own, users) = self.settings.listeners.split_at(
+            self.settings
+                .own_listeners
+                .min(self.settings.listeners.len()),
+        );
+        for listener in own {
+            call_guarded("an event listener", self.name(), || listener(&event));
+        }
+        if !users.is_empty() {
+            unless_reentered(self.id(), || {
+                for listener in users {
+                    call_guarded("an event listener", self.name(), || listener(&event));
+                }
+            });
+        }
     }
 }

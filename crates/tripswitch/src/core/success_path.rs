@@ -56,8 +56,8 @@ impl Companion {
 
 impl SuccessPath {
     /// `observed`: runs are timed or listeners want events; then every
-    /// success goes through [`Core::record`]. Otherwise the policies' own
-    /// fast paths ([`TripPolicy::fast_path`]) decide.
+    /// success goes through [`Core::record`]. Otherwise the built-in
+    /// policies' fast paths (`policy::fast_path`) decide.
     pub(super) fn for_settings(policies: &[Box<dyn TripPolicy>], observed: bool) -> SuccessPath {
         let mut path = SuccessPath {
             ring: None,
@@ -69,7 +69,7 @@ impl SuccessPath {
         };
         let kinds: Option<Vec<FastKind>> = policies
             .iter()
-            .map(|policy| policy.fast_path().map(|fast| fast.0))
+            .map(|policy| crate::policy::fast_path(policy.as_ref()))
             .collect();
         let Some(kinds) = kinds.filter(|_| !observed) else {
             return path;

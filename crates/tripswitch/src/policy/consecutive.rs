@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{CallRecord, FastKind, FastPath, PolicyStats, TripPolicy};
+use super::{CallRecord, FastKind, PolicyStats, TripPolicy};
 use crate::error::ConfigError;
 use crate::loom::{AtomicU32, Ordering};
 
@@ -80,9 +80,12 @@ impl TripPolicy for ConsecutiveFailures {
             ..PolicyStats::default()
         }
     }
+}
 
-    fn fast_path(&self) -> Option<FastPath> {
-        Some(FastPath(FastKind::Consecutive(Arc::clone(&self.state))))
+impl ConsecutiveFailures {
+    /// Its counter, for the breaker's success fast path.
+    pub(crate) fn fast_kind(&self) -> FastKind {
+        FastKind::Consecutive(Arc::clone(&self.state))
     }
 }
 

@@ -11,10 +11,12 @@
 //! - anything implementing [`TripPolicy`].
 //!
 //! There is one policy system: the built-in policies implement
-//! [`TripPolicy`] as yours do. What they have in addition is a
-//! [`FastPath`]: direct access to their counters for successes, which the
-//! breaker chooses once when it is built (`core/success_path.rs`), so that a
+//! [`TripPolicy`] as yours do. What they have in addition is a fast path:
+//! direct access to their counters for successes, which the breaker finds
+//! by their type once when it is built (`core/success_path.rs`), so that a
 //! success costs one counter increment instead of a call through the trait.
+//! A policy of any other type (one wrapping a built-in policy included)
+//! sees every call through [`TripPolicy::record`].
 //! A new built-in policy is one file here implementing the trait, plus one
 //! registration (its `pub use` below, and a builder setter if it deserves
 //! one); see ARCHITECTURE.md.
@@ -87,15 +89,11 @@ impl PolicyStats {
     }
 }
 
-/// A direct path for successes, which only the built-in policies have: the
-/// breaker records a success in their counters without a call through the
-/// trait (see `core/success_path.rs`). Other policies return `None` from
-/// [`TripPolicy::fast_path`] and see every success through
-/// [`TripPolicy::record`].
-#[derive(Debug, Clone)]
-pub struct FastPath(pub(crate) FastKind);
-
-/// The built-in policies' counters, as the success fast paths use them.
+/// The built-in policies' counters, as the success fast paths use them: the
+/// breaker records a success in them without a call through the trait (see
+/// `core/success_path.rs`). Found by type when the breaker is built
+/// (`fast_path`), so a policy of another type, even one wrapping a
+/// built-in policy, sees every success through [`TripPolicy::record`].
 #[derive(Debug, Clone)]
 pub(crate) enum FastKind {
     /// A consecutive-failures count.
@@ -137,7 +135,7 @@ pub(crate) enum FastKind {
 ///     .build();
 /// # drop(breaker);
 /// ```
-pub trait TripPolicy: Send + Sync + fmt::Debug + 'static {
+pub trait TripPolicy: std::any::Any + Send + Sync + fmt::Debug + 'static {
     /// Records one call; returns `true` when the breaker should trip now.
     fn record(&self, call: &CallRecord) -> bool;
 
@@ -161,11 +159,17 @@ pub trait TripPolicy: Send + Sync + fmt::Debug + 'static {
         let _ = at;
         PolicyStats::default()
     }
+}
 
-    /// The built-in policies' direct path for successes; `None` (the
-    /// default, and the only value a policy outside this crate can give)
-    /// sends every success through [`record`](Self::record).
-    fn fast_path(&self) -> Option<FastPath> {
-        None
+/// The direct path for successes of a built-in policy, found by its type:
+/// `None` for any other policy.
+pub(crate) fn fast_path(policy: &dyn TripPolicy) -> Option<FastKind> {
+    let policy: &dyn std::any::Any = policy;
+    if let Some(consecutive) = policy.downcast_ref::<ConsecutiveFailures>() {
+        Some(consecutive.fast_kind())
+    } else {
+        policy
+            .downcast_ref::<RatePolicy>()
+            .map(RatePolicy::fast_kind)
     }
 }

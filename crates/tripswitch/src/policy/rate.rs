@@ -3,7 +3,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use super::window::{Window, WindowCounts, WindowState};
-use super::{CallRecord, FastKind, FastPath, PolicyStats, TripPolicy};
+use super::{CallRecord, FastKind, PolicyStats, TripPolicy};
 use crate::error::ConfigError;
 
 /// Default minimum number of calls in the window before a rate is judged.
@@ -241,9 +241,12 @@ impl TripPolicy for RatePolicy {
             },
         }
     }
+}
 
-    fn fast_path(&self) -> Option<FastPath> {
-        Some(FastPath(FastKind::Rate(Arc::clone(&self.0))))
+impl RatePolicy {
+    /// Its window, for the breaker's success fast path.
+    pub(crate) fn fast_kind(&self) -> FastKind {
+        FastKind::Rate(Arc::clone(&self.0))
     }
 }
 
@@ -251,6 +254,9 @@ impl TripPolicy for RatePolicy {
 #[derive(Debug)]
 pub(crate) struct RateState {
     measure: Measure,
+    /// A slow-call rate's own threshold: each judges calls by its own,
+    /// from the call's duration (the breaker times calls whenever one is set).
+    slow_after: Option<Duration>,
     threshold: f64,
     min_calls: u64,
     window: WindowState,
@@ -260,6 +266,7 @@ impl RateState {
     fn failures(config: FailureRate) -> Self {
         Self {
             measure: Measure::Failures,
+            slow_after: None,
             threshold: clamped_threshold(config.threshold),
             min_calls: u64::from(clamped_min_calls(config.min_calls, config.window)),
             window: WindowState::new(
@@ -272,6 +279,7 @@ impl RateState {
     fn slow(config: SlowCallRate) -> Self {
         Self {
             measure: Measure::Slow,
+            slow_after: Some(config.slow_after),
             threshold: clamped_threshold(config.threshold),
             min_calls: u64::from(clamped_min_calls(config.min_calls, config.window)),
             window: WindowState::new(
@@ -286,7 +294,11 @@ impl RateState {
     /// successes leave a time window), as in Resilience4j.
     fn record(&self, call: &CallRecord) -> bool {
         let at = call.at.unwrap_or_default();
-        let counts = self.window.record(call.failed, call.slow, at);
+        let slow = match (self.slow_after, call.elapsed) {
+            (Some(after), Some(elapsed)) => elapsed > after,
+            _ => call.slow,
+        };
+        let counts = self.window.record(call.failed, slow, at);
         self.exceeded(counts)
     }
 
