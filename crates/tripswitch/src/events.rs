@@ -74,7 +74,10 @@ impl<'a> Event<'a> {
         self.breaker
     }
 
-    /// When it happened, on the breaker's clock.
+    /// When it happened, on the breaker's clock. A transition out of a
+    /// timed period (its end, or a half-open state that timed out) is
+    /// stamped at the period's deadline, even when the breaker noticed it
+    /// later (transitions are made by the next call or read).
     pub fn at(&self) -> Duration {
         self.at
     }

@@ -59,6 +59,9 @@ pub struct Metrics {
     pub slow_call_rate: Option<f64>,
     /// Consecutive failures so far, with a consecutive-failures policy.
     pub consecutive_failures: Option<u32>,
+    /// The number of calls in the (first) window, with a windowed policy:
+    /// Polly's throughput, Resilience4j's number of buffered calls.
+    pub calls_in_window: Option<u64>,
     /// Counts since the breaker entered its current state.
     pub current: Counts,
     /// Counts since the breaker was created.

@@ -601,3 +601,27 @@ fn two_slow_call_rates_each_judge_by_their_own_threshold() {
         "slower than the lowest threshold"
     );
 }
+
+/// Polly's `Throughput` / Resilience4j's `getNumberOfBufferedCalls`: the
+/// number of calls the window holds (ported in spirit from R4j's
+/// `CircuitBreakerMetricsTest` buffered-calls checks).
+#[tokio::test(start_paused = true)]
+async fn metrics_report_the_calls_in_the_window() {
+    let breaker = CircuitBreaker::standard()
+        .failure_rate(FailureRate::new(0.9, Window::last_calls(4)).min_calls(4))
+        .build();
+    assert_eq!(breaker.metrics().calls_in_window, Some(0));
+    succeed(&breaker).await.unwrap();
+    fail(&breaker).await.unwrap_err();
+    assert_eq!(breaker.metrics().calls_in_window, Some(2));
+    for _ in 0..5 {
+        succeed(&breaker).await.unwrap();
+    }
+    assert_eq!(
+        breaker.metrics().calls_in_window,
+        Some(4),
+        "a full ring of 4"
+    );
+    let consecutive = CircuitBreaker::standard().build();
+    assert_eq!(consecutive.metrics().calls_in_window, None, "no window");
+}

@@ -35,6 +35,12 @@ impl Moment {
         self.0
     }
 
+    /// This moment as a reading of the clock.
+    #[inline]
+    pub(crate) fn as_duration(self) -> Duration {
+        Duration::from_nanos(self.0)
+    }
+
     /// How long from `now` until this moment (zero once it has passed).
     #[inline]
     pub(crate) fn remaining(self, now: Duration) -> Duration {

@@ -27,6 +27,19 @@ impl Core {
         let to = word.state();
         let generation = word.generation();
         let now = self.now();
+        // When the transition took effect: a period that ended before anyone
+        // looked (transitions out of a period are made lazily, by the next
+        // call or read) is stamped at its deadline, not when it was noticed.
+        let took_effect = match reason {
+            TransitionReason::OpenPeriodEnded if from == State::Open => {
+                self.open_until.load(Ordering::Acquire)
+            }
+            TransitionReason::HalfOpenTimedOut => self.half_open_until.load(Ordering::Acquire),
+            _ => None,
+        }
+        .map(Moment::as_duration)
+        .filter(|at| *at <= now)
+        .unwrap_or(now);
         if from == State::Open {
             self.open_until.store(None, Ordering::Release);
             self.freeze_bound.store(None, Ordering::Release);
@@ -61,7 +74,7 @@ impl Core {
         }
 
         match to {
-            State::Open => self.opened(from, word, reason, error, now),
+            State::Open => self.opened(from, word, reason, error, now, took_effect),
             State::HalfOpen => {
                 self.half_open_successes.store(0, Ordering::Release);
                 let max = match reason {
@@ -85,7 +98,7 @@ impl Core {
                         self.arm_backup(generation, max);
                     }
                 }
-                self.emit_transition(from, to, reason, now);
+                self.emit_transition(from, to, reason, took_effect);
                 let observers = self.waiters.lock().release_observers();
                 observers.into_iter().for_each(Waker::wake);
                 self.grant_probes(generation);
@@ -99,7 +112,7 @@ impl Core {
                 if to == State::Closed {
                     self.openings.store(0, Ordering::Relaxed);
                 }
-                self.emit_transition(from, to, reason, now);
+                self.emit_transition(from, to, reason, took_effect);
                 let kind = match to {
                     State::Disabled => TicketKind::PassThrough,
                     State::Closed if self.settings.seed_accounting => TicketKind::Released,
@@ -119,7 +132,7 @@ impl Core {
                 };
                 wakers.into_iter().for_each(Waker::wake);
             }
-            State::ForcedOpen => self.emit_transition(from, to, reason, now),
+            State::ForcedOpen => self.emit_transition(from, to, reason, took_effect),
         }
     }
 
@@ -130,6 +143,7 @@ impl Core {
         reason: TransitionReason,
         error: Option<&dyn AnyDebug>,
         now: Duration,
+        took_effect: Duration,
     ) {
         let generation = word.generation();
         let openings = match from {
@@ -171,7 +185,7 @@ impl Core {
                     // when the period is over.
                     self.arm_alarm(generation, duration);
                 }
-                self.emit_transition(from, State::Open, reason, now);
+                self.emit_transition(from, State::Open, reason, took_effect);
             }
             Ok(PeriodEnd::Future(future)) => {
                 // The freeze ends when its future does, and at the latest
@@ -180,7 +194,7 @@ impl Core {
                 self.freeze_bound.store(Some(bound), Ordering::Release);
                 self.install_freeze(generation, Some(bound), Some(future));
                 self.arm_backup(generation, self.settings.max_freeze);
-                self.emit_transition(from, State::Open, reason, now);
+                self.emit_transition(from, State::Open, reason, took_effect);
                 // Start the freeze at once, so that a freeze function's side
                 // effects happen when the breaker trips, as in the seed.
                 self.drive_freeze();
@@ -190,7 +204,7 @@ impl Core {
                     breaker = self.name().unwrap_or(""),
                     "tripswitch: the freeze function panicked; the open period ends at once"
                 );
-                self.emit_transition(from, State::Open, reason, now);
+                self.emit_transition(from, State::Open, reason, took_effect);
                 self.end_open(generation);
                 return;
             }

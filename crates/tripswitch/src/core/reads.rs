@@ -65,6 +65,7 @@ impl Core {
             failure_rate: stats.failure_rate,
             slow_call_rate: stats.slow_call_rate,
             consecutive_failures: stats.consecutive_failures,
+            calls_in_window: stats.calls_in_window,
             current: self.totals.since(since),
             totals: self.totals.snapshot(),
             probes_in_flight: if word.state() == State::HalfOpen {

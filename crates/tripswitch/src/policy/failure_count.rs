@@ -89,8 +89,10 @@ impl TripPolicy for FailureCount {
     }
 
     fn stats(&self, at: Duration) -> PolicyStats {
+        let counts = self.window.counts(at);
         PolicyStats {
-            failures_in_window: Some(self.window.counts(at).failures),
+            failures_in_window: Some(counts.failures),
+            calls_in_window: Some(counts.calls),
             ..PolicyStats::default()
         }
     }

@@ -75,6 +75,9 @@ pub struct PolicyStats {
     pub failures_in_window: Option<u64>,
     /// The share of slow calls in the window, when it holds a call.
     pub slow_call_rate: Option<f64>,
+    /// The number of calls the window holds now (Polly's throughput,
+    /// Resilience4j's buffered calls).
+    pub calls_in_window: Option<u64>,
 }
 
 impl PolicyStats {
@@ -85,6 +88,7 @@ impl PolicyStats {
             failure_rate: self.failure_rate.or(other.failure_rate),
             failures_in_window: self.failures_in_window.or(other.failures_in_window),
             slow_call_rate: self.slow_call_rate.or(other.slow_call_rate),
+            calls_in_window: self.calls_in_window.or(other.calls_in_window),
         }
     }
 }

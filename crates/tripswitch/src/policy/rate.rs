@@ -233,10 +233,12 @@ impl TripPolicy for RatePolicy {
             Measure::Failures => PolicyStats {
                 failure_rate: rate,
                 failures_in_window: Some(counts.failures),
+                calls_in_window: Some(counts.calls),
                 ..PolicyStats::default()
             },
             Measure::Slow => PolicyStats {
                 slow_call_rate: rate,
+                calls_in_window: Some(counts.calls),
                 ..PolicyStats::default()
             },
         }

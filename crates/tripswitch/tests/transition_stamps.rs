@@ -1,0 +1,81 @@
+//! Transitions are stamped with when they took effect, not when the breaker
+//! noticed them (Polly #481: gauges built on events lagged). Ported in
+//! spirit from Polly's `CircuitStateControllerTests` timing checks: the
+//! break ends at its duration, whoever looks later.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tripswitch::clock::FakeClock;
+use tripswitch::events::EventKind;
+use tripswitch::{CircuitBreaker, HalfOpen, State};
+
+fn recorded(
+    clock: &FakeClock,
+    half_open: HalfOpen,
+) -> (CircuitBreaker, Arc<Mutex<Vec<(State, State, Duration)>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let breaker = CircuitBreaker::standard()
+        .clock(clock.clone())
+        .consecutive_failures(1)
+        .half_open(half_open)
+        .on_event(move |event| {
+            if let EventKind::Transition { from, to, .. } = event.kind() {
+                sink.lock().unwrap().push((*from, *to, event.at()));
+            }
+        })
+        .build();
+    (breaker, seen)
+}
+
+#[test]
+fn the_end_of_an_open_period_is_stamped_at_its_deadline() {
+    let clock = FakeClock::new();
+    let (breaker, seen) = recorded(&clock, HalfOpen::probes(1));
+    clock.advance(Duration::from_secs(1));
+    breaker.try_acquire().unwrap().failure(&"down");
+    // Nobody looks until a minute later.
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(breaker.state(), State::HalfOpen);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![
+            (State::Closed, State::Open, Duration::from_secs(1)),
+            (State::Open, State::HalfOpen, Duration::from_secs(6)),
+        ]
+    );
+}
+
+#[test]
+fn a_half_open_timeout_is_stamped_at_its_deadline() {
+    let clock = FakeClock::new();
+    let (breaker, seen) = recorded(
+        &clock,
+        HalfOpen::probes(1).max_duration(Duration::from_secs(10)),
+    );
+    breaker.try_acquire().unwrap().failure(&"down");
+    clock.advance(Duration::from_secs(5));
+    let _stuck = breaker.try_acquire().expect("the probe");
+    clock.advance(Duration::from_secs(100));
+    assert_eq!(breaker.state(), State::Open);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[2],
+        (State::HalfOpen, State::Open, Duration::from_secs(15))
+    );
+}
+
+#[test]
+fn other_transitions_are_stamped_when_they_happen() {
+    let clock = FakeClock::new();
+    let (breaker, seen) = recorded(&clock, HalfOpen::probes(1));
+    clock.advance(Duration::from_secs(3));
+    breaker.force_open();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![(State::Closed, State::ForcedOpen, Duration::from_secs(3))]
+    );
+}
