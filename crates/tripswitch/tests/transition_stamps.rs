@@ -10,10 +10,10 @@ use tripswitch::clock::FakeClock;
 use tripswitch::events::EventKind;
 use tripswitch::{CircuitBreaker, HalfOpen, State};
 
-fn recorded(
-    clock: &FakeClock,
-    half_open: HalfOpen,
-) -> (CircuitBreaker, Arc<Mutex<Vec<(State, State, Duration)>>>) {
+/// Transitions seen by a listener: from, to, and the event's stamp.
+type Seen = Arc<Mutex<Vec<(State, State, Duration)>>>;
+
+fn recorded(clock: &FakeClock, half_open: HalfOpen) -> (CircuitBreaker, Seen) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     let breaker = CircuitBreaker::standard()
