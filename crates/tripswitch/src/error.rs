@@ -227,9 +227,16 @@ impl Rejected {
     /// breaker's clock (rejecting a call does not read the clock), so asking
     /// again later gives a shorter duration; zero once the period is over.
     ///
+    /// Half-open with every probe slot taken: the time until the half-open
+    /// state decides at the latest (its [`max_duration`](crate::HalfOpen::max_duration),
+    /// 30 s by default): the probes may close the breaker sooner, or open it
+    /// again, and then calls are refused until that period ends too. No
+    /// closer bound exists: when a probe returns is not known.
+    ///
     /// `None` when the breaker was forced open (it stays open until released),
-    /// when it is half-open, or when the open period ends with an async freeze
-    /// function whose length is not known in advance.
+    /// when it is half-open without a maximum duration, or when the open
+    /// period ends with an async freeze function whose length is not known
+    /// in advance.
     ///
     /// ```
     /// use std::time::Duration;

@@ -279,3 +279,30 @@ async fn a_probe_that_never_returns_reopens_the_breaker_after_the_default_bound(
     tokio::time::advance(Duration::from_secs(3600)).await;
     assert_eq!(breaker.state(), State::HalfOpen);
 }
+
+/// A call refused because every probe slot is taken says when the
+/// half-open state decides at the latest (Polly's
+/// `BrokenCircuitException.RetryAfter` in half-open; issue 17 rule 7).
+#[tokio::test(start_paused = true)]
+async fn a_half_open_rejection_says_when_the_state_decides_at_the_latest() {
+    let breaker = CircuitBreaker::standard()
+        .consecutive_failures(1)
+        .half_open(HalfOpen::probes(1).max_duration(Duration::from_secs(10)))
+        .build();
+    fail(&breaker).await.unwrap_err();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let _probe = breaker.try_acquire().expect("the probe");
+    tokio::time::advance(Duration::from_secs(4)).await;
+    let refused = breaker.try_acquire().unwrap_err();
+    assert_eq!(refused.reason(), tripswitch::RejectReason::HalfOpenFull);
+    assert_eq!(refused.retry_after(), Some(Duration::from_secs(6)));
+
+    let unbounded = CircuitBreaker::standard()
+        .consecutive_failures(1)
+        .half_open(HalfOpen::probes(1).without_max_duration())
+        .build();
+    fail(&unbounded).await.unwrap_err();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let _probe = unbounded.try_acquire().expect("the probe");
+    assert_eq!(unbounded.try_acquire().unwrap_err().retry_after(), None);
+}

@@ -300,7 +300,13 @@ impl Core {
     pub(crate) fn reject(&self, block: Block) -> Rejected {
         let (state, reason, deadline) = match block {
             Block::Open(deadline) => (State::Open, RejectReason::Open, deadline),
-            Block::HalfOpenFull => (State::HalfOpen, RejectReason::HalfOpenFull, None),
+            // The best bound known: when the half-open state decides at the
+            // latest (its maximum duration), if it has one.
+            Block::HalfOpenFull => (
+                State::HalfOpen,
+                RejectReason::HalfOpenFull,
+                self.half_open_until.load(Ordering::Acquire),
+            ),
             Block::Forced => (State::ForcedOpen, RejectReason::ForcedOpen, None),
         };
         self.rejected(state, reason, deadline)
