@@ -26,10 +26,9 @@ use crate::script::{Action, Call, Counted, FleetState, Known, Lease, ProbeOutcom
 pub(crate) struct Entry {
     name: Arc<str>,
     state_key: String,
-    counts_key: String,
-    seen_key: String,
+    /// Its settings as the script compares them.
+    settings: String,
     control: SharedControl,
-    probes: u32,
     news: Arc<News>,
     synced: AtomicBool,
     synced_notify: Notify,
@@ -42,12 +41,10 @@ impl Entry {
         control: SharedControl,
         news: Arc<News>,
     ) -> Entry {
-        let keys = Keys::new(inner, &name);
+        let probes = control.probe_limit().unwrap_or(0);
         Entry {
-            state_key: keys.state,
-            counts_key: keys.counts,
-            seen_key: keys.seen,
-            probes: control.probe_limit().unwrap_or(0),
+            state_key: state_key(inner, &name),
+            settings: crate::script::settings(probes, inner.lease, &inner.period, &inner.policy),
             name,
             control,
             news,
@@ -82,16 +79,12 @@ impl Entry {
     fn call<'a>(&'a self, inner: &'a Inner) -> Call<'a> {
         Call {
             state_key: &self.state_key,
-            counts_key: &self.counts_key,
-            seen_key: &self.seen_key,
             channel: &inner.channel,
             name: &self.name,
             replica: &inner.replica,
             incarnation: &inner.incarnation,
-            probes: self.probes,
-            lease: inner.lease,
-            period: &inner.period,
             policy: &inner.policy,
+            settings: &self.settings,
         }
     }
 }
@@ -155,6 +148,26 @@ impl Book {
             || counted(&counts) != self.reported
             || counts.rejected != self.rejected
             || entry.control.waiting() > 0
+    }
+
+    /// Whether its news is successes and nothing else, to a breaker known
+    /// closed: then a report's short form says it (the script checks the
+    /// rest, and asks for a full report if anything else changed).
+    fn successes_only(&self, entry: &Entry, counts: &Counts, tripped: bool) -> bool {
+        let to = counted(counts);
+        !tripped
+            && self
+                .known
+                .is_some_and(|known| known.state == FleetState::Closed)
+            && !self.recheck
+            && !self.held
+            && self.leading.is_none()
+            && self.error.is_none()
+            && self.differs.is_none()
+            && to.failures == self.reported.failures
+            && to.calls > self.reported.calls
+            && counts.rejected == self.rejected
+            && entry.control.waiting() == 0
     }
 
     fn known(&self) -> Option<Known> {
@@ -372,19 +385,16 @@ pub(crate) async fn force(
     open: Option<Duration>,
 ) -> Result<(), Failure> {
     let limit = fleet.command_timeout;
-    let keys = Keys::new(fleet, name);
+    let key = state_key(fleet, name);
+    let settings = crate::script::settings(0, fleet.lease, &fleet.period, &fleet.policy);
     let call = Call {
-        state_key: &keys.state,
-        counts_key: &keys.counts,
-        seen_key: &keys.seen,
+        state_key: &key,
         channel: &fleet.channel,
         name,
         replica: &fleet.replica,
         incarnation: &fleet.incarnation,
-        probes: 0,
-        lease: fleet.lease,
-        period: &fleet.period,
         policy: &fleet.policy,
+        settings: &settings,
     };
     let command = call.command(Action::Force { open }, None);
     let attempt = async {
@@ -407,23 +417,11 @@ pub(crate) async fn force(
     }
 }
 
-/// The keys of one breaker.
-struct Keys {
-    state: String,
-    counts: String,
-    seen: String,
-}
-
-impl Keys {
-    fn new(inner: &Inner, name: &str) -> Keys {
-        // The braces are a Redis Cluster hash tag: every key of a breaker
-        // lives in one slot, as a script needs.
-        Keys {
-            state: format!("{}:{{{}}}:state", inner.prefix, name),
-            counts: format!("{}:{{{}}}:counts", inner.prefix, name),
-            seen: format!("{}:{{{}}}:seen:{}", inner.prefix, name, inner.replica),
-        }
-    }
+/// The key of one breaker: a hash that holds all the fleet keeps of it
+/// (the layout is in `fleet.lua`'s header). The braces are a Redis Cluster
+/// hash tag, as before the single key: a breaker's keys share one slot.
+fn state_key(inner: &Inner, name: &str) -> String {
+    format!("{}:{{{}}}:state", inner.prefix, name)
 }
 
 /// The strict start's check: a connection (credentials included), the
@@ -434,21 +432,21 @@ pub(crate) async fn check(fleet: &Inner) -> Result<(), Failure> {
     let attempt = async {
         let mut link = connect(fleet).await?;
         let key = format!("{}:check", fleet.prefix);
+        let settings = crate::script::settings(0, fleet.lease, &fleet.period, &fleet.policy);
         link.connection
             .load()
             .await
             .map_err(|error| error.to_string())?;
-        let mut probe = redis::cmd("EVALSHA");
-        probe
-            .arg(crate::script::hash())
-            .arg(3)
-            .arg(&key)
-            .arg(&key)
-            .arg(&key);
-        probe.arg("check").arg(&fleet.replica);
-        for _ in 0..16 {
-            probe.arg(0);
-        }
+        let call = Call {
+            state_key: &key,
+            channel: &fleet.channel,
+            name: "check",
+            replica: &fleet.replica,
+            incarnation: &fleet.incarnation,
+            policy: &fleet.policy,
+            settings: &settings,
+        };
+        let probe = call.check(&key);
         match link.connection.send(&[&probe]).await {
             Ok(answers) => match answers.into_iter().next() {
                 Some(Ok(_)) => Ok(()),
@@ -501,6 +499,10 @@ struct Op {
 enum Sent {
     /// Not a script call: a read of the stored epoch of an idle breaker.
     Peek,
+    /// A report's short form (successes only).
+    Count {
+        counts: Counts,
+    },
     Nothing,
     Result(ProbeOutcome),
     Report {
@@ -519,8 +521,9 @@ const CHUNK: usize = 256;
 const WINDOW: usize = 2;
 
 /// The ops for the breakers at `indices`: a probe result if one waits, and
-/// a report (counts, trip vote, state read-back). Takes the breakers' news.
-fn reports(books: &[(Arc<Entry>, Book)], indices: &[usize]) -> Vec<Op> {
+/// a report (counts, trip vote, state read-back), in its short form when it
+/// only has successes to say (unless `full`). Takes the breakers' news.
+fn reports(books: &[(Arc<Entry>, Book)], indices: &[usize], full: bool) -> Vec<Op> {
     let mut ops = Vec::with_capacity(indices.len());
     for &index in indices {
         let (entry, book) = &books[index];
@@ -544,11 +547,23 @@ fn reports(books: &[(Arc<Entry>, Book)], indices: &[usize]) -> Vec<Op> {
         }
         let counts = entry.control.counts();
         let tripped = entry.news.take_trip();
+        let to = counted(&counts);
+        if !full && book.successes_only(entry, &counts, tripped) {
+            ops.push(Op {
+                index,
+                action: Action::Count {
+                    from: book.reported,
+                    to,
+                },
+                sent: Sent::Count { counts },
+            });
+            continue;
+        }
         ops.push(Op {
             index,
             action: Action::Report {
                 from: book.reported,
-                to: counted(&counts),
+                to,
                 tripped,
             },
             sent: Sent::Report { counts, tripped },
@@ -670,17 +685,22 @@ async fn round(
     let mut flights = FuturesUnordered::new();
     let mut chunks = indices.chunks(CHUNK);
     for chunk in chunks.by_ref().take(WINDOW) {
-        let ops = reports(books, chunk);
+        let ops = reports(books, chunk, false);
         flights.push(fly(fleet, &link.connection, books, ops));
     }
     let mut failure = None;
     let mut bids = Vec::new();
+    // Short reports the script could not take: sent again in full.
+    let mut resend = Vec::new();
     let mut subscribed = true;
     while !flights.is_empty() {
         tokio::select! {
             Some((ops, answers)) = flights.next() => {
                 match settle(context, books, ops, answers) {
-                    Ok(more) => bids.extend(more),
+                    Ok((more, again)) => {
+                        bids.extend(more);
+                        resend.extend(again);
+                    }
                     Err(error) => {
                         failure.get_or_insert(error);
                     }
@@ -690,7 +710,7 @@ async fn round(
                 if failure.is_none()
                     && let Some(chunk) = chunks.next()
                 {
-                    let ops = reports(books, chunk);
+                    let ops = reports(books, chunk, false);
                     flights.push(fly(fleet, &link.connection, books, ops));
                 }
             }
@@ -710,7 +730,7 @@ async fn round(
                     .filter(|&at| books[at].0.news.pending())
                     .collect();
                 if !news.is_empty() {
-                    let ops = reports(books, &news);
+                    let ops = reports(books, &news, false);
                     flights.push(fly(fleet, &link.urgent, books, ops));
                 }
             }
@@ -718,6 +738,12 @@ async fn round(
     }
     if let Some(error) = failure {
         return Err(error);
+    }
+    if !resend.is_empty() {
+        let ops = reports(books, &resend, true);
+        let (ops, answers) = fly(fleet, &link.connection, books, ops).await;
+        let (more, _) = settle(context, books, ops, answers)?;
+        bids.extend(more);
     }
     if bids.is_empty() {
         return Ok(());
@@ -784,14 +810,15 @@ fn on_change(fleet: &Inner, books: &mut [(Arc<Entry>, Book)], payload: &str) {
 }
 
 /// Applies the answers to one batch of reports; returns the bids for
-/// half-open probes they call for. If the exchange failed, every report's
-/// news is put back for the next round.
+/// half-open probes they call for, and the breakers whose short report the
+/// script did not take (to be sent again in full). If the exchange failed,
+/// every report's news is put back for the next round.
 fn settle(
     context: &Context<'_>,
     books: &mut [(Arc<Entry>, Book)],
     ops: Vec<Op>,
     answers: Result<Vec<Answer>, Failure>,
-) -> Result<Vec<Op>, Failure> {
+) -> Result<(Vec<Op>, Vec<usize>), Failure> {
     let fleet = context.fleet;
     let answers = match answers {
         Ok(answers) => answers,
@@ -804,8 +831,25 @@ fn settle(
         }
     };
     let mut bids = Vec::new();
+    let mut again = Vec::new();
     for (op, value) in ops.into_iter().zip(answers) {
         let (entry, book) = &mut books[op.index];
+        if let Sent::Count { counts } = op.sent {
+            match value {
+                // Added: the state is as this replica knows it.
+                Ok(redis::Value::Int(1)) => {
+                    book.reported = counted(&counts);
+                    book.recheck = false;
+                }
+                // Something else changed (the state, its settings, the
+                // record of reports): a full report says what.
+                Ok(_) => again.push(op.index),
+                Err(refusal) => {
+                    answered(fleet, entry, book, Err(refusal));
+                }
+            }
+            continue;
+        }
         if let Sent::Peek = op.sent {
             // Anything but the epoch applied here (lost, rolled back, taken
             // over by a change this replica missed, unreadable) calls for a
@@ -851,14 +895,14 @@ fn settle(
             Lease::Free | Lease::Another => {}
         }
     }
-    Ok(bids)
+    Ok((bids, again))
 }
 
 fn put_back(news: &News, sent: Sent) {
     match sent {
         Sent::Report { tripped: true, .. } => news.put_trip_back(),
         Sent::Result(outcome) => news.put_outcome_back(outcome),
-        Sent::Report { .. } | Sent::Nothing | Sent::Peek => {}
+        Sent::Report { .. } | Sent::Count { .. } | Sent::Nothing | Sent::Peek => {}
     }
 }
 
@@ -895,7 +939,7 @@ fn answered(fleet: &Inner, entry: &Entry, book: &mut Book, value: Answer) -> Opt
                 if let Some(theirs) = &answer.differs {
                     fleet.emit(FleetEvent::SettingsDiffer {
                         breaker: entry.name.clone(),
-                        ours: entry.call(fleet).settings(),
+                        ours: entry.settings.clone(),
                         fleet: theirs.clone(),
                     });
                 }
