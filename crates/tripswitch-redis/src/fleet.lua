@@ -12,14 +12,15 @@
 --          (a new epoch) starts an empty window without deleting anything
 --   v:<replica>  its votes: `epoch|last bucket with failures|last bucket it
 --          tripped in` (0: none); it counts towards the quorum in its window
---   s<g>:<replica>  what its reports added so far: `incarnation|calls|failures`
---          (running totals), written in memory period g = floor(ms / memory),
---          memory = max(2 × window, 60 s). A report reads g's record; the
---          first of a period also reads g - 1's.
--- Housekeeping, by each replica's first report with counts in a period:
--- PEXPIRE the hash (a day), delete the records of periods before g - 1
--- (the youngest is a memory old) and votes of other epochs or out of the
--- window. A state change also sets the day's TTL.
+--   s:<replica>  what its reports added so far: `incarnation|calls|failures|g`
+--          (running totals), g the memory period it was written in,
+--          floor(ms / memory), memory = max(2 × window, 60 s)
+--   hk     server ms of the next housekeeping
+-- Housekeeping, by the first call after `hk` (once a memory): PEXPIRE the
+-- hash (a day), delete the records written before period g - 1 (the
+-- youngest of them is a memory old: a replica gone that long) and votes of
+-- other epochs or out of the window; `hk` = now + memory. A state change
+-- also sets the day's TTL.
 --
 -- ARGV     1 action (report | acquire | result | force | check), 2 replica id,
 --          3 settings: probes|lease ms|open ms|max open ms|multiplier|
@@ -29,17 +30,21 @@
 --          it had (closed | open | half_open | half_open_mine), 10 the ms
 --          left of that open period, 11 its backoff step,
 --          12.. the action's arguments
+--          (or ARGV 1 `count`: the short form, described where it is run.)
 --
 -- Time is the server's (TIME), so replicas' clocks never need to agree.
 -- Returns { state, epoch, remaining ms, lease (0 none, 1 mine, 2 another's),
 --           backoff step, probes granted, repaired ('' or why),
---           the fleet's settings if they differ from this replica's ('' if not) }.
+--           the fleet's settings if they differ from this replica's ('' if not) },
+-- or, to the short form, 1 (added) or 0 (nothing written: report in full).
 --
--- Cost: a report of successes to a closed breaker takes the short path
--- below: three calls (TIME, HMGET, HSET), no closure, two numbers parsed
--- and two formatted. Every call the script makes, every closure it builds
--- and every number it parses or formats costs Redis CPU, and that is what
--- bounds the fleet's size (see the crate docs).
+-- Cost: every call the script makes, every closure it builds and every
+-- number it parses or formats costs Redis CPU, and that is what bounds a
+-- fleet's size (see the crate docs). The short form, successes to a breaker
+-- known closed, is the common report: three calls (TIME, HMGET, HSET), no
+-- closure, three numbers parsed and three formatted, answered with one
+-- integer. A read of an open breaker with nothing to report is answered
+-- right after the HMGET.
 
 local tonumber, floor, fmt = tonumber, math.floor, string.format
 local key = KEYS[1]
@@ -51,19 +56,21 @@ if ARGV[1] == 'count' then
   -- The short form, for successes reported to a closed breaker: ARGV 2
   -- replica id, 3 settings, 4 bucket ms, 5 buckets, 6 the epoch this replica
   -- applied, 7 and 8 its running totals at its last acknowledged report and
-  -- now (`incarnation|calls|failures`), 9 the calls between them (its
+  -- now (`incarnation|calls|failures|`), 9 the calls between them (its
   -- failures did not change). Adds them and answers 1 if the state is
-  -- closed at that epoch with these settings, and the record of this
-  -- period is that last report; else writes nothing and answers 0: send a
-  -- full report.
+  -- closed at that epoch with these settings, no housekeeping is due, and
+  -- this replica's record is that last report (or there is none); else
+  -- writes nothing and answers 0: send a full report.
   local bucket_ms, buckets = tonumber(ARGV[4]), tonumber(ARGV[5])
   local bucket = floor(now / bucket_ms)
   local slot = fmt('w%d', bucket % buckets)
   local memory = bucket_ms * buckets * 2
   if memory < 60000 then memory = 60000 end
-  local mine = fmt('s%d:%s', floor(now / memory), ARGV[2])
-  local f = redis.call('HMGET', key, 'state', 'epoch', 'cfg', slot, mine)
-  if f[1] ~= 'closed' or f[2] ~= ARGV[6] or f[3] ~= ARGV[3] or f[5] ~= ARGV[7] then
+  local mine = 's:' .. ARGV[2]
+  local f = redis.call('HMGET', key, 'state', 'epoch', 'cfg', slot, mine, 'hk')
+  if f[1] ~= 'closed' or f[2] ~= ARGV[6] or f[3] ~= ARGV[3]
+      or (f[5] and string.find(f[5], ARGV[7], 1, true) ~= 1)
+      or not f[6] or now >= tonumber(f[6]) then
     return 0
   end
   local stamp = fmt('%d|%s|', bucket, f[2])
@@ -72,7 +79,8 @@ if ARGV[1] == 'count' then
     local c, fl = string.match(s, '^(%d+)|(%d+)$', #stamp + 1)
     if c then calls, failures = calls + c, fl end
   end
-  redis.call('HSET', key, slot, fmt('%s%d|%s', stamp, calls, failures), mine, ARGV[8])
+  redis.call('HSET', key, slot, fmt('%s%d|%s', stamp, calls, failures),
+    mine, fmt('%s%d', ARGV[8], floor(now / memory)))
   return 1
 end
 
@@ -85,10 +93,24 @@ local slot = fmt('w%d', bucket % buckets)
 local memory = bucket_ms * buckets * 2
 if memory < 60000 then memory = 60000 end
 local gen = floor(now / memory)
-local mine = fmt('s%d:%s', gen, me)
+local mine = 's:' .. me
 
 local f = redis.call('HMGET', key, 'state', 'epoch', 'cfg', slot, mine, 'until',
-  'step', 'owner', 'lease_until')
+  'step', 'owner', 'lease_until', 'hk')
+
+-- A read with nothing to report (an open breaker watched at every sync)
+-- of a state this replica knows, with the same settings, that nothing
+-- changes: answered without building anything.
+if action == 'report' and ARGV[14] == '0' and ARGV[15] == '0' and ARGV[16] == '0'
+    and f[2] == ARGV[8] and f[3] == cfg then
+  if f[1] == 'closed' then
+    return { 'closed', f[2], 0, 0, f[7] or 0, 0, '', '' }
+  end
+  local open_until = f[1] == 'open' and tonumber(f[6])
+  if open_until and now < open_until then
+    return { 'open', f[2], open_until - now, 0, f[7] or 0, 0, '', '' }
+  end
+end
 
 local channel, name = ARGV[6], ARGV[7]
 local known_epoch = tonumber(ARGV[8])
@@ -126,9 +148,7 @@ if stored_cfg and stored_cfg ~= cfg then
       memory = bucket_ms * buckets * 2
       if memory < 60000 then memory = 60000 end
       gen = floor(now / memory)
-      mine = fmt('s%d:%s', gen, me)
-      local g = redis.call('HMGET', key, slot, mine)
-      slot_value, record = g[1], g[2]
+      slot_value = redis.call('HGET', key, slot)
     end
   else
     dirty = true
@@ -222,7 +242,7 @@ end
 local granted = 0
 if action == 'report' then
   -- Counts are this replica's running totals since it started
-  -- (`incarnation|calls|failures`, ARGV 12 at the last acknowledged report,
+  -- (`incarnation|calls|failures|`, ARGV 12 at the last acknowledged report,
   -- 13 now; 14 and 15 the calls and failures between them). A report that
   -- already ran (its answer was lost, and it is sent again with newer
   -- totals) only adds what is new, so nothing is counted twice.
@@ -230,23 +250,19 @@ if action == 'report' then
   local calls, failures = tonumber(ARGV[14]), tonumber(ARGV[15])
   local tripped = ARGV[16] == '1'
   if calls > 0 or failures > 0 then
-    if record ~= from then
+    if record and string.find(record, from, 1, true) ~= 1 then
       -- Not right after the last acknowledged report: the one after it ran,
-      -- unanswered, or this is the first report of a period (the last one
-      -- may be in the previous period's record), or the record is another
-      -- incarnation's (then it says nothing).
-      local previous = record or whole()[fmt('s%d:%s', gen - 1, me)]
-      if previous and previous ~= from then
-        local inc, c1, f1 = string.match(to, '^(.*)|(%d+)|(%d+)$')
-        local i, c, fl = string.match(previous, '^(.*)|(%d+)|(%d+)$')
-        if i == inc then
-          c1, f1 = tonumber(c1), tonumber(f1)
-          calls = math.max(c1 - math.max(c1 - calls, tonumber(c)), 0)
-          failures = math.max(f1 - math.max(f1 - failures, tonumber(fl)), 0)
-        end
+      -- unanswered (or the record is another incarnation's: then it says
+      -- nothing).
+      local inc, c1, f1 = string.match(to, '^(.*)|(%d+)|(%d+)|$')
+      local i, c, fl = string.match(record, '^(.*)|(%d+)|(%d+)|%d+$')
+      if i == inc then
+        c1, f1 = tonumber(c1), tonumber(f1)
+        calls = math.max(c1 - math.max(c1 - calls, tonumber(c)), 0)
+        failures = math.max(f1 - math.max(f1 - failures, tonumber(fl)), 0)
       end
     end
-    out[mine] = to
+    out[mine] = fmt('%s%d', to, gen)
   end
   if state == 'closed' and (calls > 0 or failures > 0) then
     local stamp = fmt('%d|%d|', bucket, epoch)
@@ -331,15 +347,15 @@ if action ~= 'check' then
     out.owner, out.lease_until = owner, lease_until
     if keep_cfg then out.cfg = cfg end
   end
-  if out[mine] and not record then
-    -- Housekeeping (see the header): this replica's first report with
-    -- counts in this memory period.
+  local hk = tonumber(f[10])
+  if not hk or now >= hk then
+    -- Housekeeping (see the header).
     local h = whole()
     local since, gone = bucket - buckets, {}
     for k, v in pairs(h) do
-      local g = string.match(k, '^s(%d+):')
-      if g then
-        if tonumber(g) < gen - 1 then gone[#gone + 1] = k end
+      if string.sub(k, 1, 2) == 's:' then
+        local g = tonumber(string.match(v, '|(%d+)$'))
+        if not g or g < gen - 1 then gone[#gone + 1] = k end
       elseif string.sub(k, 1, 2) == 'v:' then
         local e, a, b = string.match(v, '^(%d+)|(%d+)|(%d+)$')
         if tonumber(e) ~= epoch or (tonumber(a) <= since and tonumber(b) <= since) then
@@ -348,6 +364,7 @@ if action ~= 'check' then
       end
     end
     if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
+    out.hk = now + memory
     expire = true
   end
   local args = {}

@@ -324,10 +324,11 @@ impl Call<'_> {
         cmd
     }
 
-    /// Running totals as the script records them: `incarnation|calls|failures`.
+    /// Running totals as the script's records begin:
+    /// `incarnation|calls|failures|`.
     fn totals(&self, counted: Counted) -> String {
         format!(
-            "{}|{}|{}",
+            "{}|{}|{}|",
             self.incarnation, counted.calls, counted.failures
         )
     }
