@@ -108,9 +108,12 @@ struct Book {
     recheck: bool,
     /// The fleet's settings of this breaker, when they differ from ours (said once).
     differs: Option<String>,
-    /// While idle, it is read at the rounds whose number modulo
-    /// [`IDLE_EVERY`] is this: idle breakers are spread over the rounds.
-    phase: u64,
+    /// The round from which its stored state is due to be read again
+    /// while idle: [`IDLE_EVERY`] rounds after the server last confirmed it
+    /// (a read of its epoch, or a report's answer: a breaker with calls in
+    /// every round is never read besides). The first ones are spread over
+    /// the rounds.
+    next_read: u64,
 }
 
 /// The fleet state last applied, with its open period as a local deadline.
@@ -123,8 +126,9 @@ struct KnownAt {
 }
 
 /// An idle closed breaker (no calls, nothing to say) costs no script call:
-/// its stored epoch is read once every this many rounds (a plain `HGET`),
-/// and only a difference calls for a script call.
+/// its stored epoch is read once every this many rounds (a plain `HGET`)
+/// unless a report's answer confirmed it meanwhile, and only a difference
+/// calls for a script call.
 pub(crate) const IDLE_EVERY: u64 = 10;
 
 impl Book {
@@ -132,7 +136,12 @@ impl Book {
     /// counts, a vote or a probe result, a fleet state that is not closed, an
     /// error to retry, or its turn to be read back while idle.
     fn due(&self, entry: &Entry, round: u64) -> bool {
-        self.busy(entry) || round % IDLE_EVERY == self.phase
+        self.busy(entry) || round >= self.next_read
+    }
+
+    /// The server confirmed the state applied here at `round`.
+    fn confirmed(&mut self, round: u64) {
+        self.next_read = round + IDLE_EVERY;
     }
 
     /// Whether it needs a script call (not only a read of its epoch).
@@ -227,6 +236,7 @@ pub(crate) async fn run(
                         let context = Context {
                             fleet: &fleet,
                             wake: &wake,
+                            round: rounds,
                         };
                         match round(&context, current, &mut books, news).await {
                             Ok(()) => reached(&fleet, &mut health),
@@ -263,6 +273,7 @@ pub(crate) async fn run(
                 let context = Context {
                     fleet: &fleet,
                     wake: &wake,
+                    round: rounds,
                 };
                 match round(&context, current, &mut books, due).await {
                     Ok(()) => {
@@ -294,7 +305,7 @@ pub(crate) async fn run(
                     // costs one exchange, however many breakers there are.
                     let first = books.len();
                     let book = |at: usize| Book {
-                        phase: at as u64 % IDLE_EVERY,
+                        next_read: rounds + 1 + at as u64 % IDLE_EVERY,
                         ..Book::default()
                     };
                     books.push((entry, book(first)));
@@ -305,7 +316,7 @@ pub(crate) async fn run(
                         && let Some(current) = link.as_mut()
                     {
                         let new = (first..books.len()).collect();
-                        let context = Context { fleet: &fleet, wake: &wake };
+                        let context = Context { fleet: &fleet, wake: &wake, round: rounds };
                         match round(&context, current, &mut books, new).await {
                             Ok(()) => reached(&fleet, &mut health),
                             Err(error) => {
@@ -665,6 +676,8 @@ fn fly(fleet: &Inner, connection: &Conn, books: &[(Arc<Entry>, Book)], ops: Vec<
 pub(crate) struct Context<'a> {
     pub(crate) fleet: &'a Inner,
     pub(crate) wake: &'a Notify,
+    /// The number of the latest sync round.
+    pub(crate) round: u64,
 }
 
 /// One sync round for the breakers at `indices`: their reports go out in
@@ -840,6 +853,7 @@ fn settle(
                 Ok(redis::Value::Int(1)) => {
                     book.reported = counted(&counts);
                     book.recheck = false;
+                    book.confirmed(context.round);
                 }
                 // Something else changed (the state, its settings, the
                 // record of reports): a full report says what.
@@ -863,6 +877,7 @@ fn settle(
             };
             let known = book.known.map_or(0, |known| known.epoch);
             book.recheck = stored != Some(known);
+            book.confirmed(context.round);
             continue;
         }
         let Some(reply) = answered(fleet, entry, book, value) else {
@@ -877,6 +892,7 @@ fn settle(
         };
         book.reported = counted(&counts);
         book.recheck = false;
+        book.confirmed(context.round);
         apply(fleet, entry, book, reply, true);
         let wanted = counts.rejected > book.rejected || entry.control.waiting() > 0;
         book.rejected = counts.rejected;
