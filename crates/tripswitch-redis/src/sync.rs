@@ -325,6 +325,13 @@ pub(crate) async fn run(
                             }
                         }
                     }
+                    // Breakers registered together were confirmed together:
+                    // spread their idle reads over the next rounds again.
+                    for (at, (_, book)) in books.iter_mut().enumerate().skip(first) {
+                        book.next_read = book
+                            .next_read
+                            .min(rounds + 1 + at as u64 % IDLE_EVERY);
+                    }
                     for (entry, _) in &books[first..] {
                         entry.mark_synced();
                     }
