@@ -30,20 +30,23 @@
 --          it had (closed | open | half_open | half_open_mine), 10 the ms
 --          left of that open period, 11 its backoff step,
 --          12.. the action's arguments
---          (or ARGV 1 `count`: the short form, described where it is run.)
+--          (or ARGV 1 `count`: the short form, for several breakers at
+--          once, described where it is run.)
 --
 -- Time is the server's (TIME), so replicas' clocks never need to agree.
 -- Returns { state, epoch, remaining ms, lease (0 none, 1 mine, 2 another's),
 --           backoff step, probes granted, repaired ('' or why),
 --           the fleet's settings if they differ from this replica's ('' if not) },
--- or, to the short form, 1 (added) or 0 (nothing written: report in full).
+-- or, to the short form, one answer per key: 1 (added), 0 (nothing
+-- written: report in full) or that key's error.
 --
--- Cost: every call the script makes, every closure it builds and every
--- number it parses or formats costs Redis CPU, and that is what bounds a
--- fleet's size (see the crate docs). The short form, successes to a breaker
--- known closed, is the common report: three calls (TIME, HMGET, HSET), no
--- closure, three numbers parsed and three formatted, answered with one
--- integer. A read of an open breaker with nothing to report is answered
+-- Cost: the script call itself, every call it makes, every closure it
+-- builds and every number it parses or formats costs Redis CPU, and that is
+-- what bounds a fleet's size (see the crate docs). The short form,
+-- successes to breakers known closed, is the common report: up to 32
+-- breakers a call (their keys on one server; one on a Cluster), one TIME,
+-- then an HMGET and an HSET each, no closure, a few numbers parsed and
+-- formatted. A read of an open breaker with nothing to report is answered
 -- right after the HMGET.
 
 local tonumber, floor, fmt = tonumber, math.floor, string.format
@@ -53,35 +56,47 @@ local clock = redis.call('TIME')
 local now = clock[1] * 1000 + floor(clock[2] / 1000)
 
 if ARGV[1] == 'count' then
-  -- The short form, for successes reported to a closed breaker: ARGV 2
-  -- replica id, 3 settings, 4 bucket ms, 5 buckets, 6 the epoch this replica
-  -- applied, 7 and 8 its running totals at its last acknowledged report and
-  -- now (`incarnation|calls|failures|`), 9 the calls between them (its
-  -- failures did not change). Adds them and answers 1 if the state is
-  -- closed at that epoch with these settings, no housekeeping is due, and
-  -- this replica's record is that last report (or there is none); else
-  -- writes nothing and answers 0: send a full report.
-  local bucket_ms, buckets = tonumber(ARGV[4]), tonumber(ARGV[5])
+  -- The short form, for successes reported to closed breakers, one or
+  -- more (KEYS, all of one replica): ARGV 2 replica id, 3 bucket ms, 4
+  -- buckets, then five for each key: its settings (as ARGV 3 of the full
+  -- form), the epoch this replica applied, its running totals at its last
+  -- acknowledged report and now (`incarnation|calls|failures|`), the calls
+  -- between them (its failures did not change). For each, adds them and
+  -- answers 1 if the state is closed at that epoch with these settings, no
+  -- housekeeping is due, and this replica's record is that last report (or
+  -- there is none); else writes nothing and answers 0: send a full report.
+  -- An error is that key's answer alone. Answers an array, one per key.
+  local find, match, pcall = string.find, string.match, redis.pcall
+  local bucket_ms, buckets = tonumber(ARGV[3]), tonumber(ARGV[4])
   local bucket = floor(now / bucket_ms)
   local slot = fmt('w%d', bucket % buckets)
   local memory = bucket_ms * buckets * 2
   if memory < 60000 then memory = 60000 end
+  local period = floor(now / memory)
   local mine = 's:' .. ARGV[2]
-  local f = redis.call('HMGET', key, 'state', 'epoch', 'cfg', slot, mine, 'hk')
-  if f[1] ~= 'closed' or f[2] ~= ARGV[6] or f[3] ~= ARGV[3]
-      or (f[5] and string.find(f[5], ARGV[7], 1, true) ~= 1)
-      or not f[6] or now >= tonumber(f[6]) then
-    return 0
+  local answers = {}
+  for i = 1, #KEYS do
+    local a = i * 5
+    local f = pcall('HMGET', KEYS[i], 'state', 'epoch', 'cfg', slot, mine, 'hk')
+    if f.err then
+      answers[i] = f
+    elseif f[1] ~= 'closed' or f[2] ~= ARGV[a + 1] or f[3] ~= ARGV[a]
+        or (f[5] and find(f[5], ARGV[a + 2], 1, true) ~= 1)
+        or not f[6] or now >= tonumber(f[6]) then
+      answers[i] = 0
+    else
+      local stamp = fmt('%d|%s|', bucket, f[2])
+      local calls, failures, s = ARGV[a + 4], '0', f[4]
+      if s and find(s, stamp, 1, true) == 1 then
+        local c, fl = match(s, '^(%d+)|(%d+)$', #stamp + 1)
+        if c then calls, failures = calls + c, fl end
+      end
+      local w = pcall('HSET', KEYS[i], slot, fmt('%s%d|%s', stamp, calls, failures),
+        mine, fmt('%s%d', ARGV[a + 3], period))
+      if type(w) == 'table' and w.err then answers[i] = w else answers[i] = 1 end
+    end
   end
-  local stamp = fmt('%d|%s|', bucket, f[2])
-  local calls, failures, s = ARGV[9], '0', f[4]
-  if s and string.find(s, stamp, 1, true) == 1 then
-    local c, fl = string.match(s, '^(%d+)|(%d+)$', #stamp + 1)
-    if c then calls, failures = calls + c, fl end
-  end
-  redis.call('HSET', key, slot, fmt('%s%d|%s', stamp, calls, failures),
-    mine, fmt('%s%d', ARGV[8], floor(now / memory)))
-  return 1
+  return answers
 end
 
 local action, me, cfg = ARGV[1], ARGV[2], ARGV[3]

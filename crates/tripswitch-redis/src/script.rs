@@ -210,6 +210,33 @@ pub(crate) struct Call<'a> {
     pub(crate) settings: &'a str,
 }
 
+/// The short form of reports (successes to breakers known closed) for
+/// several breakers of one replica in one script call: one answer each, 1
+/// (added), 0 (send a full report) or that breaker's error.
+pub(crate) fn counts(reports: &[(Call<'_>, Action, Option<Known>)]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(hash()).arg(reports.len());
+    for (call, _, _) in reports {
+        cmd.arg(call.state_key);
+    }
+    if let Some((call, _, _)) = reports.first() {
+        cmd.arg("count")
+            .arg(call.replica)
+            .arg(call.policy.bucket_ms())
+            .arg(BUCKETS);
+    }
+    for (call, action, known) in reports {
+        if let Action::Count { from, to } = *action {
+            cmd.arg(call.settings)
+                .arg(known.map_or(0, |known| known.epoch))
+                .arg(call.totals(from))
+                .arg(call.totals(to))
+                .arg(to.calls.saturating_sub(from.calls));
+        }
+    }
+    cmd
+}
+
 /// The buckets of a count window.
 const BUCKETS: u64 = 10;
 
@@ -256,18 +283,6 @@ impl Call<'_> {
     pub(crate) fn command(&self, action: Action, known: Option<Known>) -> redis::Cmd {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(hash()).arg(1).arg(self.state_key);
-        if let Action::Count { from, to } = action {
-            cmd.arg("count")
-                .arg(self.replica)
-                .arg(self.settings)
-                .arg(self.policy.bucket_ms())
-                .arg(BUCKETS)
-                .arg(known.map_or(0, |known| known.epoch))
-                .arg(self.totals(from))
-                .arg(self.totals(to))
-                .arg(to.calls.saturating_sub(from.calls));
-            return cmd;
-        }
         let name = match action {
             Action::Count { .. } => "count",
             Action::Report { .. } => "report",

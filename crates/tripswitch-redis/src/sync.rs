@@ -590,21 +590,81 @@ fn reports(books: &[(Arc<Entry>, Book)], indices: &[usize], full: bool) -> Vec<O
     ops
 }
 
-/// The commands for `ops`, as they are now (with each breaker's known state).
-fn commands(fleet: &Inner, books: &[(Arc<Entry>, Book)], ops: &[Op]) -> Vec<redis::Cmd> {
-    ops.iter()
-        .map(|op| {
-            let (entry, book) = &books[op.index];
-            match op.sent {
-                Sent::Peek => {
-                    let mut peek = redis::cmd("HGET");
-                    peek.arg(&entry.state_key).arg("epoch");
-                    peek
-                }
-                _ => entry.call(fleet).command(op.action, book.known()),
+/// At most this many short reports go in one script call (on a single
+/// server; one each on a Cluster, whose keys are in different slots): the
+/// call's fixed cost is shared, and one call stays short (well under a
+/// millisecond) so that other clients do not wait behind it.
+const BATCH: usize = 32;
+
+/// The commands for `ops`, as they are now (with each breaker's known
+/// state), and how many ops each answers for: short reports next to each
+/// other share a command (up to [`BATCH`] if `batch`), the others have one each.
+fn commands(
+    fleet: &Inner,
+    books: &[(Arc<Entry>, Book)],
+    ops: &[Op],
+    batch: bool,
+) -> (Vec<redis::Cmd>, Vec<Covers>) {
+    let most = if batch { BATCH } else { 1 };
+    let mut commands = Vec::with_capacity(ops.len());
+    let mut covers = Vec::with_capacity(ops.len());
+    let mut at = 0;
+    while at < ops.len() {
+        let op = &ops[at];
+        let (entry, book) = &books[op.index];
+        if let Action::Count { .. } = op.action {
+            let counts: Vec<_> = ops[at..]
+                .iter()
+                .take(most)
+                .take_while(|op| matches!(op.action, Action::Count { .. }))
+                .map(|op| {
+                    let (entry, book) = &books[op.index];
+                    (entry.call(fleet), op.action, book.known())
+                })
+                .collect();
+            at += counts.len();
+            covers.push(Covers::Each(counts.len()));
+            commands.push(crate::script::counts(&counts));
+            continue;
+        }
+        at += 1;
+        covers.push(Covers::One);
+        commands.push(match op.sent {
+            Sent::Peek => {
+                let mut peek = redis::cmd("HGET");
+                peek.arg(&entry.state_key).arg("epoch");
+                peek
             }
-        })
-        .collect()
+            _ => entry.call(fleet).command(op.action, book.known()),
+        });
+    }
+    (commands, covers)
+}
+
+/// How many ops a command answers for.
+#[derive(Clone, Copy)]
+enum Covers {
+    /// One op: the command's answer is its.
+    One,
+    /// The short reports of this many breakers: an array of their answers.
+    Each(usize),
+}
+
+/// The answers of each op, from those of each command.
+fn spread(answers: Vec<Answer>, covers: &[Covers]) -> Vec<Answer> {
+    let mut each = Vec::with_capacity(answers.len());
+    for (answer, covers) in answers.into_iter().zip(covers) {
+        match (covers, answer) {
+            (Covers::One, answer) => each.push(answer),
+            (Covers::Each(n), Ok(redis::Value::Array(values))) if values.len() == *n => {
+                each.extend(values.into_iter().map(crate::conn::answer));
+            }
+            // Refused whole (NOPERM, a Cluster's CROSSSLOT...): each
+            // breaker's answer; anything else asks for full reports.
+            (Covers::Each(n), answer) => each.extend(std::iter::repeat_n(answer, *n)),
+        }
+    }
+    each
 }
 
 /// Sends `commands` as one pipeline on `connection`; every command gets its
@@ -614,6 +674,7 @@ fn commands(fleet: &Inner, books: &[(Arc<Entry>, Book)], ops: &[Op]) -> Vec<redi
 async fn send(
     mut connection: Conn,
     commands: Vec<redis::Cmd>,
+    covers: Vec<Covers>,
     limit: Duration,
 ) -> Result<Vec<Answer>, Failure> {
     let attempt = async {
@@ -642,15 +703,25 @@ async fn send(
                 Err(error) => return Err(error),
             }
         }
-        Ok(answers)
+        if answers.len() != commands.len() {
+            return Ok(answers);
+        }
+        Ok(spread(answers, &covers))
     };
+    let expected = covers
+        .iter()
+        .map(|covers| match covers {
+            Covers::One => 1,
+            Covers::Each(n) => *n,
+        })
+        .sum::<usize>();
     match timeout(limit, attempt).await {
         // The server is a replica now (a failover): reconnect, which finds
         // the new primary through Sentinel.
         Ok(Ok(answers)) if answers.iter().any(is_readonly) => {
             Err("the server is a read-only replica now (a failover?)".to_string())
         }
-        Ok(Ok(answers)) if answers.len() == commands.len() => Ok(answers),
+        Ok(Ok(answers)) if answers.len() == expected => Ok(answers),
         Ok(Ok(answers)) => Err(format!(
             "{} answers to {} commands",
             answers.len(),
@@ -673,10 +744,10 @@ fn is_noscript(answer: &Answer) -> bool {
 type Flight = Pin<Box<dyn Future<Output = (Vec<Op>, Result<Vec<Answer>, Failure>)> + Send>>;
 
 fn fly(fleet: &Inner, connection: &Conn, books: &[(Arc<Entry>, Book)], ops: Vec<Op>) -> Flight {
-    let commands = commands(fleet, books, &ops);
+    let (commands, covers) = commands(fleet, books, &ops, connection.pipelines());
     let connection = connection.clone();
     let limit = fleet.command_timeout;
-    Box::pin(async move { (ops, send(connection, commands, limit).await) })
+    Box::pin(async move { (ops, send(connection, commands, covers, limit).await) })
 }
 
 /// What a round needs besides the breakers.

@@ -304,3 +304,67 @@ async fn housekeeping_prunes_what_gone_replicas_left() {
     let next: i64 = query(&server, &["HGET", key, "hk"]).await;
     assert!(next > 1, "the next housekeeping is a memory away: {next}");
 }
+
+/// Short reports of several breakers share a script call; a key broken
+/// under one of them (another program's write) is that breaker's error
+/// alone: the others in the same call are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_key_among_shared_short_reports_is_its_breakers_alone() {
+    let Some(server) = redis() else { return };
+    let (events, said) = std::sync::mpsc::channel();
+    let a = fleet(&server, "c-batch", Some(events)).await;
+    let good = breaker(&a, "good").await;
+    let bad = breaker(&a, "bad").await;
+    succeed(&good).await;
+    succeed(&bad).await;
+    eventually(SOON, "counted", || {
+        counted_now(&server, "c-batch:{good}:state") == 1
+            && counted_now(&server, "c-batch:{bad}:state") == 1
+    })
+    .await;
+    let _: () = query(&server, &["SLOWLOG", "RESET"]).await;
+    let _: () = query(&server, &["CONFIG", "SET", "slowlog-log-slower-than", "0"]).await;
+    let _: i64 = query(&server, &["DEL", "c-batch:{bad}:state"]).await;
+    let _: () = query(&server, &["SET", "c-batch:{bad}:state", "not a hash"]).await;
+    for _ in 0..5 {
+        succeed(&good).await;
+        succeed(&bad).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    eventually(SOON, "the good breaker's calls are counted", || {
+        counted_now(&server, "c-batch:{good}:state") == 6
+    })
+    .await;
+    let failed: Vec<FleetEvent> = said.try_iter().collect();
+    assert!(
+        failed.iter().any(
+            |e| matches!(e, FleetEvent::SyncFailed { breaker, error, .. }
+            if &**breaker == "bad" && error.contains("WRONGTYPE"))
+        ),
+        "the bad one failed, by name: {failed:?}"
+    );
+    assert!(
+        !failed
+            .iter()
+            .any(|e| matches!(e, FleetEvent::SyncFailed { breaker, .. } if &**breaker == "good")),
+        "the good one did not: {failed:?}"
+    );
+    // Both went in one script call at least once.
+    let log: Vec<redis::Value> = query(&server, &["SLOWLOG", "GET", "10000"]).await;
+    let shared = log.iter().any(|entry| {
+        let redis::Value::Array(fields) = entry else {
+            return false;
+        };
+        let Some(redis::Value::Array(args)) = fields.get(3) else {
+            return false;
+        };
+        let args: Vec<String> = args
+            .iter()
+            .filter_map(|arg| redis::from_redis_value::<String>(arg.clone()).ok())
+            .collect();
+        args.first()
+            .is_some_and(|name| name.eq_ignore_ascii_case("evalsha"))
+            && args.get(2).map(String::as_str) == Some("2")
+    });
+    assert!(shared, "the two short reports shared a call");
+}
