@@ -61,8 +61,8 @@
 //! - **Propagation.** A trip reaches the other replicas in one script call
 //!   plus one pushed message (about a millisecond on a LAN; measured on
 //!   loopback by `benches/shared_store.rs`, and through a link with 1 ms
-//!   added round trip by `tests/scale.rs`: p50 3–6 ms, p99 8–31 ms, see
-//!   `BENCHMARKS.md`). A trip is sent at once on a connection of its own,
+//!   added round trip by `tests/scale.rs`: p50 2–10 ms, p99 4–54 ms with
+//!   up to 48,700 reports a second on one server, see `BENCHMARKS.md`). A trip is sent at once on a connection of its own,
 //!   and pushed changes are applied while a round is in flight, so neither
 //!   waits behind a large round. Redis only drops pushed messages by ending
 //!   the subscription; the replica then reconnects, reads every breaker
@@ -73,34 +73,35 @@
 //!   Redis can be reached again. A fleet-wide failure rate is noticed
 //!   within one `sync_interval` of the calls that reach it.
 //! - **Cost.** A sync round is one pipelined exchange (pipelines of at most
-//!   256 calls, two in flight; a second and third exchange only while
+//!   256 commands, two in flight; a second and third exchange only while
 //!   half-open probes are handed out, or for the few short reports the
-//!   script sends back for a full one). It holds one script call for each
-//!   breaker with something to say or to watch (new counts, a trip, a probe
-//!   result, a fleet state that is not closed, an error to retry); a closed
-//!   breaker with no calls costs one `HGET` of its epoch every ten rounds,
-//!   and none while its reports confirm it. Successes to a breaker known
-//!   closed, the common report, go in the script's short form: three
-//!   commands on the server (`TIME`, `HMGET`, `HSET` of one hash), no
-//!   closure, an integer answer. Registering a breaker is one script call
-//!   for that breaker alone.
-//!   **Bound and failure:** Redis runs every script call on one core, so
-//!   its CPU bounds a fleet: a short report costs it about 16 µs, all
-//!   included (protocol, the script and its three commands; 36 µs for the
-//!   full report it replaced), measured on a shared 2-vCPU VM. One server
-//!   keeps up with about 50,000 breaker reports a second at two thirds to
-//!   four fifths of a core there: 5,000 breakers on each of 10 replicas
-//!   with 10 % of them active in every 100 ms interval, measured (oldest
-//!   sync 273 and 349 ms against the 350 ms bound, 634 ms in a run on a
-//!   busier host; propagation p99 64–123 ms; see `BENCHMARKS.md`), with
-//!   little headroom; about 60,000–70,000 a second saturates it.
-//!   A breaker the fleet holds open is read at every sync (a cheap read,
-//!   but a call per breaker and replica): a fleet-wide outage of every
-//!   breaker costs as much as every breaker being active. Beyond the
-//!   bound, rounds queue up, the age of the last sync
-//!   ([`Fleet::sync_status`]) and propagation grow, and a pipeline that
-//!   gets no answer within the command timeout counts as Redis unreachable
-//!   (the next round tries again); calls still never wait.
+//!   script sends back for a full one). Only breakers with something to say
+//!   or to watch cost anything (new counts, a trip, a probe result, a fleet
+//!   state that is not closed, an error to retry); a closed breaker with no
+//!   calls costs one `HGET` of its epoch every ten rounds, and none while
+//!   its reports confirm it. Successes to a breaker known closed, the
+//!   common report, go in the script's short form, up to 32 breakers in
+//!   one script call on a single server (one a call on a Cluster): one
+//!   `TIME`, then an `HMGET` and an `HSET` of each breaker's hash. Other
+//!   reports are a script call each. Registering a breaker is one script
+//!   call for that breaker alone.
+//!   **Bound and failure:** Redis runs every script on one core, so its
+//!   CPU bounds a fleet: a short report costs it about 10 µs, all included
+//!   (protocol, its share of the call, its two commands; 26–36 µs for a
+//!   report before), measured on a shared 2-vCPU VM. One server kept up
+//!   there with 5,000 breakers on each of 10 replicas with 10 % of them
+//!   active in every 100 ms interval (48,700 reports a second) at half a
+//!   core, within the bounds (oldest sync 237–255 ms against 350 ms,
+//!   propagation p99 44–117 ms), and saturated at about 80,000–100,000
+//!   reports a second (see `BENCHMARKS.md`). Past that, rounds take longer
+//!   (each report then carries several intervals' calls), the age of the
+//!   last sync ([`Fleet::sync_status`]) grows past the bound (about 600 ms
+//!   at twice that load), a pipeline that gets no answer within the
+//!   command timeout counts as Redis unreachable (the next round tries
+//!   again), and calls still never wait.
+//!   A breaker the fleet holds open is read at every sync, a script call
+//!   each (answered right after its `HMGET`): a fleet-wide outage of every
+//!   breaker costs more than every breaker being active.
 //! - **Redis failure.** An exchange that fails or takes longer than
 //!   [`command_timeout`](FleetBuilder::command_timeout) (250 ms) marks Redis
 //!   unreachable: a [`FleetEvent::Unreachable`] and a warning are emitted
