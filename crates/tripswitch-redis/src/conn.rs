@@ -22,7 +22,8 @@ pub(crate) enum Conn {
     Cluster(redis::cluster_async::ClusterConnection),
 }
 
-fn answer(value: redis::Value) -> Answer {
+/// A value as one command's answer: an error reply is a refusal.
+pub(crate) fn answer(value: redis::Value) -> Answer {
     match value {
         redis::Value::ServerError(error) => {
             let code = error.code().to_string();
@@ -38,6 +39,16 @@ fn answer(value: redis::Value) -> Answer {
 }
 
 impl Conn {
+    /// Whether commands go in one pipeline to one server (so several
+    /// breakers' keys may share a command); not on a Cluster.
+    pub(crate) fn pipelines(&self) -> bool {
+        match self {
+            Conn::Single(_) => true,
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(_) => false,
+        }
+    }
+
     /// Sends `commands`: a single server gets one pipeline; a Cluster one
     /// command per slot's node, all in flight together. Fails only if the
     /// exchange itself fails; an error reply is that command's answer.

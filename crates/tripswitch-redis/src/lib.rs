@@ -45,7 +45,8 @@
 //! - **State in.** Every transition is published on a channel; each replica
 //!   applies it to its local breaker as soon as it arrives. It also reads
 //!   the state back at every sync for a breaker that is open, half-open or
-//!   has news, and an idle closed breaker's stored epoch every ten syncs.
+//!   has news, and a closed one's stored epoch every ten syncs unless a
+//!   report's answer confirmed it meanwhile.
 //! - **Probes.** When the fleet's open period ends, the first replica that
 //!   has calls waiting (or being rejected) takes a lease on the half-open
 //!   state: only it runs probes, at most the breaker's
@@ -59,31 +60,47 @@
 //! - **Propagation.** A trip reaches the other replicas in one script call
 //!   plus one pushed message (about a millisecond on a LAN; measured on
 //!   loopback by `benches/shared_store.rs`, and through a link with 1 ms
-//!   added round trip by `tests/scale.rs`: p50 3–6 ms, p99 8–31 ms, see
-//!   `BENCHMARKS.md`). A trip is sent at once on a connection of its own,
+//!   added round trip by `tests/scale.rs`: p50 2–10 ms, p99 4–54 ms with
+//!   up to 48,700 reports a second on one server, see `BENCHMARKS.md`). A trip is sent at once on a connection of its own,
 //!   and pushed changes are applied while a round is in flight, so neither
 //!   waits behind a large round. Redis only drops pushed messages by ending
 //!   the subscription; the replica then reconnects, reads every breaker
 //!   that is not closed here at its first round, and every closed one's
-//!   stored epoch within ten rounds: a missed change is applied at most
+//!   stored epoch (or reports to it) within ten rounds: a missed change is
+//!   applied at most
 //!   `10 × sync_interval + command_timeout` (1.25 s by default) after
 //!   Redis can be reached again. A fleet-wide failure rate is noticed
 //!   within one `sync_interval` of the calls that reach it.
 //! - **Cost.** A sync round is one pipelined exchange (pipelines of at most
-//!   256 calls, two in flight; a second and third exchange only while
-//!   half-open probes are handed out). It holds one script call for each
-//!   breaker with something to say or to watch (new counts, a trip, a probe
-//!   result, a fleet state that is not closed, an error to retry); an idle
-//!   closed breaker costs one `HGET` of its epoch every ten rounds.
-//!   Registering a breaker is one script call for that breaker alone.
-//!   **Bound and failure:** each script call costs Redis about 30 µs of
-//!   CPU, so one server keeps up with about 25,000 active breakers × sync
-//!   intervals a second (5,000 breakers on each of 10 replicas with 4 %
-//!   of them active per interval, measured). Beyond that, rounds queue up,
-//!   the age of the last sync ([`Fleet::sync_status`]) and propagation
-//!   grow, and a pipeline that gets no answer within the command timeout
-//!   counts as Redis unreachable (the next round tries again); calls still
-//!   never wait.
+//!   256 commands, two in flight; a second and third exchange only while
+//!   half-open probes are handed out, or for the few short reports the
+//!   script sends back for a full one). Only breakers with something to say
+//!   or to watch cost anything (new counts, a trip, a probe result, a fleet
+//!   state that is not closed, an error to retry); a closed breaker with no
+//!   calls costs one `HGET` of its epoch every ten rounds, and none while
+//!   its reports confirm it. Successes to a breaker known closed, the
+//!   common report, go in the script's short form, up to 32 breakers in
+//!   one script call on a single server (one a call on a Cluster): one
+//!   `TIME`, then an `HMGET` and an `HSET` of each breaker's hash. Other
+//!   reports are a script call each. Registering a breaker is one script
+//!   call for that breaker alone.
+//!   **Bound and failure:** Redis runs every script on one core, so its
+//!   CPU bounds a fleet: a short report costs it about 10 µs, all included
+//!   (protocol, its share of the call, its two commands; 26–36 µs for a
+//!   report before), measured on a shared 2-vCPU VM. One server kept up
+//!   there with 5,000 breakers on each of 10 replicas with 10 % of them
+//!   active in every 100 ms interval (48,700 reports a second) at half a
+//!   core, within the bounds (oldest sync 237–255 ms against 350 ms,
+//!   propagation p99 44–117 ms), and saturated at about 80,000–100,000
+//!   reports a second (see `BENCHMARKS.md`). Past that, rounds take longer
+//!   (each report then carries several intervals' calls), the age of the
+//!   last sync ([`Fleet::sync_status`]) grows past the bound (about 600 ms
+//!   at twice that load), a pipeline that gets no answer within the
+//!   command timeout counts as Redis unreachable (the next round tries
+//!   again), and calls still never wait.
+//!   A breaker the fleet holds open is read at every sync, a script call
+//!   each (answered right after its `HMGET`): a fleet-wide outage of every
+//!   breaker costs more than every breaker being active.
 //! - **Redis failure.** An exchange that fails or takes longer than
 //!   [`command_timeout`](FleetBuilder::command_timeout) (250 ms) marks Redis
 //!   unreachable: a [`FleetEvent::Unreachable`] and a warning are emitted
@@ -191,13 +208,38 @@
 //! Counts are published at least once, never twice: a replica sends its
 //! running totals (from the last acknowledged report to now), and the
 //! script remembers, per breaker and replica, the totals it last added
-//! (for twice the policy's window from the first report, at least a
-//! minute; then it starts again). A report whose
+//! (at least twice the policy's window after that replica's last report,
+//! at least a minute; at most about three times that). A report whose
 //! answer was lost (a timeout while Redis was paused with it in flight) and
 //! that ran anyway is not counted again by the next one, which only adds
-//! what is new. **Failure:** a report retried later than that memory lasts
-//! (after an outage that long) may count again the part of it that had
-//! already run, in the current window.
+//! what is new; a short report whose record does not match is sent again
+//! in full, where that happens. **Failure:** a report retried later than
+//! that memory lasts (after an outage that long) may count again the part
+//! of it that had already run, in the current window.
+//!
+//! # On the server
+//!
+//! Everything the fleet keeps of a breaker is one hash,
+//! `<prefix>:{<name>}:state` (the braces are a Cluster hash tag), with a
+//! TTL of a day, set again by every transition and once per memory period
+//! (above) while the breaker reports; changes are published on
+//! `<prefix>:changes`. Its fields, all written by one Lua script
+//! (`src/fleet.lua`, whose header is the reference for another client of
+//! the same fleet):
+//!
+//! | field | holds |
+//! |---|---|
+//! | `state`, `epoch`, `until`, `step`, `owner`, `lease_until` | the fleet state: closed / open / half_open, its epoch, the end of the open period and of the probe lease (server ms), the backoff step, the lease holder |
+//! | `cfg` | the breaker's settings that win, `probes\|lease ms\|open ms\|max open ms\|multiplier\|bucket ms\|buckets\|minimum calls\|failure rate\|quorum` |
+//! | `w0` … `w9` | the count window, a ring of ten buckets: `bucket\|epoch\|calls\|failures`, a slot of another bucket or epoch counting as empty |
+//! | `v:<replica>` | that replica's votes: `epoch\|last bucket with failures\|last bucket it tripped in` |
+//! | `s:<replica>` | what that replica's reports added: `incarnation\|calls\|failures\|memory period` |
+//! | `hk` | when the next housekeeping is due (server ms) |
+//!
+//! This layout is not the one of versions before it (separate keys for
+//! counts, votes and records): replicas of both on one prefix share the
+//! state but not the counts, so upgrade a fleet all at once or give the
+//! new version another prefix.
 #![forbid(unsafe_code)]
 
 mod conn;

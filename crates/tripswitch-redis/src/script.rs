@@ -158,6 +158,10 @@ pub(crate) enum Action {
         to: Counted,
         tripped: bool,
     },
+    /// The short form of a report: successes only, to a breaker this
+    /// replica knows closed (at the epoch it sends). The script answers 1
+    /// (added) or 0 (nothing written: send a full report).
+    Count { from: Counted, to: Counted },
     /// Asks for the half-open probes.
     Acquire,
     /// Reports how the probes this replica held (in `epoch`) ended.
@@ -197,60 +201,90 @@ pub(crate) struct Known {
 /// Everything the script needs besides the action.
 pub(crate) struct Call<'a> {
     pub(crate) state_key: &'a str,
-    pub(crate) counts_key: &'a str,
-    pub(crate) seen_key: &'a str,
     pub(crate) channel: &'a str,
     pub(crate) name: &'a str,
     pub(crate) replica: &'a str,
     pub(crate) incarnation: &'a str,
-    pub(crate) probes: u32,
-    pub(crate) lease: Duration,
-    pub(crate) period: &'a FleetOpenPeriod,
     pub(crate) policy: &'a FleetPolicy,
+    /// The breaker's [`settings`], made once.
+    pub(crate) settings: &'a str,
 }
+
+/// The short form of reports (successes to breakers known closed) for
+/// several breakers of one replica in one script call: one answer each, 1
+/// (added), 0 (send a full report) or that breaker's error.
+pub(crate) fn counts(reports: &[(Call<'_>, Action, Option<Known>)]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(hash()).arg(reports.len());
+    for (call, _, _) in reports {
+        cmd.arg(call.state_key);
+    }
+    if let Some((call, _, _)) = reports.first() {
+        cmd.arg("count")
+            .arg(call.replica)
+            .arg(call.policy.bucket_ms())
+            .arg(BUCKETS);
+    }
+    for (call, action, known) in reports {
+        if let Action::Count { from, to } = *action {
+            cmd.arg(call.settings)
+                .arg(known.map_or(0, |known| known.epoch))
+                .arg(call.totals(from))
+                .arg(call.totals(to))
+                .arg(to.calls.saturating_sub(from.calls));
+        }
+    }
+    cmd
+}
+
+/// The buckets of a count window.
+const BUCKETS: u64 = 10;
 
 /// The script's SHA1, for `EVALSHA`.
 pub(crate) fn hash() -> &'static str {
     SCRIPT.get_hash()
 }
 
+/// A replica's settings of one breaker as the script stores and compares
+/// them (its ARGV 3): `probes|lease ms|open ms|max open ms|multiplier|bucket
+/// ms|buckets|minimum calls|failure rate|quorum`, each as it goes on the wire.
+pub(crate) fn settings(
+    probes: u32,
+    lease: Duration,
+    period: &FleetOpenPeriod,
+    policy: &FleetPolicy,
+) -> String {
+    let (rate, min_calls) = policy.failure_rate.unwrap_or((0.0, 0));
+    let mut probe = redis::cmd("X");
+    probe
+        .arg(probes)
+        .arg(lease.as_millis() as u64)
+        .arg(period.base.as_millis() as u64)
+        .arg(period.max.as_millis() as u64)
+        .arg(period.multiplier)
+        .arg(policy.bucket_ms())
+        .arg(BUCKETS)
+        .arg(min_calls)
+        .arg(rate)
+        .arg(policy.quorum);
+    probe
+        .args_iter()
+        .skip(1)
+        .map(|arg| match arg {
+            redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            _ => String::new(),
+        })
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
 impl Call<'_> {
     /// The `EVALSHA` command for `action`.
-    /// This replica's settings as the script stores them (ARGV 3-12).
-    pub(crate) fn settings(&self) -> String {
-        let (rate, min_calls) = self.policy.failure_rate.unwrap_or((0.0, 0));
-        let mut probe = redis::cmd("X");
-        probe
-            .arg(self.probes)
-            .arg(self.lease.as_millis() as u64)
-            .arg(self.period.base.as_millis() as u64)
-            .arg(self.period.max.as_millis() as u64)
-            .arg(self.period.multiplier)
-            .arg(self.policy.bucket_ms())
-            .arg(10)
-            .arg(min_calls)
-            .arg(rate)
-            .arg(self.policy.quorum);
-        probe
-            .args_iter()
-            .skip(1)
-            .map(|arg| match arg {
-                redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-                _ => String::new(),
-            })
-            .collect::<Vec<_>>()
-            .join("|")
-    }
-
     pub(crate) fn command(&self, action: Action, known: Option<Known>) -> redis::Cmd {
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(hash())
-            .arg(3)
-            .arg(self.state_key)
-            .arg(self.counts_key)
-            .arg(self.seen_key);
-        let (rate, min_calls) = self.policy.failure_rate.unwrap_or((0.0, 0));
+        cmd.arg(hash()).arg(1).arg(self.state_key);
         let name = match action {
+            Action::Count { .. } => "count",
             Action::Report { .. } => "report",
             Action::Acquire => "acquire",
             Action::Result { .. } => "result",
@@ -258,16 +292,9 @@ impl Call<'_> {
         };
         cmd.arg(name)
             .arg(self.replica)
-            .arg(self.probes)
-            .arg(self.lease.as_millis() as u64)
-            .arg(self.period.base.as_millis() as u64)
-            .arg(self.period.max.as_millis() as u64)
-            .arg(self.period.multiplier)
+            .arg(self.settings)
             .arg(self.policy.bucket_ms())
-            .arg(10)
-            .arg(min_calls)
-            .arg(rate)
-            .arg(self.policy.quorum)
+            .arg(BUCKETS)
             .arg(self.channel)
             .arg(self.name);
         match known {
@@ -285,14 +312,16 @@ impl Call<'_> {
         };
         match action {
             Action::Report { from, to, tripped } => {
-                cmd.arg(from.calls)
-                    .arg(to.calls)
-                    .arg(from.failures)
-                    .arg(to.failures)
-                    .arg(u8::from(tripped))
-                    .arg(self.incarnation);
+                // Running totals as the script records them
+                // (`incarnation|calls|failures`), and the calls and
+                // failures between them.
+                cmd.arg(self.totals(from))
+                    .arg(self.totals(to))
+                    .arg(to.calls.saturating_sub(from.calls))
+                    .arg(to.failures.saturating_sub(from.failures))
+                    .arg(u8::from(tripped));
             }
-            Action::Acquire => {}
+            Action::Acquire | Action::Count { .. } => {}
             Action::Force { open } => {
                 match open {
                     Some(period) => cmd.arg("open").arg(period.as_millis() as u64),
@@ -307,6 +336,36 @@ impl Call<'_> {
                 });
             }
         }
+        cmd
+    }
+
+    /// Running totals as the script's records begin:
+    /// `incarnation|calls|failures|`.
+    fn totals(&self, counted: Counted) -> String {
+        format!(
+            "{}|{}|{}|",
+            self.incarnation, counted.calls, counted.failures
+        )
+    }
+
+    /// The strict start's probe on `key` (no breaker's): the script runs,
+    /// reads, and writes nothing.
+    pub(crate) fn check(&self, key: &str) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(hash())
+            .arg(1)
+            .arg(key)
+            .arg("check")
+            .arg(self.replica)
+            .arg(self.settings)
+            .arg(self.policy.bucket_ms())
+            .arg(BUCKETS)
+            .arg(self.channel)
+            .arg(self.name)
+            .arg(0)
+            .arg("closed")
+            .arg(0)
+            .arg(0);
         cmd
     }
 }

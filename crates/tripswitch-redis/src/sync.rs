@@ -26,10 +26,9 @@ use crate::script::{Action, Call, Counted, FleetState, Known, Lease, ProbeOutcom
 pub(crate) struct Entry {
     name: Arc<str>,
     state_key: String,
-    counts_key: String,
-    seen_key: String,
+    /// Its settings as the script compares them.
+    settings: String,
     control: SharedControl,
-    probes: u32,
     news: Arc<News>,
     synced: AtomicBool,
     synced_notify: Notify,
@@ -42,12 +41,10 @@ impl Entry {
         control: SharedControl,
         news: Arc<News>,
     ) -> Entry {
-        let keys = Keys::new(inner, &name);
+        let probes = control.probe_limit().unwrap_or(0);
         Entry {
-            state_key: keys.state,
-            counts_key: keys.counts,
-            seen_key: keys.seen,
-            probes: control.probe_limit().unwrap_or(0),
+            state_key: state_key(inner, &name),
+            settings: crate::script::settings(probes, inner.lease, &inner.period, &inner.policy),
             name,
             control,
             news,
@@ -82,16 +79,12 @@ impl Entry {
     fn call<'a>(&'a self, inner: &'a Inner) -> Call<'a> {
         Call {
             state_key: &self.state_key,
-            counts_key: &self.counts_key,
-            seen_key: &self.seen_key,
             channel: &inner.channel,
             name: &self.name,
             replica: &inner.replica,
             incarnation: &inner.incarnation,
-            probes: self.probes,
-            lease: inner.lease,
-            period: &inner.period,
             policy: &inner.policy,
+            settings: &self.settings,
         }
     }
 }
@@ -115,9 +108,12 @@ struct Book {
     recheck: bool,
     /// The fleet's settings of this breaker, when they differ from ours (said once).
     differs: Option<String>,
-    /// While idle, it is read at the rounds whose number modulo
-    /// [`IDLE_EVERY`] is this: idle breakers are spread over the rounds.
-    phase: u64,
+    /// The round from which its stored state is due to be read again
+    /// while idle: [`IDLE_EVERY`] rounds after the server last confirmed it
+    /// (a read of its epoch, or a report's answer: a breaker with calls in
+    /// every round is never read besides). The first ones are spread over
+    /// the rounds.
+    next_read: u64,
 }
 
 /// The fleet state last applied, with its open period as a local deadline.
@@ -130,8 +126,9 @@ struct KnownAt {
 }
 
 /// An idle closed breaker (no calls, nothing to say) costs no script call:
-/// its stored epoch is read once every this many rounds (a plain `HGET`),
-/// and only a difference calls for a script call.
+/// its stored epoch is read once every this many rounds (a plain `HGET`)
+/// unless a report's answer confirmed it meanwhile, and only a difference
+/// calls for a script call.
 pub(crate) const IDLE_EVERY: u64 = 10;
 
 impl Book {
@@ -139,7 +136,12 @@ impl Book {
     /// counts, a vote or a probe result, a fleet state that is not closed, an
     /// error to retry, or its turn to be read back while idle.
     fn due(&self, entry: &Entry, round: u64) -> bool {
-        self.busy(entry) || round % IDLE_EVERY == self.phase
+        self.busy(entry) || round >= self.next_read
+    }
+
+    /// The server confirmed the state applied here at `round`.
+    fn confirmed(&mut self, round: u64) {
+        self.next_read = round + IDLE_EVERY;
     }
 
     /// Whether it needs a script call (not only a read of its epoch).
@@ -155,6 +157,26 @@ impl Book {
             || counted(&counts) != self.reported
             || counts.rejected != self.rejected
             || entry.control.waiting() > 0
+    }
+
+    /// Whether its news is successes and nothing else, to a breaker known
+    /// closed: then a report's short form says it (the script checks the
+    /// rest, and asks for a full report if anything else changed).
+    fn successes_only(&self, entry: &Entry, counts: &Counts, tripped: bool) -> bool {
+        let to = counted(counts);
+        !tripped
+            && self
+                .known
+                .is_some_and(|known| known.state == FleetState::Closed)
+            && !self.recheck
+            && !self.held
+            && self.leading.is_none()
+            && self.error.is_none()
+            && self.differs.is_none()
+            && to.failures == self.reported.failures
+            && to.calls > self.reported.calls
+            && counts.rejected == self.rejected
+            && entry.control.waiting() == 0
     }
 
     fn known(&self) -> Option<Known> {
@@ -214,6 +236,7 @@ pub(crate) async fn run(
                         let context = Context {
                             fleet: &fleet,
                             wake: &wake,
+                            round: rounds,
                         };
                         match round(&context, current, &mut books, news).await {
                             Ok(()) => reached(&fleet, &mut health),
@@ -250,6 +273,7 @@ pub(crate) async fn run(
                 let context = Context {
                     fleet: &fleet,
                     wake: &wake,
+                    round: rounds,
                 };
                 match round(&context, current, &mut books, due).await {
                     Ok(()) => {
@@ -281,7 +305,7 @@ pub(crate) async fn run(
                     // costs one exchange, however many breakers there are.
                     let first = books.len();
                     let book = |at: usize| Book {
-                        phase: at as u64 % IDLE_EVERY,
+                        next_read: rounds + 1 + at as u64 % IDLE_EVERY,
                         ..Book::default()
                     };
                     books.push((entry, book(first)));
@@ -292,7 +316,7 @@ pub(crate) async fn run(
                         && let Some(current) = link.as_mut()
                     {
                         let new = (first..books.len()).collect();
-                        let context = Context { fleet: &fleet, wake: &wake };
+                        let context = Context { fleet: &fleet, wake: &wake, round: rounds };
                         match round(&context, current, &mut books, new).await {
                             Ok(()) => reached(&fleet, &mut health),
                             Err(error) => {
@@ -300,6 +324,13 @@ pub(crate) async fn run(
                                 lost(&fleet, &mut health, error);
                             }
                         }
+                    }
+                    // Breakers registered together were confirmed together:
+                    // spread their idle reads over the next rounds again.
+                    for (at, (_, book)) in books.iter_mut().enumerate().skip(first) {
+                        book.next_read = book
+                            .next_read
+                            .min(rounds + 1 + at as u64 % IDLE_EVERY);
                     }
                     for (entry, _) in &books[first..] {
                         entry.mark_synced();
@@ -372,19 +403,16 @@ pub(crate) async fn force(
     open: Option<Duration>,
 ) -> Result<(), Failure> {
     let limit = fleet.command_timeout;
-    let keys = Keys::new(fleet, name);
+    let key = state_key(fleet, name);
+    let settings = crate::script::settings(0, fleet.lease, &fleet.period, &fleet.policy);
     let call = Call {
-        state_key: &keys.state,
-        counts_key: &keys.counts,
-        seen_key: &keys.seen,
+        state_key: &key,
         channel: &fleet.channel,
         name,
         replica: &fleet.replica,
         incarnation: &fleet.incarnation,
-        probes: 0,
-        lease: fleet.lease,
-        period: &fleet.period,
         policy: &fleet.policy,
+        settings: &settings,
     };
     let command = call.command(Action::Force { open }, None);
     let attempt = async {
@@ -407,23 +435,11 @@ pub(crate) async fn force(
     }
 }
 
-/// The keys of one breaker.
-struct Keys {
-    state: String,
-    counts: String,
-    seen: String,
-}
-
-impl Keys {
-    fn new(inner: &Inner, name: &str) -> Keys {
-        // The braces are a Redis Cluster hash tag: every key of a breaker
-        // lives in one slot, as a script needs.
-        Keys {
-            state: format!("{}:{{{}}}:state", inner.prefix, name),
-            counts: format!("{}:{{{}}}:counts", inner.prefix, name),
-            seen: format!("{}:{{{}}}:seen:{}", inner.prefix, name, inner.replica),
-        }
-    }
+/// The key of one breaker: a hash that holds all the fleet keeps of it
+/// (the layout is in `fleet.lua`'s header). The braces are a Redis Cluster
+/// hash tag, as before the single key: a breaker's keys share one slot.
+fn state_key(inner: &Inner, name: &str) -> String {
+    format!("{}:{{{}}}:state", inner.prefix, name)
 }
 
 /// The strict start's check: a connection (credentials included), the
@@ -434,21 +450,21 @@ pub(crate) async fn check(fleet: &Inner) -> Result<(), Failure> {
     let attempt = async {
         let mut link = connect(fleet).await?;
         let key = format!("{}:check", fleet.prefix);
+        let settings = crate::script::settings(0, fleet.lease, &fleet.period, &fleet.policy);
         link.connection
             .load()
             .await
             .map_err(|error| error.to_string())?;
-        let mut probe = redis::cmd("EVALSHA");
-        probe
-            .arg(crate::script::hash())
-            .arg(3)
-            .arg(&key)
-            .arg(&key)
-            .arg(&key);
-        probe.arg("check").arg(&fleet.replica);
-        for _ in 0..16 {
-            probe.arg(0);
-        }
+        let call = Call {
+            state_key: &key,
+            channel: &fleet.channel,
+            name: "check",
+            replica: &fleet.replica,
+            incarnation: &fleet.incarnation,
+            policy: &fleet.policy,
+            settings: &settings,
+        };
+        let probe = call.check(&key);
         match link.connection.send(&[&probe]).await {
             Ok(answers) => match answers.into_iter().next() {
                 Some(Ok(_)) => Ok(()),
@@ -501,6 +517,10 @@ struct Op {
 enum Sent {
     /// Not a script call: a read of the stored epoch of an idle breaker.
     Peek,
+    /// A report's short form (successes only).
+    Count {
+        counts: Counts,
+    },
     Nothing,
     Result(ProbeOutcome),
     Report {
@@ -519,8 +539,9 @@ const CHUNK: usize = 256;
 const WINDOW: usize = 2;
 
 /// The ops for the breakers at `indices`: a probe result if one waits, and
-/// a report (counts, trip vote, state read-back). Takes the breakers' news.
-fn reports(books: &[(Arc<Entry>, Book)], indices: &[usize]) -> Vec<Op> {
+/// a report (counts, trip vote, state read-back), in its short form when it
+/// only has successes to say (unless `full`). Takes the breakers' news.
+fn reports(books: &[(Arc<Entry>, Book)], indices: &[usize], full: bool) -> Vec<Op> {
     let mut ops = Vec::with_capacity(indices.len());
     for &index in indices {
         let (entry, book) = &books[index];
@@ -544,11 +565,23 @@ fn reports(books: &[(Arc<Entry>, Book)], indices: &[usize]) -> Vec<Op> {
         }
         let counts = entry.control.counts();
         let tripped = entry.news.take_trip();
+        let to = counted(&counts);
+        if !full && book.successes_only(entry, &counts, tripped) {
+            ops.push(Op {
+                index,
+                action: Action::Count {
+                    from: book.reported,
+                    to,
+                },
+                sent: Sent::Count { counts },
+            });
+            continue;
+        }
         ops.push(Op {
             index,
             action: Action::Report {
                 from: book.reported,
-                to: counted(&counts),
+                to,
                 tripped,
             },
             sent: Sent::Report { counts, tripped },
@@ -557,21 +590,81 @@ fn reports(books: &[(Arc<Entry>, Book)], indices: &[usize]) -> Vec<Op> {
     ops
 }
 
-/// The commands for `ops`, as they are now (with each breaker's known state).
-fn commands(fleet: &Inner, books: &[(Arc<Entry>, Book)], ops: &[Op]) -> Vec<redis::Cmd> {
-    ops.iter()
-        .map(|op| {
-            let (entry, book) = &books[op.index];
-            match op.sent {
-                Sent::Peek => {
-                    let mut peek = redis::cmd("HGET");
-                    peek.arg(&entry.state_key).arg("epoch");
-                    peek
-                }
-                _ => entry.call(fleet).command(op.action, book.known()),
+/// At most this many short reports go in one script call (on a single
+/// server; one each on a Cluster, whose keys are in different slots): the
+/// call's fixed cost is shared, and one call stays short (well under a
+/// millisecond) so that other clients do not wait behind it.
+const BATCH: usize = 32;
+
+/// The commands for `ops`, as they are now (with each breaker's known
+/// state), and how many ops each answers for: short reports next to each
+/// other share a command (up to [`BATCH`] if `batch`), the others have one each.
+fn commands(
+    fleet: &Inner,
+    books: &[(Arc<Entry>, Book)],
+    ops: &[Op],
+    batch: bool,
+) -> (Vec<redis::Cmd>, Vec<Covers>) {
+    let most = if batch { BATCH } else { 1 };
+    let mut commands = Vec::with_capacity(ops.len());
+    let mut covers = Vec::with_capacity(ops.len());
+    let mut at = 0;
+    while at < ops.len() {
+        let op = &ops[at];
+        let (entry, book) = &books[op.index];
+        if let Action::Count { .. } = op.action {
+            let counts: Vec<_> = ops[at..]
+                .iter()
+                .take(most)
+                .take_while(|op| matches!(op.action, Action::Count { .. }))
+                .map(|op| {
+                    let (entry, book) = &books[op.index];
+                    (entry.call(fleet), op.action, book.known())
+                })
+                .collect();
+            at += counts.len();
+            covers.push(Covers::Each(counts.len()));
+            commands.push(crate::script::counts(&counts));
+            continue;
+        }
+        at += 1;
+        covers.push(Covers::One);
+        commands.push(match op.sent {
+            Sent::Peek => {
+                let mut peek = redis::cmd("HGET");
+                peek.arg(&entry.state_key).arg("epoch");
+                peek
             }
-        })
-        .collect()
+            _ => entry.call(fleet).command(op.action, book.known()),
+        });
+    }
+    (commands, covers)
+}
+
+/// How many ops a command answers for.
+#[derive(Clone, Copy)]
+enum Covers {
+    /// One op: the command's answer is its.
+    One,
+    /// The short reports of this many breakers: an array of their answers.
+    Each(usize),
+}
+
+/// The answers of each op, from those of each command.
+fn spread(answers: Vec<Answer>, covers: &[Covers]) -> Vec<Answer> {
+    let mut each = Vec::with_capacity(answers.len());
+    for (answer, covers) in answers.into_iter().zip(covers) {
+        match (covers, answer) {
+            (Covers::One, answer) => each.push(answer),
+            (Covers::Each(n), Ok(redis::Value::Array(values))) if values.len() == *n => {
+                each.extend(values.into_iter().map(crate::conn::answer));
+            }
+            // Refused whole (NOPERM, a Cluster's CROSSSLOT...): each
+            // breaker's answer; anything else asks for full reports.
+            (Covers::Each(n), answer) => each.extend(std::iter::repeat_n(answer, *n)),
+        }
+    }
+    each
 }
 
 /// Sends `commands` as one pipeline on `connection`; every command gets its
@@ -581,6 +674,7 @@ fn commands(fleet: &Inner, books: &[(Arc<Entry>, Book)], ops: &[Op]) -> Vec<redi
 async fn send(
     mut connection: Conn,
     commands: Vec<redis::Cmd>,
+    covers: Vec<Covers>,
     limit: Duration,
 ) -> Result<Vec<Answer>, Failure> {
     let attempt = async {
@@ -609,15 +703,25 @@ async fn send(
                 Err(error) => return Err(error),
             }
         }
-        Ok(answers)
+        if answers.len() != commands.len() {
+            return Ok(answers);
+        }
+        Ok(spread(answers, &covers))
     };
+    let expected = covers
+        .iter()
+        .map(|covers| match covers {
+            Covers::One => 1,
+            Covers::Each(n) => *n,
+        })
+        .sum::<usize>();
     match timeout(limit, attempt).await {
         // The server is a replica now (a failover): reconnect, which finds
         // the new primary through Sentinel.
         Ok(Ok(answers)) if answers.iter().any(is_readonly) => {
             Err("the server is a read-only replica now (a failover?)".to_string())
         }
-        Ok(Ok(answers)) if answers.len() == commands.len() => Ok(answers),
+        Ok(Ok(answers)) if answers.len() == expected => Ok(answers),
         Ok(Ok(answers)) => Err(format!(
             "{} answers to {} commands",
             answers.len(),
@@ -640,16 +744,18 @@ fn is_noscript(answer: &Answer) -> bool {
 type Flight = Pin<Box<dyn Future<Output = (Vec<Op>, Result<Vec<Answer>, Failure>)> + Send>>;
 
 fn fly(fleet: &Inner, connection: &Conn, books: &[(Arc<Entry>, Book)], ops: Vec<Op>) -> Flight {
-    let commands = commands(fleet, books, &ops);
+    let (commands, covers) = commands(fleet, books, &ops, connection.pipelines());
     let connection = connection.clone();
     let limit = fleet.command_timeout;
-    Box::pin(async move { (ops, send(connection, commands, limit).await) })
+    Box::pin(async move { (ops, send(connection, commands, covers, limit).await) })
 }
 
 /// What a round needs besides the breakers.
 pub(crate) struct Context<'a> {
     pub(crate) fleet: &'a Inner,
     pub(crate) wake: &'a Notify,
+    /// The number of the latest sync round.
+    pub(crate) round: u64,
 }
 
 /// One sync round for the breakers at `indices`: their reports go out in
@@ -670,17 +776,22 @@ async fn round(
     let mut flights = FuturesUnordered::new();
     let mut chunks = indices.chunks(CHUNK);
     for chunk in chunks.by_ref().take(WINDOW) {
-        let ops = reports(books, chunk);
+        let ops = reports(books, chunk, false);
         flights.push(fly(fleet, &link.connection, books, ops));
     }
     let mut failure = None;
     let mut bids = Vec::new();
+    // Short reports the script could not take: sent again in full.
+    let mut resend = Vec::new();
     let mut subscribed = true;
     while !flights.is_empty() {
         tokio::select! {
             Some((ops, answers)) = flights.next() => {
                 match settle(context, books, ops, answers) {
-                    Ok(more) => bids.extend(more),
+                    Ok((more, again)) => {
+                        bids.extend(more);
+                        resend.extend(again);
+                    }
                     Err(error) => {
                         failure.get_or_insert(error);
                     }
@@ -690,7 +801,7 @@ async fn round(
                 if failure.is_none()
                     && let Some(chunk) = chunks.next()
                 {
-                    let ops = reports(books, chunk);
+                    let ops = reports(books, chunk, false);
                     flights.push(fly(fleet, &link.connection, books, ops));
                 }
             }
@@ -710,7 +821,7 @@ async fn round(
                     .filter(|&at| books[at].0.news.pending())
                     .collect();
                 if !news.is_empty() {
-                    let ops = reports(books, &news);
+                    let ops = reports(books, &news, false);
                     flights.push(fly(fleet, &link.urgent, books, ops));
                 }
             }
@@ -718,6 +829,12 @@ async fn round(
     }
     if let Some(error) = failure {
         return Err(error);
+    }
+    if !resend.is_empty() {
+        let ops = reports(books, &resend, true);
+        let (ops, answers) = fly(fleet, &link.connection, books, ops).await;
+        let (more, _) = settle(context, books, ops, answers)?;
+        bids.extend(more);
     }
     if bids.is_empty() {
         return Ok(());
@@ -784,14 +901,15 @@ fn on_change(fleet: &Inner, books: &mut [(Arc<Entry>, Book)], payload: &str) {
 }
 
 /// Applies the answers to one batch of reports; returns the bids for
-/// half-open probes they call for. If the exchange failed, every report's
-/// news is put back for the next round.
+/// half-open probes they call for, and the breakers whose short report the
+/// script did not take (to be sent again in full). If the exchange failed,
+/// every report's news is put back for the next round.
 fn settle(
     context: &Context<'_>,
     books: &mut [(Arc<Entry>, Book)],
     ops: Vec<Op>,
     answers: Result<Vec<Answer>, Failure>,
-) -> Result<Vec<Op>, Failure> {
+) -> Result<(Vec<Op>, Vec<usize>), Failure> {
     let fleet = context.fleet;
     let answers = match answers {
         Ok(answers) => answers,
@@ -804,8 +922,26 @@ fn settle(
         }
     };
     let mut bids = Vec::new();
+    let mut again = Vec::new();
     for (op, value) in ops.into_iter().zip(answers) {
         let (entry, book) = &mut books[op.index];
+        if let Sent::Count { counts } = op.sent {
+            match value {
+                // Added: the state is as this replica knows it.
+                Ok(redis::Value::Int(1)) => {
+                    book.reported = counted(&counts);
+                    book.recheck = false;
+                    book.confirmed(context.round);
+                }
+                // Something else changed (the state, its settings, the
+                // record of reports): a full report says what.
+                Ok(_) => again.push(op.index),
+                Err(refusal) => {
+                    answered(fleet, entry, book, Err(refusal));
+                }
+            }
+            continue;
+        }
         if let Sent::Peek = op.sent {
             // Anything but the epoch applied here (lost, rolled back, taken
             // over by a change this replica missed, unreadable) calls for a
@@ -819,6 +955,7 @@ fn settle(
             };
             let known = book.known.map_or(0, |known| known.epoch);
             book.recheck = stored != Some(known);
+            book.confirmed(context.round);
             continue;
         }
         let Some(reply) = answered(fleet, entry, book, value) else {
@@ -833,6 +970,7 @@ fn settle(
         };
         book.reported = counted(&counts);
         book.recheck = false;
+        book.confirmed(context.round);
         apply(fleet, entry, book, reply, true);
         let wanted = counts.rejected > book.rejected || entry.control.waiting() > 0;
         book.rejected = counts.rejected;
@@ -851,14 +989,14 @@ fn settle(
             Lease::Free | Lease::Another => {}
         }
     }
-    Ok(bids)
+    Ok((bids, again))
 }
 
 fn put_back(news: &News, sent: Sent) {
     match sent {
         Sent::Report { tripped: true, .. } => news.put_trip_back(),
         Sent::Result(outcome) => news.put_outcome_back(outcome),
-        Sent::Report { .. } | Sent::Nothing | Sent::Peek => {}
+        Sent::Report { .. } | Sent::Count { .. } | Sent::Nothing | Sent::Peek => {}
     }
 }
 
@@ -895,7 +1033,7 @@ fn answered(fleet: &Inner, entry: &Entry, book: &mut Book, value: Answer) -> Opt
                 if let Some(theirs) = &answer.differs {
                     fleet.emit(FleetEvent::SettingsDiffer {
                         breaker: entry.name.clone(),
-                        ours: entry.call(fleet).settings(),
+                        ours: entry.settings.clone(),
                         fleet: theirs.clone(),
                     });
                 }

@@ -328,17 +328,19 @@ async fn a_report_that_timed_out_but_ran_is_not_counted_twice() {
     let counted = || {
         let client = redis::Client::open(server.url()).unwrap();
         let mut connection = client.get_connection().unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("t-twice:{db}:counts:c:*")
+        // The count window: fields `w<i>` of the breaker's hash, each
+        // `bucket|epoch|calls|failures` (the layout is in fleet.lua).
+        let fields: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+            .arg("t-twice:{db}:state")
             .query(&mut connection)
             .unwrap();
-        keys.iter()
-            .map(|key| {
-                redis::cmd("HGET")
-                    .arg(key)
-                    .arg("calls")
-                    .query::<Option<i64>>(&mut connection)
-                    .unwrap()
+        fields
+            .iter()
+            .filter(|(field, _)| field.starts_with('w'))
+            .map(|(_, slot)| {
+                slot.split('|')
+                    .nth(2)
+                    .and_then(|calls| calls.parse::<i64>().ok())
                     .unwrap_or(0)
             })
             .sum::<i64>()

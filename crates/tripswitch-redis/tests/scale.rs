@@ -9,7 +9,8 @@
 //!
 //! Settings for either: `TRIPSWITCH_SCALE_BREAKERS`, `_REPLICAS`,
 //! `_ACTIVE` (the share of breakers with calls in every interval, 0 to 1),
-//! `_RTT_US` (the added round trip), `_SECONDS` (steady state).
+//! `_RTT_US` (the added round trip), `_SECONDS` (steady state), `_TRIPS`
+//! (trips timed for propagation, 40).
 
 mod common;
 
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use common::redis;
 use common::relay::relay;
 use tripswitch::{CircuitBreaker, State};
-use tripswitch_redis::{Fleet, FleetOpenPeriod, FleetPolicy};
+use tripswitch_redis::{Fleet, FleetEvent, FleetOpenPeriod, FleetPolicy};
 
 struct Shape {
     breakers: usize,
@@ -82,6 +83,25 @@ async fn info(
     value.trim().parse().unwrap_or(0.0)
 }
 
+/// Per command: (calls, µs) from `INFO commandstats` (inside scripts included).
+async fn commandstats(
+    connection: &mut redis::aio::MultiplexedConnection,
+) -> std::collections::BTreeMap<String, (f64, f64)> {
+    let text: String = query(connection, &["INFO", "commandstats"]).await;
+    text.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let field = |key: &str| {
+                rest.split(',')
+                    .find_map(|part| part.strip_prefix(&format!("{key}=")))
+                    .and_then(|value| value.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            Some((name.to_string(), (field("calls"), field("usec"))))
+        })
+        .collect()
+}
+
 /// This process's CPU time (user + system), from /proc.
 fn process_cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -124,6 +144,9 @@ async fn run(shape: Shape) -> Measured {
         shape.rtt
     );
 
+    // Lost links (a pipeline unanswered within the command timeout), over
+    // every replica: a saturated Redis shows here first.
+    let outages = Arc::new(AtomicU64::new(0));
     // Registration.
     let before = info(&mut admin, "commandstats", "cmdstat_evalsha", Some("calls")).await;
     let started = Instant::now();
@@ -135,6 +158,14 @@ async fn run(shape: Shape) -> Measured {
             .sync_interval(sync)
             .policy(FleetPolicy::default().without_failure_rate())
             .open_period(FleetOpenPeriod::fixed(Duration::from_secs(600)))
+            .on_event({
+                let outages = outages.clone();
+                move |event| {
+                    if matches!(event, FleetEvent::Unreachable { .. }) {
+                        outages.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
             .connect()
             .await
             .unwrap();
@@ -198,6 +229,8 @@ async fn run(shape: Shape) -> Measured {
     let redis_cpu0 = info(&mut admin, "cpu", "used_cpu_sys", None).await
         + info(&mut admin, "cpu", "used_cpu_user", None).await;
     let cpu0 = process_cpu();
+    let stats0 = commandstats(&mut admin).await;
+    let outages0 = outages.load(Ordering::Relaxed);
     let calls0 = calls.load(Ordering::Relaxed);
     let measuring = Instant::now();
     let mut max_sync_age = Duration::ZERO;
@@ -221,11 +254,30 @@ async fn run(shape: Shape) -> Measured {
         + info(&mut admin, "cpu", "used_cpu_user", None).await
         - redis_cpu0;
     let cpu = process_cpu() - cpu0;
+    let stats = commandstats(&mut admin).await;
+    let mut spent: Vec<String> = stats
+        .iter()
+        .map(|(name, (calls, usec))| {
+            let (calls0, usec0) = stats0.get(name).copied().unwrap_or_default();
+            (name, calls - calls0, usec - usec0)
+        })
+        .filter(|(_, calls, _)| *calls > 0.0)
+        .map(|(name, calls, usec)| {
+            format!(
+                "{name} {:.0}/s {:.1} us each",
+                calls / seconds,
+                usec / calls
+            )
+        })
+        .collect();
+    spent.sort();
     let driven = calls.load(Ordering::Relaxed) - calls0;
+    let lost = outages.load(Ordering::Relaxed) - outages0;
     eprintln!(
         "steady state over {seconds:.1} s: Redis {:.0} commands/s ({:.0} script calls/s), Redis CPU {:.0}% of a core; \
          test process CPU {:.1}% of a core per replica (driving {:.0} calls/s in all); \
-         largest round {largest_round} breakers, slowest round {max_round:?}, oldest last sync {max_sync_age:?}",
+         largest round {largest_round} breakers, slowest round {max_round:?}, oldest last sync {max_sync_age:?}, \
+         {lost} links lost",
         commands / seconds,
         evalsha / seconds,
         redis_cpu / seconds * 100.0,
@@ -234,7 +286,7 @@ async fn run(shape: Shape) -> Measured {
     );
 
     // Propagation: a trip on replica 0 until every other replica is open.
-    let trips = 40.min(shape.breakers);
+    let trips = setting("TRIPS", 40).min(shape.breakers);
     let mut propagation = Vec::new();
     for t in 0..trips {
         let k = shape.breakers - 1 - t;
@@ -251,10 +303,13 @@ async fn run(shape: Shape) -> Measured {
                         times[i] = Some(tripped.elapsed());
                     }
                 }
-                assert!(
-                    tripped.elapsed() < Duration::from_secs(30),
-                    "trip not propagated"
-                );
+                if tripped.elapsed() > Duration::from_secs(30) {
+                    // Not propagated: counted as 30 s (check() fails on it).
+                    for time in times.iter_mut().filter(|time| time.is_none()) {
+                        *time = Some(tripped.elapsed());
+                    }
+                    break;
+                }
                 std::thread::sleep(Duration::from_micros(50));
             }
             times
@@ -265,6 +320,10 @@ async fn run(shape: Shape) -> Measured {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     propagation.sort();
+    eprintln!(
+        "commands (EVALSHA's time includes the commands it calls): {}",
+        spent.join(", ")
+    );
     eprintln!(
         "propagation of {trips} trips to {} replicas: p50 {:?}, p99 {:?}, max {:?}",
         shape.replicas - 1,
@@ -316,12 +375,13 @@ async fn a_few_hundred_breakers_per_replica_over_a_slower_link() {
     check(&measured, 2);
 }
 
-/// The issue's figure: 5,000 breakers on each of 10 replicas, 4 % of them
-/// active in every interval (what one Redis keeps up with here: see
-/// BENCHMARKS.md; `TRIPSWITCH_SCALE_ACTIVE=0.1` shows it saturate).
+/// The issue's figure: 5,000 breakers on each of 10 replicas, 10 % of them
+/// active in every interval (about 50,000 reports a second, which one
+/// Redis keeps up with at about half a core here: see BENCHMARKS.md;
+/// `TRIPSWITCH_SCALE_ACTIVE=0.2` shows it saturate).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "minutes of full load; run with --release -- --ignored --nocapture (see the file's header)"]
 async fn five_thousand_breakers_on_ten_replicas() {
-    let measured = run(Shape::from_env(5000, 10, 0.04, 5)).await;
+    let measured = run(Shape::from_env(5000, 10, 0.1, 5)).await;
     check(&measured, 1);
 }
