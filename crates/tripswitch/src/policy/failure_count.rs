@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use super::window::{Window, WindowState};
+use super::window::Window;
+use super::window_state::WindowState;
 use super::{CallRecord, PolicyStats, TripPolicy};
 use crate::error::ConfigError;
 

@@ -29,6 +29,7 @@ mod rate;
 mod striped_successes;
 mod time_buckets;
 mod window;
+mod window_state;
 
 pub use consecutive::ConsecutiveFailures;
 pub use failure_count::FailureCount;
@@ -36,10 +37,11 @@ pub use rate::{FailureRate, SlowCallRate};
 pub use window::{MAX_BUCKETS, MAX_WINDOW_CALLS, Window};
 
 pub(crate) use consecutive::ConsecutiveState;
+pub(crate) use count_ring::CountRing;
 pub(crate) use rate::{RatePolicy, RateState};
 #[cfg(loom)]
 pub(crate) use striped_successes::StripedSuccesses;
-pub(crate) use window::{CountRing, TimeBuckets};
+pub(crate) use time_buckets::TimeBuckets;
 
 use std::fmt;
 use std::time::Duration;

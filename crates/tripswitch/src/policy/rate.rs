@@ -2,7 +2,8 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use super::window::{Window, WindowCounts, WindowState};
+use super::window::{Window, WindowCounts};
+use super::window_state::WindowState;
 use super::{CallRecord, FastKind, PolicyStats, TripPolicy};
 use crate::error::ConfigError;
 
@@ -347,12 +348,12 @@ impl RateState {
     }
 
     /// The count ring, when the window counts calls (successes then take the fast path).
-    pub(crate) fn ring(&self) -> Option<&std::sync::Arc<super::window::CountRing>> {
+    pub(crate) fn ring(&self) -> Option<&std::sync::Arc<super::CountRing>> {
         self.window.ring()
     }
 
     /// The time buckets, when the window counts time (successes then take the fast path).
-    pub(crate) fn buckets(&self) -> Option<&std::sync::Arc<super::window::TimeBuckets>> {
+    pub(crate) fn buckets(&self) -> Option<&std::sync::Arc<super::TimeBuckets>> {
         self.window.buckets()
     }
 }
