@@ -45,6 +45,22 @@
 //! across the replicas of a service, see the [`shared`] seam and the
 //! `tripswitch-redis` crate built on it.
 //!
+//! ## Vocabulary
+//!
+//! One word per idea. **Open** is the state in which calls are held
+//! (waiting, or refused when failing fast), for an **open period**;
+//! **frozen** and **freeze** are the seed's words for the same state and
+//! period, kept in the seed's names ([`CircuitBreaker::is_frozen`],
+//! [`Builder::freeze_for`], [`Builder::freeze_with`],
+//! [`CircuitBreaker::wait_unfrozen`], [`Builder::max_freeze`],
+//! [`Builder::retry_after_freeze`]) and nowhere else. An **async freeze** is
+//! an open period that ends with a future. **Release** means letting
+//! waiting calls through ([`HalfOpen::release_all`]); handing control back
+//! from a manual state is [`CircuitBreaker::resume`]. **Metrics** are
+//! snapshots ([`CircuitBreaker::metrics`]) or an export
+//! ([`Builder::export_metrics`], feature `metrics`); **metrics-only** is a
+//! manual state ([`CircuitBreaker::force_metrics_only`]).
+//!
 //! ## Cargo features
 //!
 //! | feature  | default | what it adds |
