@@ -229,3 +229,44 @@ fn build_clamps_probes_and_the_successes_that_close_with_them() {
     }
     assert_eq!(successes, 65_535);
 }
+
+/// Collects what a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn build_logs_the_setting_it_clamped_at_error_and_a_valid_build_logs_nothing() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::ERROR)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    drop(CircuitBreaker::standard().name("fine").build());
+    assert!(logs.0.lock().unwrap().is_empty(), "a valid build is silent");
+
+    drop(
+        CircuitBreaker::standard()
+            .name("clamped")
+            .consecutive_failures(0)
+            .build(),
+    );
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("ERROR"), "{text}");
+    assert!(text.contains("consecutive_failures"), "{text}");
+    assert!(text.contains("clamped into range"), "{text}");
+    assert!(text.contains("try_build"), "says what to do: {text}");
+}
