@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::rules::Move;
 use super::*;
 use crate::events::{Event, EventKind, call_guarded, unless_reentered};
+use crate::loom::lock;
 use crate::metrics::Tally;
 use crate::open_period::AnyDebug;
 use crate::policy::CallRecord;
@@ -44,15 +45,16 @@ impl Core {
         let slow =
             measured && matches!((elapsed, self.settings.slow_after), (Some(e), Some(t)) if e > t);
 
-        self.totals.add(match verdict {
-            Verdict::Success => Tally::Success,
-            Verdict::Failure(_) => Tally::Failure,
-            Verdict::Ignored(_) => Tally::Ignored,
-            Verdict::Cancelled => Tally::Cancelled,
-        });
-        if slow {
-            self.totals.add(Tally::Slow);
-        }
+        self.count_outcome(
+            ticket,
+            match verdict {
+                Verdict::Success => Tally::Success,
+                Verdict::Failure(_) => Tally::Failure,
+                Verdict::Ignored(_) => Tally::Ignored,
+                Verdict::Cancelled => Tally::Cancelled,
+            },
+            slow,
+        );
 
         if ticket.kind() == TicketKind::Released {
             return self.load().state().is_open();
@@ -108,6 +110,29 @@ impl Core {
                 self.load().state().is_open()
             }
             _ => word.state().is_open(),
+        }
+    }
+
+    /// Adds a run's outcome to the totals. A late run (one that started
+    /// before the breaker's last transition) counts in the totals but not
+    /// in [`Metrics::current`](crate::Metrics::current), gobreaker's
+    /// per-generation counts: it is added to the state's base as well, under
+    /// the lock that [`metrics`](Core::metrics) reads both under. Late runs
+    /// are rare (they straddle a transition), so the lock is off the hot path.
+    fn count_outcome(&self, ticket: Ticket, tally: Tally, slow: bool) {
+        if self.load().generation() == ticket.generation() {
+            self.totals.add(tally);
+            if slow {
+                self.totals.add(Tally::Slow);
+            }
+        } else {
+            let mut base = lock(&self.state_since);
+            self.totals.add(tally);
+            base.add(tally);
+            if slow {
+                self.totals.add(Tally::Slow);
+                base.add(Tally::Slow);
+            }
         }
     }
 

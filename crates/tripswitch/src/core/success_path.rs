@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::rules::Move;
 use super::*;
 use crate::clock::Reading;
+use crate::loom::lock;
 use crate::metrics::Tally;
 use crate::policy::{ConsecutiveState, CountRing, FastKind, RateState, TimeBuckets, TripPolicy};
 use crate::state::State;
@@ -111,19 +112,19 @@ impl Core {
         if !ticket.is_counted() {
             self.record(ticket, Verdict::Success);
         } else if let Some(ring) = &self.success_path.ring {
-            self.totals.add(Tally::Success);
+            self.count_success(ticket);
             self.success_to_own_ring(ring, ticket);
         } else if let Some(consecutive) = &self.success_path.consecutive {
-            self.totals.add(Tally::Success);
+            self.count_success(ticket);
             if consecutive.current() != 0 {
                 // A success that resets the count (in its generation).
                 self.success_to_windows(ticket);
             }
         } else if let Some(buckets) = &self.success_path.buckets {
-            self.totals.add(Tally::Success);
+            self.count_success(ticket);
             self.success_to_own_buckets(buckets, ticket);
         } else if let Some((consecutive, companion)) = &self.success_path.paired {
-            self.totals.add(Tally::Success);
+            self.count_success(ticket);
             if consecutive.current() != 0 {
                 // The success resets the count: the general path.
                 self.success_to_windows(ticket);
@@ -134,11 +135,29 @@ impl Core {
                 }
             }
         } else if !self.success_path.windows.is_empty() {
-            self.totals.add(Tally::Success);
+            self.count_success(ticket);
             self.success_to_windows(ticket);
         } else {
             self.record(ticket, Verdict::Success);
         }
+    }
+
+    /// Adds a counted success to the totals; a late one (from before the
+    /// last transition) is taken out of the current state's counts (see
+    /// `Core::count_outcome`). One load and compare of the state word on
+    /// the fast paths; the rest is out of line.
+    #[inline(always)]
+    fn count_success(&self, ticket: Ticket) {
+        self.totals.add(Tally::Success);
+        if self.load().generation() != ticket.generation() {
+            self.late_success();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn late_success(&self) {
+        lock(&self.state_since).add(Tally::Success);
     }
 
     /// A success for the built-in policies (consecutive counts, count and
