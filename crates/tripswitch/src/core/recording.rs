@@ -10,7 +10,7 @@ use crate::events::{Event, EventKind, call_guarded, unless_reentered};
 use crate::loom::lock;
 use crate::metrics::Tally;
 use crate::open_period::AnyDebug;
-use crate::policy::CallRecord;
+use crate::policy::{CallRecord, RatePolicy, RateState};
 use crate::state::State;
 use crate::ticket::{Ticket, TicketKind};
 
@@ -85,9 +85,17 @@ impl Core {
                     at,
                 };
                 let mut trip = false;
-                for policy in self.policies.iter() {
+                // Which policies tripped (the first 64), for their events.
+                let mut tripped = 0u64;
+                for (index, policy) in self.policies.iter().enumerate() {
                     // Every policy sees every call, even once one has tripped.
-                    trip |= policy.record(&call);
+                    if policy.record(&call) {
+                        trip = true;
+                        tripped |= 1u64.checked_shl(index as u32).unwrap_or(0);
+                    }
+                }
+                if tripped != 0 && self.listening() {
+                    self.announce_tripped(tripped, at);
                 }
                 if trip && word.state() == State::Closed {
                     let tripped = self.apply(Move::Trip, Some(word.generation()), error);
@@ -133,6 +141,40 @@ impl Core {
                 self.totals.add(Tally::Slow);
                 base.add(Tally::Slow);
             }
+        }
+    }
+
+    /// Raises [`EventKind::RateExceeded`] for the rate policies among
+    /// `tripped` (a bit per policy) that have not raised it yet.
+    #[cold]
+    #[inline(never)]
+    fn announce_tripped(&self, tripped: u64, at: Option<Duration>) {
+        let at = at.unwrap_or_else(|| self.now());
+        for (index, policy) in self.policies.iter().enumerate().take(64) {
+            if tripped & (1 << index) == 0 {
+                continue;
+            }
+            let policy: &dyn std::any::Any = policy.as_ref();
+            if let Some(rate) = policy.downcast_ref::<RatePolicy>() {
+                self.announce(rate.state(), at);
+            }
+        }
+    }
+
+    /// Raises `rate`'s [`EventKind::RateExceeded`], unless it was raised
+    /// since its window was last cleared.
+    pub(super) fn announce(&self, rate: &RateState, at: Duration) {
+        if let Some(report) = rate.announce(at) {
+            self.emit(
+                EventKind::RateExceeded {
+                    measure: report.measure,
+                    rate: report.rate,
+                    threshold: report.threshold,
+                    calls: report.calls,
+                    failed_or_slow: report.failed_or_slow,
+                },
+                Some(at),
+            );
         }
     }
 

@@ -205,7 +205,15 @@ impl Core {
             return;
         }
         let now = self.now();
-        let exceeded = self.success_path.rates.iter().any(|rate| rate.judge(now));
+        let mut exceeded = false;
+        for rate in self.success_path.rates.iter() {
+            if rate.judge(now) {
+                exceeded = true;
+                if self.listening() {
+                    self.announce(rate, now);
+                }
+            }
+        }
         if exceeded {
             self.apply(Move::Trip, Some(word.generation()), None);
         }
