@@ -556,7 +556,18 @@ impl Builder {
         if let OpenPeriod::Backoff(backoff) = &self.open_period {
             backoff.validate()?;
         }
-        self.half_open.validate()
+        self.half_open.validate()?;
+        if self.half_open.judges_slow_rate()
+            && self.slow_after.is_none()
+            && self.slow_rates.is_empty()
+        {
+            return Err(ConfigError::new(
+                "half_open.slow_call_rate",
+                "set",
+                "a slow-call threshold to judge by: set slow_call_threshold or a slow_call_rate policy",
+            ));
+        }
+        Ok(())
     }
 
     /// Assembles the breaker. Values are clamped into range here (the

@@ -77,6 +77,7 @@ impl Core {
             State::Open => self.opened(from, word, reason, error, now, took_effect),
             State::HalfOpen => {
                 self.half_open_successes.store(0, Ordering::Release);
+                self.open_probe_tally(generation);
                 let max = match reason {
                     TransitionReason::Shared => {
                         let lease = self.shared_half_open_for.load(Ordering::Acquire);

@@ -14,6 +14,7 @@ mod admission;
 mod deadline;
 mod entering;
 mod freeze;
+mod probe_tally;
 mod probes;
 mod reads;
 mod recording;
@@ -109,6 +110,11 @@ pub(crate) struct Core {
     /// their own generation current, and the close it may lead to is
     /// applied in that generation only (`Core::apply` refuses a stale one).
     half_open_successes: AtomicU32,
+    /// The half-open state's account of its calls, for a budget or a rate
+    /// judge (see `probe_tally.rs`); untouched by other breakers. A lock:
+    /// the half-open state is the cold path, and the account's fields
+    /// change together.
+    probe_tally: Mutex<probe_tally::ProbeTally>,
     /// Openings since the breaker was last closed (drives backoff).
     /// Written only by the thread that performed the transition (the CAS
     /// on `word` makes it the only one), so `Relaxed` suffices.
@@ -193,6 +199,7 @@ impl Core {
             open_until: AtomicDeadline::none(),
             half_open_until: AtomicDeadline::none(),
             half_open_successes: AtomicU32::new(0),
+            probe_tally: Mutex::new(probe_tally::ProbeTally::default()),
             openings: AtomicU32::new(0),
             shared_open_for: AtomicU64::new(0),
             shared_half_open_for: AtomicU64::new(0),

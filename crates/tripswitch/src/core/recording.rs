@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::rules::Move;
 use super::*;
 use crate::events::{Event, EventKind, call_guarded, unless_reentered};
+use crate::half_open::ProbeJudge;
 use crate::loom::lock;
 use crate::metrics::Tally;
 use crate::open_period::AnyDebug;
@@ -104,15 +105,23 @@ impl Core {
                 false
             }
             (TicketKind::Probe, State::HalfOpen) => {
+                let generation = ticket.generation();
+                let failed = matches!(verdict, Verdict::Failure(_));
                 match verdict {
+                    Verdict::Ignored(_) | Verdict::Cancelled => self.return_probe(generation),
+                    _ if self.settings.half_open.judge != ProbeJudge::FirstFailure => {
+                        match self.judge_probe(generation, failed, slow) {
+                            Some(decision) => {
+                                self.apply(decision, Some(generation), error);
+                            }
+                            None => self.release_probe(generation),
+                        }
+                    }
                     Verdict::Success if !(slow && self.slow_probe_fails) => {
-                        self.probe_succeeded(ticket.generation());
+                        self.probe_succeeded(generation);
                     }
-                    Verdict::Success | Verdict::Failure(_) => {
-                        self.apply(Move::ProbeFailed, Some(ticket.generation()), error);
-                    }
-                    Verdict::Ignored(_) | Verdict::Cancelled => {
-                        self.release_probe(ticket.generation())
+                    _ => {
+                        self.apply(Move::ProbeFailed, Some(generation), error);
                     }
                 }
                 self.load().state().is_open()
