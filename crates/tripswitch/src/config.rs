@@ -10,7 +10,7 @@
 //!
 //! ```toml
 //! name = "payments"
-//! preset = "http_client"            # or "seed" (the default) or "standard"; "http_client" needs the `http` feature
+//! preset = "http_client"            # or "seed" (the default), "standard", "resilience4j", "polly", "gobreaker", "pybreaker", "hystrix"; "http_client" needs the `http` feature
 //! consecutive_failures = 5
 //! failure_rate = { threshold = 0.5, last_calls = 100, min_calls = 20 }   # or last = "60s"
 //! slow_call_rate = { slower_than = "2s", threshold = 0.8, last = "60s" }
@@ -124,18 +124,20 @@ impl BreakerConfig {
     /// A [`ConfigError`] naming the setting.
     pub fn builder(&self) -> Result<Builder, ConfigError> {
         let mut builder = match self.preset.as_deref() {
-            None | Some("seed") => CircuitBreaker::builder(),
-            Some("standard") => CircuitBreaker::standard(),
+            None => CircuitBreaker::builder(),
             #[cfg(feature = "http")]
             Some("http_client") => crate::http::client_preset(),
-            Some(other) => {
-                let allowed = if cfg!(feature = "http") {
-                    "\"seed\", \"standard\" or \"http_client\""
-                } else {
-                    "\"seed\" or \"standard\" (\"http_client\" needs the `http` feature)"
-                };
-                return Err(ConfigError::new("preset", other, allowed));
-            }
+            Some(name) => match crate::Preset::from_name(name) {
+                Some(preset) => Builder::from_preset(preset),
+                None => {
+                    let allowed = if cfg!(feature = "http") {
+                        "\"seed\", \"standard\", \"resilience4j\", \"polly\", \"gobreaker\", \"pybreaker\", \"hystrix\" or \"http_client\""
+                    } else {
+                        "\"seed\", \"standard\", \"resilience4j\", \"polly\", \"gobreaker\", \"pybreaker\" or \"hystrix\" (\"http_client\" needs the `http` feature)"
+                    };
+                    return Err(ConfigError::new("preset", name, allowed));
+                }
+            },
         };
         if let Some(name) = &self.name {
             builder = builder.name(name.as_str());

@@ -81,6 +81,9 @@ pub(crate) struct Settings {
     /// event, those raised inside the breaker's callbacks included.
     pub(crate) own_listeners: usize,
     pub(crate) shared: Option<Arc<dyn SharedState>>,
+    /// Timed periods end on time, from their alarm, not when a call or a
+    /// read next looks (`Builder::eager_transitions`).
+    pub(crate) eager_transitions: bool,
 }
 
 pub(crate) struct Core {
