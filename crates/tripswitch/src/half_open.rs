@@ -71,8 +71,6 @@ pub(crate) enum ProbeJudge {
     },
 }
 
-impl Eq for HalfOpen {}
-
 impl HalfOpen {
     /// The seed's behaviour: let everybody through and close at once.
     pub fn release_all() -> Self {
