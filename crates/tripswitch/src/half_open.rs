@@ -235,6 +235,7 @@ impl HalfOpen {
 
     /// Whether the half-open state keeps its own account of the calls it let
     /// through (a budget, or a rate to judge).
+    #[inline]
     pub(crate) fn keeps_tally(&self) -> bool {
         self.probes.is_some()
             && (self.budget.is_some() || matches!(self.judge, ProbeJudge::Rate { .. }))

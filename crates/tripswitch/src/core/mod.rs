@@ -137,6 +137,8 @@ pub(crate) struct Core {
     needs_time: bool,
     /// A slow probe counts as a failed probe.
     slow_probe_fails: bool,
+    /// The half-open state keeps its account (`HalfOpen::keeps_tally`).
+    keeps_probe_tally: bool,
     /// How a counted success is recorded (decided once, from the settings).
     success_path: SuccessPath,
     waiters: Waiters,
@@ -183,6 +185,7 @@ impl Core {
             || !settings.listeners.is_empty()
             || policies.iter().any(|policy| policy.needs_time());
         let slow_probe_fails = policies.iter().any(|policy| policy.judges_slow_calls());
+        let keeps_probe_tally = settings.half_open.keeps_tally();
         let reader = ClockReader::of(&settings.clock);
         let anchor = ClockAnchor::of(&reader);
         let custom_clock =
@@ -209,6 +212,7 @@ impl Core {
             times_calls,
             needs_time,
             slow_probe_fails,
+            keeps_probe_tally,
             success_path,
             waiters: Waiters::default(),
             freeze: Mutex::new(None),

@@ -29,7 +29,7 @@ pub(crate) struct ProbeTally {
 impl Core {
     /// Opens the account of the half-open state of `generation`.
     pub(super) fn open_probe_tally(&self, generation: u64) {
-        if self.settings.half_open.keeps_tally() {
+        if self.keeps_probe_tally {
             let mut tally = lock(&self.probe_tally);
             // A probe may have opened it first (see `spend_budget`).
             if tally.generation != generation {
@@ -44,10 +44,13 @@ impl Core {
     /// Takes one place of the half-open state's budget for a probe of
     /// `generation` (which already holds a slot); `false` when the budget
     /// is spent or the state is over.
+    #[inline(always)]
     pub(super) fn spend_budget(&self, generation: u64) -> bool {
-        if !self.settings.half_open.keeps_tally() {
-            return true;
-        }
+        !self.keeps_probe_tally || self.spend_budget_locked(generation)
+    }
+
+    #[inline(never)]
+    fn spend_budget_locked(&self, generation: u64) -> bool {
         let budget = self.settings.half_open.budget.unwrap_or(u32::MAX);
         let mut tally = lock(&self.probe_tally);
         if tally.generation != generation {
@@ -73,8 +76,9 @@ impl Core {
     /// Gives back a place taken by [`spend_budget`](Self::spend_budget): the
     /// probe ended without a verdict (cancelled, ignored error, or its grant
     /// went unused).
+    #[inline]
     pub(super) fn refund_budget(&self, generation: u64) {
-        if self.settings.half_open.keeps_tally() {
+        if self.keeps_probe_tally {
             let mut tally = lock(&self.probe_tally);
             if tally.generation == generation {
                 tally.admitted = tally.admitted.saturating_sub(1);

@@ -109,7 +109,7 @@ impl Core {
                 let failed = matches!(verdict, Verdict::Failure(_));
                 match verdict {
                     Verdict::Ignored(_) | Verdict::Cancelled => self.return_probe(generation),
-                    _ if self.settings.half_open.judge != ProbeJudge::FirstFailure => {
+                    _ if matches!(self.settings.half_open.judge, ProbeJudge::Rate { .. }) => {
                         match self.judge_probe(generation, failed, slow) {
                             Some(decision) => {
                                 self.apply(decision, Some(generation), error);
