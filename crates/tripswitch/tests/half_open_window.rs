@@ -295,3 +295,79 @@ fn invalid_half_open_windows_are_refused_by_name() {
     }
     assert_eq!(clamped.state(), State::Closed);
 }
+
+/// Many threads against one half-open state: a budget is never overspent,
+/// whatever the interleaving (probes and budget are two atomics' worth of
+/// state; the account is taken after the slot, under its lock).
+#[test]
+fn threads_never_overspend_a_budget() {
+    for _ in 0..20 {
+        let clock = FakeClock::new();
+        let breaker = std::sync::Arc::new(half_open_breaker(
+            &clock,
+            HalfOpen::probes(2).budget(5).close_after(5),
+        ));
+        let admitted = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let breaker = breaker.clone();
+                let admitted = admitted.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    for _ in 0..50 {
+                        if let Ok(permit) = breaker.try_acquire() {
+                            if permit.is_probe() {
+                                admitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            permit.success();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(
+            admitted.load(std::sync::atomic::Ordering::Relaxed),
+            5,
+            "exactly the budget: five probes, then closed"
+        );
+        assert_eq!(breaker.state(), State::Closed);
+    }
+}
+
+/// A rate judge's calls all at once from many threads: exactly `calls` are
+/// let through, and cancelling them all gives every place back.
+#[test]
+fn threads_get_exactly_the_judged_calls_and_cancelling_refunds_them() {
+    let clock = FakeClock::new();
+    let breaker = std::sync::Arc::new(half_open_breaker(&clock, HalfOpen::judged_by_rate(8, 0.5)));
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(16));
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let breaker = breaker.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                breaker.try_acquire_owned().ok()
+            })
+        })
+        .collect();
+    let permits: Vec<_> = threads
+        .into_iter()
+        .filter_map(|thread| thread.join().unwrap())
+        .collect();
+    assert_eq!(permits.len(), 8);
+    drop(permits);
+    let again: Vec<_> = (0..8)
+        .map(|_| breaker.try_acquire_owned().unwrap())
+        .collect();
+    assert!(breaker.try_acquire().is_err());
+    for permit in again {
+        permit.success();
+    }
+    assert_eq!(breaker.state(), State::Closed);
+}
