@@ -77,7 +77,9 @@ impl<'a> Event<'a> {
     /// When it happened, on the breaker's clock. A transition out of a
     /// timed period (its end, or a half-open state that timed out) is
     /// stamped at the period's deadline, even when the breaker noticed it
-    /// later (transitions are made by the next call or read).
+    /// later (transitions are made by the next call or read, unless the
+    /// breaker was built with [`eager_transitions`](crate::Builder::eager_transitions),
+    /// which makes them when the period ends).
     pub fn at(&self) -> Duration {
         self.at
     }
