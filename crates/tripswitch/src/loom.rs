@@ -27,6 +27,13 @@ pub(crate) use std::sync::atomic::{
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard, Weak};
 
+/// A cell written once. `std`'s under loom too: its initialisers in this
+/// crate only allocate (no loom operation inside, so loom never switches
+/// threads in the middle of one and cannot wedge on it), and its
+/// publication is `std`'s, correct by construction; loom models what is
+/// done with the value afterwards.
+pub(crate) use std::sync::OnceLock;
+
 /// Locks `mutex`, ignoring poisoning (see the module docs for why that is sound here).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     match mutex.lock() {

@@ -293,3 +293,20 @@ impl fmt::Debug for Core {
             .finish_non_exhaustive()
     }
 }
+#[cfg(test)]
+mod tmp_sizes {
+    #[test]
+    fn print_sizes() {
+        use std::mem::size_of;
+        eprintln!("Core {}", size_of::<super::Core>());
+        eprintln!("Settings {}", size_of::<super::Settings>());
+        eprintln!("Waiters {}", size_of::<crate::waiters::Waiters>());
+        eprintln!("Totals {}", size_of::<crate::metrics::Totals>());
+        eprintln!("SuccessPath {}", size_of::<super::SuccessPath>());
+        eprintln!("FreezeSlot opt mutex {}", size_of::<crate::loom::Mutex<Option<super::FreezeSlot>>>());
+        eprintln!("state_since {}", size_of::<crate::loom::Mutex<crate::metrics::Counts>>());
+        eprintln!("OpenPeriod {}", size_of::<crate::open_period::OpenPeriod>());
+        eprintln!("HalfOpen {}", size_of::<crate::half_open::HalfOpen>());
+        eprintln!("ClockReader {}", size_of::<crate::clock::ClockReader>());
+    }
+}
