@@ -27,12 +27,57 @@ pub(crate) use std::sync::atomic::{
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard, Weak};
 
-/// A cell written once. `std`'s under loom too: its initialisers in this
-/// crate only allocate (no loom operation inside, so loom never switches
-/// threads in the middle of one and cannot wedge on it), and its
-/// publication is `std`'s, correct by construction; loom models what is
-/// done with the value afterwards.
+/// A cell written once: `std`'s.
+#[cfg(not(loom))]
 pub(crate) use std::sync::OnceLock;
+
+/// A cell written once, under loom: `std`'s cell, published through loom's
+/// primitives so that the model sees the initialiser's writes (the atomics
+/// it creates) happen before any use of the value. Initialised under a
+/// loom lock (so a second caller waits where loom sees it wait), then
+/// published with a release store that [`get`](OnceLock::get) acquires.
+#[cfg(loom)]
+pub(crate) struct OnceLock<T> {
+    ready: AtomicBool,
+    init: Mutex<()>,
+    cell: std::sync::OnceLock<T>,
+}
+
+#[cfg(loom)]
+impl<T> OnceLock<T> {
+    pub(crate) fn new() -> Self {
+        Self {
+            ready: AtomicBool::new(false),
+            init: Mutex::new(()),
+            cell: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn get(&self) -> Option<&T> {
+        if self.ready.load(Ordering::Acquire) {
+            self.cell.get()
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
+        if let Some(value) = self.get() {
+            return value;
+        }
+        let _guard = lock(&self.init);
+        let value = self.cell.get_or_init(init);
+        self.ready.store(true, Ordering::Release);
+        value
+    }
+}
+
+#[cfg(loom)]
+impl<T: std::fmt::Debug> std::fmt::Debug for OnceLock<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("OnceLock").field(&self.get()).finish()
+    }
+}
 
 /// Locks `mutex`, ignoring poisoning (see the module docs for why that is sound here).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
