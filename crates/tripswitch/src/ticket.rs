@@ -34,7 +34,7 @@ const KIND_BITS: u32 = 3;
 const _: () = assert!(std::mem::size_of::<Option<Ticket>>() == 16);
 
 impl Ticket {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(generation: u64, kind: TicketKind, started: u64) -> Ticket {
         let tag = generation << KIND_BITS | (kind as u64 + 1);
         Ticket {

@@ -273,14 +273,22 @@ impl Core {
         self.reader.now(&self.settings.clock)
     }
 
-    #[inline]
+    /// A run's ticket. Always inlined (it is on every admission); the
+    /// clock read of a breaker that times its runs is kept out of line, so
+    /// that the admission inlined into every caller stays small.
+    #[inline(always)]
     pub(super) fn ticket(&self, generation: u64, kind: TicketKind) -> Ticket {
-        let started = if self.times_calls {
-            nanos(self.now())
+        if self.times_calls {
+            self.timed_ticket(generation, kind)
         } else {
-            NOT_TIMED
-        };
-        Ticket::new(generation, kind, started)
+            Ticket::new(generation, kind, NOT_TIMED)
+        }
+    }
+
+    /// [`ticket`](Self::ticket) for a run that is timed: reads the clock.
+    #[inline(never)]
+    fn timed_ticket(&self, generation: u64, kind: TicketKind) -> Ticket {
+        Ticket::new(generation, kind, nanos(self.now()))
     }
 }
 
