@@ -39,7 +39,10 @@ pub async fn one_percent_failing(i: u64) -> Result<u64, ()> {
 
 /// [`one_percent_failing`] for the peers' synchronous calls.
 #[inline]
-#[allow(clippy::result_unit_err, reason = "the operations of every case fail with ()")]
+#[allow(
+    clippy::result_unit_err,
+    reason = "the operations of every case fail with ()"
+)]
 pub fn sync_one_percent_failing(i: u64) -> Result<u64, ()> {
     if black_box(i) % 100 == 99 {
         Err(())
@@ -50,7 +53,10 @@ pub fn sync_one_percent_failing(i: u64) -> Result<u64, ()> {
 
 /// The synchronous operation of the permit cases.
 #[inline]
-#[allow(clippy::result_unit_err, reason = "the operations of every case fail with ()")]
+#[allow(
+    clippy::result_unit_err,
+    reason = "the operations of every case fail with ()"
+)]
 pub fn sync_operation(i: u64) -> Result<u64, ()> {
     Ok(black_box(i))
 }

@@ -79,6 +79,40 @@ impl<T: std::fmt::Debug> std::fmt::Debug for OnceLock<T> {
     }
 }
 
+/// A value of the breaker allocated on its first use, for state that most
+/// breakers never need (the queue of waiting calls, the freeze slot, the
+/// counts at the last transition): a breaker that is never tripped, waited
+/// on or frozen keeps a 16-byte cell instead of the value. Dereferencing
+/// allocates it if needed (once; it is kept from then on); [`get`](Lazy::get)
+/// reads it without allocating.
+pub(crate) struct Lazy<T>(OnceLock<Box<T>>);
+
+impl<T> Lazy<T> {
+    pub(crate) fn new() -> Self {
+        Lazy(OnceLock::new())
+    }
+
+    /// The value, if it was allocated.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<&T> {
+        self.0.get().map(|value| &**value)
+    }
+}
+
+impl<T: Default> std::ops::Deref for Lazy<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.0.get_or_init(Box::default)
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Lazy<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Lazy").field(&self.get()).finish()
+    }
+}
+
 /// Locks `mutex`, ignoring poisoning (see the module docs for why that is sound here).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     match mutex.lock() {

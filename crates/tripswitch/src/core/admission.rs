@@ -299,7 +299,7 @@ impl Core {
     /// it may have been the one woken to poll the freeze, wake the next.
     pub(crate) fn waiter_left(&self) {
         if self.freeze_woken.load(Ordering::SeqCst) {
-            self.waiters.wake_first_except(&self.freeze_waker);
+            self.waiters.wake_first_except(&self.wakers().freeze);
         }
     }
 

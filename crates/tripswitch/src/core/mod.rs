@@ -31,7 +31,7 @@ use crate::clock::{Clock, ClockAnchor, ClockKind, ClockReader, nanos};
 use crate::error::RejectSource;
 use crate::events::{ErrorCallback, Listener};
 use crate::half_open::HalfOpen;
-use crate::loom::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, Weak};
+use crate::loom::{AtomicBool, AtomicU32, AtomicU64, Lazy, Mutex, OnceLock, Ordering, Weak};
 use crate::metrics::{Counts, Totals};
 use crate::open_period::OpenPeriod;
 use crate::policy::TripPolicy;
@@ -130,8 +130,12 @@ pub(crate) struct Core {
     slow_probe_fails: bool,
     /// How a counted success is recorded (decided once, from the settings).
     success_path: SuccessPath,
-    waiters: Waiters,
-    freeze: Mutex<Option<FreezeSlot>>,
+    /// The queue of waiting calls; allocated on first use (a call queued,
+    /// or a transition that wakes the queue), see [`Lazy`].
+    waiters: Lazy<Waiters>,
+    /// The current period's freeze slot; allocated when a period first
+    /// installs one.
+    freeze: Lazy<Mutex<Option<FreezeSlot>>>,
     /// When an async freeze must be over at the latest (`max_freeze` after
     /// it started), in nanoseconds on the clock; none when no
     /// async freeze runs. Read by waiting calls to set their alarms (see
@@ -152,11 +156,11 @@ pub(crate) struct Core {
     /// the clock to see whether the period is over. Release/Acquire: a
     /// rejection that sees it also sees the deadline stored before.
     period_due: AtomicBool,
-    freeze_waker: Waker,
-    /// The waker of a fail-fast period's alarm (see [`FreezeSlot::alarm`]).
-    due_waker: Waker,
-    /// The waker of a period's backup ring (see [`FreezeSlot`]'s `backup`).
-    over_waker: Waker,
+    /// The wakers a period hands to its futures (see [`PeriodWakers`]),
+    /// made the first time a period needs one: most breakers never open.
+    wakers: OnceLock<Box<PeriodWakers>>,
+    /// This breaker, weakly: what the wakers hold.
+    me: Weak<Core>,
     /// How rejections carry the open period's deadline.
     anchor: ClockAnchor,
     /// How the breaker reads its clock.
@@ -164,7 +168,10 @@ pub(crate) struct Core {
     /// What rejections carry of the breaker (name, custom clock), if anything.
     reject_source: Option<Arc<RejectSource>>,
     totals: Totals,
-    state_since: Mutex<Counts>,
+    /// The totals when the current state was entered; allocated by the
+    /// first transition (until then, the state is the first one and the
+    /// counts since it are the totals).
+    state_since: Lazy<Mutex<Counts>>,
 }
 
 impl Core {
@@ -200,19 +207,35 @@ impl Core {
             needs_time,
             slow_probe_fails,
             success_path,
-            waiters: Waiters::default(),
-            freeze: Mutex::new(None),
+            waiters: Lazy::new(),
+            freeze: Lazy::new(),
             freeze_bound: AtomicDeadline::none(),
             freeze_woken: AtomicBool::new(false),
             period_due: AtomicBool::new(false),
             anchor,
             reader,
             reject_source,
-            freeze_waker: Waker::from(Arc::new(FreezeWake { core: weak.clone() })),
-            due_waker: Waker::from(Arc::new(PeriodDue { core: weak.clone() })),
-            over_waker: Waker::from(Arc::new(PeriodOver { core: weak.clone() })),
+            wakers: OnceLock::new(),
+            me: weak.clone(),
             totals: Totals::default(),
-            state_since: Mutex::new(Counts::default()),
+            state_since: Lazy::new(),
+        })
+    }
+
+    /// The wakers of this breaker's periods, made on first use.
+    pub(super) fn wakers(&self) -> &PeriodWakers {
+        self.wakers.get_or_init(|| {
+            Box::new(PeriodWakers {
+                freeze: Waker::from(Arc::new(FreezeWake {
+                    core: self.me.clone(),
+                })),
+                due: Waker::from(Arc::new(PeriodDue {
+                    core: self.me.clone(),
+                })),
+                over: Waker::from(Arc::new(PeriodOver {
+                    core: self.me.clone(),
+                })),
+            })
         })
     }
 
@@ -254,7 +277,12 @@ impl Core {
         self.totals.snapshot()
     }
 
-    /// The queue of waiting calls.
+    /// How many calls are waiting now (a snapshot; allocates nothing).
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// The queue of waiting calls (allocated on first use).
     pub(crate) fn waiters(&self) -> &Waiters {
         &self.waiters
     }
@@ -292,6 +320,16 @@ impl Core {
     }
 }
 
+/// The wakers a period hands to futures; each holds the breaker weakly.
+pub(super) struct PeriodWakers {
+    /// Handed to freeze futures (see [`FreezeWake`]).
+    pub(super) freeze: Waker,
+    /// Of a fail-fast period's alarm (see [`FreezeSlot::alarm`]).
+    pub(super) due: Waker,
+    /// Of a period's backup ring (see [`FreezeSlot`]'s `backup`).
+    pub(super) over: Waker,
+}
+
 impl fmt::Debug for Core {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
@@ -299,22 +337,5 @@ impl fmt::Debug for Core {
             .field("state", &self.load().state())
             .field("waiting", &self.waiters.len())
             .finish_non_exhaustive()
-    }
-}
-#[cfg(test)]
-mod tmp_sizes {
-    #[test]
-    fn print_sizes() {
-        use std::mem::size_of;
-        eprintln!("Core {}", size_of::<super::Core>());
-        eprintln!("Settings {}", size_of::<super::Settings>());
-        eprintln!("Waiters {}", size_of::<crate::waiters::Waiters>());
-        eprintln!("Totals {}", size_of::<crate::metrics::Totals>());
-        eprintln!("SuccessPath {}", size_of::<super::SuccessPath>());
-        eprintln!("FreezeSlot opt mutex {}", size_of::<crate::loom::Mutex<Option<super::FreezeSlot>>>());
-        eprintln!("state_since {}", size_of::<crate::loom::Mutex<crate::metrics::Counts>>());
-        eprintln!("OpenPeriod {}", size_of::<crate::open_period::OpenPeriod>());
-        eprintln!("HalfOpen {}", size_of::<crate::half_open::HalfOpen>());
-        eprintln!("ClockReader {}", size_of::<crate::clock::ClockReader>());
     }
 }

@@ -58,7 +58,12 @@ impl Core {
         self.refresh(true);
         let word = self.load();
         let now = self.now();
-        let since = *lock(&self.state_since);
+        // Before the first transition, the counts since the state was
+        // entered are the totals (and nothing is allocated to say so).
+        let since = self
+            .state_since
+            .get()
+            .map_or(Counts::default(), |since| *lock(since));
         let stats = self.policy_stats(now);
         Metrics {
             state: word.state(),
