@@ -41,7 +41,7 @@ pub(crate) struct Remembered<P> {
     pub(crate) end: P,
     /// The stripe row the cell belongs to (the thread's own).
     pub(crate) row: u32,
-    /// The cell, by its index among the window's cells.
+    /// The cell, by its bucket's index in the row.
     pub(crate) cell: u32,
     /// The tag the cell held then (window epoch and slice).
     pub(crate) tag: u64,

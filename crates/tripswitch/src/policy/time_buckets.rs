@@ -151,7 +151,7 @@ impl TimeBuckets {
         };
         if let Some(last) = last_slice::recall(self.id, now)
             && last.row as usize == row
-            && striped.add_again(last.cell as usize, last.tag)
+            && striped.add_again(row, last.cell as usize, last.tag)
         {
             return self.may_hold_failures();
         }
