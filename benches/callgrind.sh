@@ -14,7 +14,7 @@ LARGE=${LARGE:-22000}
 filter=${1:-}
 
 cargo build --release -q -p tripswitch-benches --bin count_instructions
-driver=target/release/count_instructions
+driver=${CARGO_TARGET_DIR:-target}/release/count_instructions
 cases=$("$driver" 2>&1 | sed -n "s/^  //p" || true)
 
 count() { # case calls -> instructions

@@ -136,6 +136,48 @@ fn mass_wake_up(c: &mut Criterion) {
         });
     });
 
+    // The same, each waiting task also holding a tokio sleep of its own
+    // (as a waiting call holds its alarm, so that it never depends on
+    // another task being run to see its period end): the floor of a wake-up
+    // with that guarantee, built on `Notify`.
+    group.bench_function("tokio-notify-with-own-alarm", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                total += runtime.block_on(async {
+                    let notify = Arc::new(tokio::sync::Notify::new());
+                    let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                    let mut tasks = Vec::with_capacity(WAITERS);
+                    for _ in 0..WAITERS {
+                        let (notify, ready) = (Arc::clone(&notify), Arc::clone(&ready));
+                        tasks.push(tokio::spawn(async move {
+                            let notified = notify.notified();
+                            tokio::pin!(notified);
+                            notified.as_mut().enable();
+                            let alarm = tokio::time::sleep(Duration::from_secs(300));
+                            tokio::pin!(alarm);
+                            ready.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            tokio::select! {
+                                () = notified => {}
+                                () = alarm => {}
+                            }
+                        }));
+                    }
+                    while ready.load(std::sync::atomic::Ordering::Relaxed) < WAITERS {
+                        tokio::task::yield_now().await;
+                    }
+                    let start = Instant::now();
+                    notify.notify_waiters();
+                    for task in tasks {
+                        task.await.expect("task");
+                    }
+                    start.elapsed()
+                });
+            }
+            total
+        });
+    });
+
     group.bench_function("tripswitch", |b| {
         b.iter_custom(|iterations| {
             let mut total = Duration::ZERO;

@@ -30,6 +30,37 @@ pub async fn operation(i: u64) -> Result<u64, ()> {
     Ok(black_box(i))
 }
 
+/// An operation where one call in a hundred fails (`i % 100 == 99`):
+/// a breaker sees a failure, then 99 successes, and never trips.
+#[inline]
+pub async fn one_percent_failing(i: u64) -> Result<u64, ()> {
+    sync_one_percent_failing(i)
+}
+
+/// [`one_percent_failing`] for the peers' synchronous calls.
+#[inline]
+#[allow(
+    clippy::result_unit_err,
+    reason = "the operations of every case fail with ()"
+)]
+pub fn sync_one_percent_failing(i: u64) -> Result<u64, ()> {
+    if black_box(i) % 100 == 99 {
+        Err(())
+    } else {
+        Ok(i)
+    }
+}
+
+/// The synchronous operation of the permit cases.
+#[inline]
+#[allow(
+    clippy::result_unit_err,
+    reason = "the operations of every case fail with ()"
+)]
+pub fn sync_operation(i: u64) -> Result<u64, ()> {
+    Ok(black_box(i))
+}
+
 /// An operation that fails, used to trip breakers.
 pub async fn failing(_: u64) -> Result<u64, ()> {
     Err(())
@@ -110,6 +141,22 @@ pub const CASES: &[&str] = &[
     "rejected/recloser",
     "rejected/tower-resilience",
     "half-open/tripswitch",
+    "two-call-sites/tripswitch-one-site",
+    "two-call-sites/tripswitch",
+    "two-call-sites/failsafe",
+    "one-percent-failing-consecutive/tripswitch",
+    "one-percent-failing-consecutive/failsafe",
+    "one-percent-failing-count-window/tripswitch",
+    "one-percent-failing-count-window/recloser",
+    "eight-time-windows/tripswitch",
+    "eight-time-windows/failsafe",
+    "permit/tripswitch",
+    "permit/tripswitch-async",
+    "permit/failsafe",
+    "permit/recloser",
+    "permit-rejected/tripswitch",
+    "permit-rejected/failsafe",
+    "permit-rejected/recloser",
 ];
 
 /// tripswitch tripping after 5 consecutive failures, failing fast.
@@ -170,10 +217,184 @@ fn time_window_settings() -> tripswitch::Builder {
         .fail_fast()
 }
 
+/// Runs `n` synchronous calls of `call` (the permit cases: no executor).
+fn run_sync<R>(n: u64, mut call: impl FnMut(u64) -> R) {
+    for i in 0..n {
+        consume(&call(i));
+    }
+}
+
+/// One call through a permit, as synchronous code makes it: `try_acquire`,
+/// the operation, the verdict.
+#[inline]
+fn through_permit(breaker: &CircuitBreaker, i: u64) -> Result<u64, tripswitch::Rejected> {
+    let permit = breaker.try_acquire()?;
+    match sync_operation(i) {
+        Ok(value) => {
+            permit.success();
+            Ok(value)
+        }
+        Err(error) => {
+            permit.failure(&error);
+            Ok(0)
+        }
+    }
+}
+
+/// The call of the two-call-site case: one closure type, so one `Execute`
+/// future type, awaited from two places in the caller.
+fn via_breaker(
+    breaker: &CircuitBreaker,
+    i: u64,
+) -> impl Future<Output = Result<u64, tripswitch::Error<()>>> + '_ {
+    breaker.execute(move || operation(i))
+}
+
+/// failsafe's call of the two-call-site case.
+fn via_failsafe<B: failsafe::futures::CircuitBreaker>(
+    breaker: &B,
+    i: u64,
+) -> impl Future<Output = Result<u64, failsafe::Error<()>>> + '_ {
+    breaker.call(operation(i))
+}
+
+/// A failsafe breaker tripping after 5 consecutive failures.
+fn failsafe_consecutive()
+-> impl failsafe::futures::CircuitBreaker + failsafe::CircuitBreaker + Send + Sync + 'static {
+    failsafe::Config::new()
+        .failure_policy(failsafe::failure_policy::consecutive_failures(
+            5,
+            failsafe::backoff::constant(LONG),
+        ))
+        .build()
+}
+
+/// A recloser on a 50% failure rate over the last 100 calls.
+fn recloser_count_window(closed_len: usize) -> recloser::Recloser {
+    recloser::Recloser::custom()
+        .error_rate(0.5)
+        .closed_len(closed_len)
+        .open_wait(LONG)
+        .build()
+}
+
 /// Builds the runner of a case, or `None` for an unknown name.
+#[allow(
+    clippy::if_same_then_else,
+    reason = "the two-call-site cases await the same future type from two places on purpose"
+)]
 pub fn case(name: &str) -> Option<Runner> {
     let _guard = tokio_runtime().enter();
     let runner: Runner = match name {
+        "two-call-sites/tripswitch-one-site" => tripswitch_runner(tripswitch_consecutive()),
+        "two-call-sites/tripswitch" => {
+            let breaker = tripswitch_consecutive();
+            Box::new(move |n| {
+                futures::executor::block_on(async {
+                    for i in 0..n {
+                        if i & 1 == 0 {
+                            consume(&via_breaker(&breaker, i).await);
+                        } else {
+                            consume(&via_breaker(&breaker, i).await);
+                        }
+                    }
+                })
+            })
+        }
+        "two-call-sites/failsafe" => {
+            let breaker = failsafe_consecutive();
+            Box::new(move |n| {
+                futures::executor::block_on(async {
+                    for i in 0..n {
+                        if i & 1 == 0 {
+                            consume(&via_failsafe(&breaker, i).await);
+                        } else {
+                            consume(&via_failsafe(&breaker, i).await);
+                        }
+                    }
+                })
+            })
+        }
+        "one-percent-failing-consecutive/tripswitch" => {
+            let breaker = tripswitch_consecutive();
+            Box::new(move |n| run_calls(n, |i| breaker.execute(move || one_percent_failing(i))))
+        }
+        "one-percent-failing-consecutive/failsafe" => {
+            let breaker = failsafe_consecutive();
+            Box::new(move |n| {
+                run_calls(n, |i| {
+                    failsafe::futures::CircuitBreaker::call(&breaker, one_percent_failing(i))
+                })
+            })
+        }
+        "one-percent-failing-count-window/tripswitch" => {
+            let breaker = tripswitch_count_window();
+            Box::new(move |n| run_calls(n, |i| breaker.execute(move || one_percent_failing(i))))
+        }
+        "one-percent-failing-count-window/recloser" => {
+            let breaker = recloser::AsyncRecloser::from(recloser_count_window(100));
+            Box::new(move |n| run_calls(n, |i| breaker.call(one_percent_failing(i))))
+        }
+        "eight-time-windows/tripswitch" => {
+            let breakers: Vec<CircuitBreaker> = (0..8).map(|_| tripswitch_time_window()).collect();
+            Box::new(move |n| {
+                run_calls(n, |i| {
+                    breakers[(i % 8) as usize].execute(move || operation(i))
+                })
+            })
+        }
+        "eight-time-windows/failsafe" => {
+            let breakers: Vec<_> = (0..8).map(|_| failsafe::Config::new().build()).collect();
+            Box::new(move |n| run_calls(n, |i| breakers[(i % 8) as usize].call(operation(i))))
+        }
+        "permit/tripswitch" => {
+            let breaker = tripswitch_consecutive();
+            Box::new(move |n| run_sync(n, |i| through_permit(&breaker, i)))
+        }
+        "permit/tripswitch-async" => tripswitch_runner(tripswitch_consecutive()),
+        "permit/failsafe" => {
+            let breaker = failsafe_consecutive();
+            Box::new(move |n| {
+                run_sync(n, |i| {
+                    failsafe::CircuitBreaker::call(&breaker, || sync_operation(i))
+                })
+            })
+        }
+        "permit/recloser" => {
+            let breaker = recloser_count_window(100);
+            Box::new(move |n| run_sync(n, |i| breaker.call(|| sync_operation(i))))
+        }
+        "permit-rejected/tripswitch" => {
+            let breaker = CircuitBreaker::builder()
+                .freeze_for(LONG)
+                .fail_fast()
+                .build();
+            breaker.try_acquire().expect("closed").failure(&"trip");
+            assert!(breaker.is_frozen());
+            Box::new(move |n| run_sync(n, |i| through_permit(&breaker, i)))
+        }
+        "permit-rejected/failsafe" => {
+            let breaker = failsafe::Config::new()
+                .failure_policy(failsafe::failure_policy::consecutive_failures(
+                    1,
+                    failsafe::backoff::constant(LONG),
+                ))
+                .build();
+            let _ = failsafe::CircuitBreaker::call(&breaker, || Err::<u64, ()>(()));
+            assert!(!failsafe::CircuitBreaker::is_call_permitted(&breaker));
+            Box::new(move |n| {
+                run_sync(n, |i| {
+                    failsafe::CircuitBreaker::call(&breaker, || sync_operation(i))
+                })
+            })
+        }
+        "permit-rejected/recloser" => {
+            let breaker = recloser_count_window(1);
+            for _ in 0..2 {
+                let _ = breaker.call(|| Err::<u64, ()>(()));
+            }
+            Box::new(move |n| run_sync(n, |i| breaker.call(|| sync_operation(i))))
+        }
         "closed-consecutive/bare" => Box::new(|n| run_calls(n, operation)),
         "closed-consecutive/tripswitch-seed" => {
             let breaker = CircuitBreaker::new();

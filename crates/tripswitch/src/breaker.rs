@@ -331,11 +331,10 @@ impl CircuitBreaker {
     /// let rejected = breaker.try_acquire().unwrap_err();
     /// assert!(rejected.retry_after().is_some());
     /// ```
+    #[inline(always)]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
-        match self.core.try_admit_now() {
-            Ok(ticket) => Ok(permit::permit(&self.core, ticket)),
-            Err(block) => Err(self.core.reject(block)),
-        }
+        let ticket = self.core.try_admit_now()?;
+        Ok(permit::permit(&self.core, ticket))
     }
 
     /// Like [`try_acquire`](Self::try_acquire), with a permit that owns a
@@ -344,11 +343,10 @@ impl CircuitBreaker {
     /// # Errors
     ///
     /// As for [`try_acquire`](Self::try_acquire).
+    #[inline(always)]
     pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
-        match self.core.try_admit_now() {
-            Ok(ticket) => Ok(permit::owned_permit(Arc::clone(&self.core), ticket)),
-            Err(block) => Err(self.core.reject(block)),
-        }
+        let ticket = self.core.try_admit_now()?;
+        Ok(permit::owned_permit(Arc::clone(&self.core), ticket))
     }
 
     /// Opens the breaker by hand. It stays open (calls wait, or are rejected

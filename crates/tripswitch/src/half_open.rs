@@ -66,8 +66,8 @@ pub(crate) enum ProbeJudge {
     /// Once `budget` probes have ended: reopen if the failure rate reached
     /// `failure_rate`, or the slow-call rate `slow_call_rate`; close otherwise.
     Rate {
-        failure_rate: f64,
-        slow_call_rate: Option<f64>,
+        failure_rate: f32,
+        slow_call_rate: Option<f32>,
     },
 }
 
@@ -118,8 +118,9 @@ impl HalfOpen {
             probes: Some(calls),
             close_after: calls,
             budget: Some(calls),
+            // f32: a rate needs no more, and the settings stay small.
             judge: ProbeJudge::Rate {
-                failure_rate,
+                failure_rate: failure_rate as f32,
                 slow_call_rate: None,
             },
             max_duration: Some(DEFAULT_MAX_HALF_OPEN),
@@ -135,7 +136,7 @@ impl HalfOpen {
     /// one whenever the breaker judges slow calls.
     pub fn slow_call_rate(mut self, rate: f64) -> Self {
         if let ProbeJudge::Rate { slow_call_rate, .. } = &mut self.judge {
-            *slow_call_rate = Some(rate);
+            *slow_call_rate = Some(rate as f32);
         }
         self
     }
@@ -334,7 +335,7 @@ impl HalfOpen {
 
 /// A rate in 0..=1; one that is not a number reopens only when every call
 /// failed (as the trip policies' thresholds).
-fn clamped_rate(rate: f64) -> f64 {
+fn clamped_rate(rate: f32) -> f32 {
     if rate.is_nan() {
         1.0
     } else {

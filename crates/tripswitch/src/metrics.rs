@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use crate::State;
-use crate::loom::{AtomicU64, Ordering};
+use crate::loom::{AtomicU32, AtomicU64, OnceLock, Ordering};
 
 /// Numbers of calls by outcome.
 ///
@@ -107,14 +107,51 @@ const COUNTERS: usize = 6;
 /// a plain load and store, no locked instruction.
 pub(crate) const OWNED_STRIPES: usize = 8;
 
-/// Running totals. Up to [`OWNED_STRIPES`] live threads each own a stripe (a
-/// cache line of their own) and are its only writer, so an increment is a
-/// plain load and store; further threads share one stripe and use atomic
-/// additions. Readers sum the stripes.
-#[derive(Debug, Default)]
+/// Running totals.
+///
+/// Every thread that counts has an index (see [`owned_stripe`]): up to
+/// [`OWNED_STRIPES`] live threads own one each, and are the only writers of
+/// the counters of that index, so an increment is a plain load and store;
+/// further threads share one stripe and use atomic additions. Readers sum
+/// the stripes.
+///
+/// Memory: the first thread that counts gets `first`, one stripe on a line
+/// of its own (128 bytes); the stripes of every other index (another
+/// `(OWNED_STRIPES + 1) × 128` bytes) are allocated the first time a second
+/// thread counts. A breaker used from one thread, or only ever tripped by
+/// hand, never pays for them; the trade-off is one allocation, on the first
+/// count of the second thread, and a breaker once used by two threads keeps
+/// them.
+#[derive(Debug)]
 pub(crate) struct Totals {
-    owned: Box<[Stripe; OWNED_STRIPES]>,
-    shared: Box<Stripe>,
+    /// The counters of the index in `first_owner`.
+    first: Box<Stripe>,
+    /// The thread index ([`STRIPE`]'s value) whose counters are `first`,
+    /// or [`NO_OWNER`] before the first count. Invariant: set once, from
+    /// [`NO_OWNER`], by a compare-and-swap, to an owned index; afterwards
+    /// only the thread that holds that index writes `first` (the index is
+    /// handed from an exiting thread to the next through `OWNERS`, whose
+    /// release and acquire order the old owner's last plain stores before
+    /// the new owner's first load). `Relaxed` suffices: a thread compares
+    /// it with its own index, and the one that set it sees its own write;
+    /// any other thread finds it different from its index whatever it reads.
+    first_owner: AtomicU32,
+    /// Every other index's stripe, [`OWNED_STRIPES`] owned ones and the
+    /// shared one last, allocated on first need (see above).
+    more: OnceLock<Box<[Stripe; OWNED_STRIPES + 1]>>,
+}
+
+/// [`Totals::first_owner`] before any thread counted: no thread index equals it.
+const NO_OWNER: u32 = u32::MAX;
+
+impl Default for Totals {
+    fn default() -> Self {
+        Totals {
+            first: Box::default(),
+            first_owner: AtomicU32::new(NO_OWNER),
+            more: OnceLock::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -123,26 +160,64 @@ struct Stripe {
     counts: [AtomicU64; COUNTERS],
 }
 
+impl Stripe {
+    /// One more in `tally`, by this stripe's only writer.
+    #[inline(always)]
+    fn bump(&self, tally: Tally) {
+        let counter = &self.counts[tally as usize];
+        // Single writer: this thread owns the stripe. (Under loom too:
+        // each model thread has its own `STRIPE`, and a stripe with two
+        // writers would lose a count the models check.)
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+}
+
 impl Totals {
-    #[inline]
+    /// Counts one outcome: on the first counting thread, one thread-local
+    /// load, one relaxed load and a plain increment.
+    #[inline(always)]
     pub(crate) fn add(&self, tally: Tally) {
-        match owned_stripe() {
-            Some(index) => {
-                let counter = &self.owned[index].counts[tally as usize];
-                // Single writer: this thread owns the stripe. (Under loom too:
-                // each model thread has its own `STRIPE`, and a stripe with two
-                // writers would lose a count the models check.)
-                counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            }
-            None => {
-                self.shared.counts[tally as usize].fetch_add(1, Ordering::Relaxed);
-            }
+        if u32::from(STRIPE.with(Cell::get)) == self.first_owner.load(Ordering::Relaxed) {
+            self.first.bump(tally);
+        } else {
+            self.add_elsewhere(tally);
         }
+    }
+
+    /// [`add`](Self::add) from any thread but `first`'s owner (or the very
+    /// first count). Out of line: most breakers are counted by one thread.
+    #[cold]
+    #[inline(never)]
+    fn add_elsewhere(&self, tally: Tally) {
+        let Some(index) = owned_stripe() else {
+            if let Some(shared) = self.more().last() {
+                shared.counts[tally as usize].fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        };
+        let first = self.first_owner.load(Ordering::Relaxed);
+        if first == index as u32
+            || first == NO_OWNER
+                && self
+                    .first_owner
+                    .compare_exchange(NO_OWNER, index as u32, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+        {
+            self.first.bump(tally);
+        } else if let Some(stripe) = self.more().get(index) {
+            stripe.bump(tally);
+        }
+    }
+
+    /// The stripes of every index but `first`'s, allocated on first use.
+    fn more(&self) -> &[Stripe; OWNED_STRIPES + 1] {
+        self.more.get_or_init(Box::default)
     }
 
     pub(crate) fn snapshot(&self) -> Counts {
         let mut sums = [0u64; COUNTERS];
-        for stripe in self.owned.iter().chain(std::iter::once(&*self.shared)) {
+        let more = self.more.get().map_or(&[][..], |more| &more[..]);
+        for stripe in std::iter::once(&*self.first).chain(more) {
             for (sum, counter) in sums.iter_mut().zip(stripe.counts.iter()) {
                 *sum += counter.load(Ordering::Relaxed);
             }

@@ -23,6 +23,7 @@ pub(crate) struct Run<C: Deref<Target = Core>> {
 }
 
 impl<C: Deref<Target = Core>> Run<C> {
+    #[inline(always)]
     pub(crate) fn new(core: C, ticket: Ticket) -> Self {
         Self {
             core,
@@ -35,7 +36,7 @@ impl<C: Deref<Target = Core>> Run<C> {
     }
 
     /// Records a success (the short path).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn succeed(mut self) {
         if let Some(ticket) = self.ticket.take() {
             self.core.record_success(ticket);
@@ -56,21 +57,32 @@ impl<C: Deref<Target = Core>> Run<C> {
 }
 
 impl<C: Deref<Target = Core>> Drop for Run<C> {
+    /// Inlined, so that a run whose verdict was recorded drops with one test.
+    #[inline(always)]
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
-            let verdict = if std::thread::panicking() {
-                Verdict::Failure(&OperationPanicked)
-            } else {
-                Verdict::Cancelled
-            };
-            self.core.record(ticket, verdict);
+            dropped_without_verdict(&self.core, ticket);
         }
     }
+}
+
+/// A run dropped without a verdict: a cancellation, or a failure while the
+/// thread panics.
+#[cold]
+#[inline(never)]
+fn dropped_without_verdict(core: &Core, ticket: Ticket) {
+    let verdict = if std::thread::panicking() {
+        Verdict::Failure(&OperationPanicked)
+    } else {
+        Verdict::Cancelled
+    };
+    core.record(ticket, verdict);
 }
 
 macro_rules! permit_methods {
     () => {
         /// Records a success.
+        #[inline]
         pub fn success(self) {
             self.run.succeed();
         }
@@ -233,12 +245,14 @@ pub(crate) fn acquire_owned(core: Arc<Core>) -> AcquireOwned {
     }
 }
 
+#[inline(always)]
 pub(crate) fn permit(core: &Core, ticket: Ticket) -> Permit<'_> {
     Permit {
         run: Run::new(core, ticket),
     }
 }
 
+#[inline(always)]
 pub(crate) fn owned_permit(core: Arc<Core>, ticket: Ticket) -> OwnedPermit {
     OwnedPermit {
         run: Run::new(core, ticket),

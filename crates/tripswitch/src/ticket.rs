@@ -43,7 +43,7 @@ const PASS_THROUGH: u64 = 0b01_1111;
 const _: () = assert!(std::mem::size_of::<Option<Ticket>>() == 16);
 
 impl Ticket {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(generation: u64, kind: TicketKind, started: u64) -> Ticket {
         // The generation where the state word has it (the word's generation
         // fits: it has `64 - GEN_SHIFT` bits), the kind in the low bits.

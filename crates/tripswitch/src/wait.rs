@@ -205,12 +205,24 @@ impl<C: Deref<Target = Core> + Unpin> Future for Wait<C> {
 }
 
 impl<C: Deref<Target = Core>> Drop for Wait<C> {
+    /// One test inlined; leaving the queue out of line. (Inlined whole, the
+    /// queue's lookup made the drop glue of `execute`'s future bigger on
+    /// the closed path, which never waits: 94 -> 101 instructions a call.)
+    #[inline(always)]
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            match self.core.waiters().cancel(key) {
-                Some(grant) => self.core.give_back(grant),
-                None => self.core.waiter_left(),
-            }
+            leave_queue(&self.core, key);
         }
+    }
+}
+
+/// A queued call dropped: it leaves the queue, and gives back a grant it
+/// received but did not use.
+#[cold]
+#[inline(never)]
+fn leave_queue(core: &Core, key: Key) {
+    match core.waiters().cancel(key) {
+        Some(grant) => core.give_back(grant),
+        None => core.waiter_left(),
     }
 }

@@ -77,7 +77,8 @@ fn grant_of(ticket: Ticket) -> Grant {
 
 impl Core {
     /// The happy path: a closed breaker lets the call in with one atomic load.
-    #[inline]
+    /// Always inlined: it is most of a call's admission.
+    #[inline(always)]
     pub(crate) fn admit_fast(&self) -> Option<Ticket> {
         let word = self.load();
         if word.is(State::Closed) {
@@ -165,18 +166,31 @@ impl Core {
         self.rejected(State::Open, RejectReason::Open, Some(until))
     }
 
-    /// Admission for a caller that will not wait (`try_acquire`): a
-    /// fail-fast breaker's outage is refused by the short path (no clock
-    /// read unless its timer fired or the sample says so), anything else
-    /// takes [`try_admit`](Self::try_admit).
-    #[inline]
-    pub(crate) fn try_admit_now(&self) -> Result<Ticket, Block> {
+    /// Admission for a caller that will not wait (`try_acquire`), with the
+    /// async closed path's shortcuts: a closed breaker admits with one
+    /// load ([`admit_fast`](Self::admit_fast)), inlined into the caller;
+    /// anything else is [`try_admit_not_closed`](Self::try_admit_not_closed),
+    /// out of line, so that the permit path costs no more than `execute`'s.
+    #[inline(always)]
+    pub(crate) fn try_admit_now(&self) -> Result<Ticket, Rejected> {
+        match self.admit_fast() {
+            Some(ticket) => Ok(ticket),
+            None => self.try_admit_not_closed(),
+        }
+    }
+
+    /// [`try_admit_now`](Self::try_admit_now) on a breaker that is not
+    /// closed: a fail-fast breaker's outage is refused by the short path (no
+    /// clock read unless its timer fired or the sample says so), anything
+    /// else takes [`try_admit`](Self::try_admit).
+    #[inline(never)]
+    fn try_admit_not_closed(&self) -> Result<Ticket, Rejected> {
         if self.settings.fail_fast
             && let Some(until) = self.reject_while_open()
         {
-            return Err(Block::Open(Some(until)));
+            return Err(self.rejected_while_open(until));
         }
-        self.try_admit()
+        self.try_admit().map_err(|block| self.reject(block))
     }
 
     /// Admission without waiting: performs any transition that is due
@@ -289,7 +303,7 @@ impl Core {
     /// it may have been the one woken to poll the freeze, wake the next.
     pub(crate) fn waiter_left(&self) {
         if self.freeze_woken.load(Ordering::SeqCst) {
-            self.waiters.wake_first_except(&self.freeze_waker);
+            self.waiters.wake_first_except(&self.wakers().freeze);
         }
     }
 

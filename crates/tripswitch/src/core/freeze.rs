@@ -54,7 +54,7 @@ impl Wake for FreezeWake {
             // A freeze that waits on its own breaker (`wait_unfrozen` inside
             // the freeze function) is itself a waiter with this very waker:
             // it is skipped, or waking it would wake it again, without end.
-            core.waiters.wake_first_except(&core.freeze_waker);
+            core.waiters.wake_first_except(&core.wakers().freeze);
         }
     }
 }
@@ -125,7 +125,7 @@ impl Core {
     /// reads and waiting calls' own alarms still end the period.
     pub(super) fn arm_alarm(&self, generation: u64, after: Duration) {
         let mut alarm = self.sleep(after);
-        let mut cx = Context::from_waker(&self.due_waker);
+        let mut cx = Context::from_waker(&self.wakers().due);
         match catch_unwind(AssertUnwindSafe(|| alarm.as_mut().poll(&mut cx))) {
             Ok(Poll::Pending) => {
                 let stale = {
@@ -204,7 +204,7 @@ impl Core {
             return true;
         }
         self.freeze_woken.store(false, Ordering::SeqCst);
-        let mut cx = Context::from_waker(&self.freeze_waker);
+        let mut cx = Context::from_waker(&self.wakers().freeze);
         match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
             Ok(Poll::Pending) => {
                 let stale = {
@@ -221,7 +221,7 @@ impl Core {
                 drop(stale);
                 if self.freeze_woken.load(Ordering::SeqCst) {
                     // It woke while out of the slot, when nobody could poll it.
-                    self.waiters.wake_first_except(&self.freeze_waker);
+                    self.waiters.wake_first_except(&self.wakers().freeze);
                 }
                 false
             }
@@ -282,9 +282,9 @@ impl Core {
             return;
         }
         let mut backup = crate::clock::thread_sleep(after);
-        let mut cx = Context::from_waker(&self.over_waker);
+        let mut cx = Context::from_waker(&self.wakers().over);
         if backup.as_mut().poll(&mut cx).is_ready() {
-            self.over_waker.wake_by_ref();
+            self.wakers().over.wake_by_ref();
             return;
         }
         let stale = {

@@ -32,7 +32,7 @@ use crate::clock::{Clock, ClockAnchor, ClockKind, ClockReader, nanos};
 use crate::error::RejectSource;
 use crate::events::{ErrorCallback, Listener};
 use crate::half_open::HalfOpen;
-use crate::loom::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, Weak};
+use crate::loom::{AtomicBool, AtomicU32, AtomicU64, Lazy, Mutex, OnceLock, Ordering, Weak};
 use crate::metrics::{Counts, Totals};
 use crate::open_period::OpenPeriod;
 use crate::policy::TripPolicy;
@@ -114,10 +114,11 @@ pub(crate) struct Core {
     /// applied in that generation only (`Core::apply` refuses a stale one).
     half_open_successes: AtomicU32,
     /// The half-open state's account of its calls, for a budget or a rate
-    /// judge (see `probe_tally.rs`); untouched by other breakers. A lock:
+    /// judge (see `probe_tally.rs`); untouched (and never allocated) by
+    /// other breakers. A lock:
     /// the half-open state is the cold path, and the account's fields
     /// change together.
-    probe_tally: Mutex<probe_tally::ProbeTally>,
+    probe_tally: Lazy<Mutex<probe_tally::ProbeTally>>,
     /// Openings since the breaker was last closed (drives backoff).
     /// Written only by the thread that performed the transition (the CAS
     /// on `word` makes it the only one), so `Relaxed` suffices.
@@ -141,8 +142,12 @@ pub(crate) struct Core {
     keeps_probe_tally: bool,
     /// How a counted success is recorded (decided once, from the settings).
     success_path: SuccessPath,
-    waiters: Waiters,
-    freeze: Mutex<Option<FreezeSlot>>,
+    /// The queue of waiting calls; allocated on first use (a call queued,
+    /// or a transition that wakes the queue), see [`Lazy`].
+    waiters: Lazy<Waiters>,
+    /// The current period's freeze slot; allocated when a period first
+    /// installs one.
+    freeze: Lazy<Mutex<Option<FreezeSlot>>>,
     /// When an async freeze must be over at the latest (`max_freeze` after
     /// it started), in nanoseconds on the clock; none when no
     /// async freeze runs. Read by waiting calls to set their alarms (see
@@ -163,11 +168,11 @@ pub(crate) struct Core {
     /// the clock to see whether the period is over. Release/Acquire: a
     /// rejection that sees it also sees the deadline stored before.
     period_due: AtomicBool,
-    freeze_waker: Waker,
-    /// The waker of a fail-fast period's alarm (see [`FreezeSlot::alarm`]).
-    due_waker: Waker,
-    /// The waker of a period's backup ring (see [`FreezeSlot`]'s `backup`).
-    over_waker: Waker,
+    /// The wakers a period hands to its futures (see [`PeriodWakers`]),
+    /// made the first time a period needs one: most breakers never open.
+    wakers: OnceLock<Box<PeriodWakers>>,
+    /// This breaker, weakly: what the wakers hold.
+    me: Weak<Core>,
     /// How rejections carry the open period's deadline.
     anchor: ClockAnchor,
     /// How the breaker reads its clock.
@@ -175,7 +180,10 @@ pub(crate) struct Core {
     /// What rejections carry of the breaker (name, custom clock), if anything.
     reject_source: Option<Arc<RejectSource>>,
     totals: Totals,
-    state_since: Mutex<Counts>,
+    /// The totals when the current state was entered; allocated by the
+    /// first transition (until then, the state is the first one and the
+    /// counts since it are the totals).
+    state_since: Lazy<Mutex<Counts>>,
 }
 
 impl Core {
@@ -205,7 +213,7 @@ impl Core {
             open_until: AtomicDeadline::none(),
             half_open_until: AtomicDeadline::none(),
             half_open_successes: AtomicU32::new(0),
-            probe_tally: Mutex::new(probe_tally::ProbeTally::default()),
+            probe_tally: Lazy::new(),
             openings: AtomicU32::new(0),
             shared_open_for: AtomicU64::new(0),
             shared_half_open_for: AtomicU64::new(0),
@@ -214,19 +222,35 @@ impl Core {
             slow_probe_fails,
             keeps_probe_tally,
             success_path,
-            waiters: Waiters::default(),
-            freeze: Mutex::new(None),
+            waiters: Lazy::new(),
+            freeze: Lazy::new(),
             freeze_bound: AtomicDeadline::none(),
             freeze_woken: AtomicBool::new(false),
             period_due: AtomicBool::new(false),
             anchor,
             reader,
             reject_source,
-            freeze_waker: Waker::from(Arc::new(FreezeWake { core: weak.clone() })),
-            due_waker: Waker::from(Arc::new(PeriodDue { core: weak.clone() })),
-            over_waker: Waker::from(Arc::new(PeriodOver { core: weak.clone() })),
+            wakers: OnceLock::new(),
+            me: weak.clone(),
             totals: Totals::default(),
-            state_since: Mutex::new(Counts::default()),
+            state_since: Lazy::new(),
+        })
+    }
+
+    /// The wakers of this breaker's periods, made on first use.
+    pub(super) fn wakers(&self) -> &PeriodWakers {
+        self.wakers.get_or_init(|| {
+            Box::new(PeriodWakers {
+                freeze: Waker::from(Arc::new(FreezeWake {
+                    core: self.me.clone(),
+                })),
+                due: Waker::from(Arc::new(PeriodDue {
+                    core: self.me.clone(),
+                })),
+                over: Waker::from(Arc::new(PeriodOver {
+                    core: self.me.clone(),
+                })),
+            })
         })
     }
 
@@ -268,7 +292,12 @@ impl Core {
         self.totals.snapshot()
     }
 
-    /// The queue of waiting calls.
+    /// How many calls are waiting now (a snapshot; allocates nothing).
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// The queue of waiting calls (allocated on first use).
     pub(crate) fn waiters(&self) -> &Waiters {
         &self.waiters
     }
@@ -287,15 +316,33 @@ impl Core {
         self.reader.now(&self.settings.clock)
     }
 
-    #[inline]
+    /// A run's ticket. Always inlined (it is on every admission); the
+    /// clock read of a breaker that times its runs is kept out of line, so
+    /// that the admission inlined into every caller stays small.
+    #[inline(always)]
     pub(super) fn ticket(&self, generation: u64, kind: TicketKind) -> Ticket {
-        let started = if self.times_calls {
-            nanos(self.now())
+        if self.times_calls {
+            self.timed_ticket(generation, kind)
         } else {
-            NOT_TIMED
-        };
-        Ticket::new(generation, kind, started)
+            Ticket::new(generation, kind, NOT_TIMED)
+        }
     }
+
+    /// [`ticket`](Self::ticket) for a run that is timed: reads the clock.
+    #[inline(never)]
+    fn timed_ticket(&self, generation: u64, kind: TicketKind) -> Ticket {
+        Ticket::new(generation, kind, nanos(self.now()))
+    }
+}
+
+/// The wakers a period hands to futures; each holds the breaker weakly.
+pub(super) struct PeriodWakers {
+    /// Handed to freeze futures (see [`FreezeWake`]).
+    pub(super) freeze: Waker,
+    /// Of a fail-fast period's alarm (see [`FreezeSlot::alarm`]).
+    pub(super) due: Waker,
+    /// Of a period's backup ring (see [`FreezeSlot`]'s `backup`).
+    pub(super) over: Waker,
 }
 
 impl fmt::Debug for Core {

@@ -113,7 +113,7 @@ impl Core {
         if ended < calls {
             return None;
         }
-        let share = |count: u32| f64::from(count) / f64::from(ended);
+        let share = |count: u32| (f64::from(count) / f64::from(ended)) as f32;
         // A rate reopens only with a failure (or slow call) among the calls,
         // as the trip policies: a threshold of 0 means "any".
         let failing = tally.failures > 0 && share(tally.failures) >= failure_rate;

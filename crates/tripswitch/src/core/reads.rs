@@ -58,12 +58,20 @@ impl Core {
         self.refresh(true);
         let word = self.load();
         let now = self.now();
-        // Both under the lock: a late run adds to the totals and to the
-        // base together (see `count_outcome`).
-        let (current, totals) = {
-            let since = lock(&self.state_since);
-            let totals = self.totals.snapshot();
-            (totals.saturating_sub(*since), totals)
+        // Before the first transition, the counts since the state was
+        // entered are the totals (and nothing is allocated to say so).
+        // After it, both under the lock: a late run adds to the totals and
+        // to the base together (see `count_outcome`).
+        let (current, totals) = match self.state_since.get() {
+            None => {
+                let totals = self.totals.snapshot();
+                (totals, totals)
+            }
+            Some(since) => {
+                let since = lock(since);
+                let totals = self.totals.snapshot();
+                (totals.saturating_sub(*since), totals)
+            }
         };
         let stats = self.policy_stats(now);
         Metrics {

@@ -17,7 +17,7 @@
 //! reader sees a cell's count for the slice it asks about, or nothing when
 //! the cell holds another slice.
 
-use crate::loom::{AtomicU64, Ordering, fence};
+use crate::loom::{AtomicU64, OnceLock, Ordering, fence};
 
 /// Cells per 128-byte line (two cache lines, the unit adjacent-line
 /// prefetching pulls in together): each cell is two words.
@@ -44,12 +44,21 @@ struct Cell {
 struct Line([Cell; CELLS_PER_LINE]);
 
 /// Per-thread success counts for the buckets of one time window.
+///
+/// A thread's row is allocated on its first success in the window: a
+/// window counted by one thread holds one row (two 128-byte lines for up to
+/// 16 buckets) instead of one per possible thread. The trade-off: one
+/// allocation on each new thread's first success, kept until the window is
+/// dropped.
 #[derive(Debug)]
 pub(crate) struct StripedSuccesses {
     buckets: usize,
     /// Lines per thread's row.
     row_lines: usize,
-    lines: Box<[Line]>,
+    /// Each thread's row, allocated on first use by that thread (the row's
+    /// only writer); read by anyone through `OnceLock::get`, whose acquire
+    /// pairs with the allocation's publication.
+    rows: Box<[OnceLock<Box<[Line]>>]>,
     /// Bumped by [`reset`](Self::reset): cells of an older epoch count nothing.
     epoch: AtomicU64,
 }
@@ -65,23 +74,27 @@ impl StripedSuccesses {
         Some(Self {
             buckets,
             row_lines,
-            lines: (0..row_lines * rows).map(|_| Line::default()).collect(),
+            rows: (0..rows).map(|_| OnceLock::new()).collect(),
             epoch: AtomicU64::new(0),
         })
     }
 
+    /// Bucket `index`'s cell in `row`, if the row exists.
     fn cell(&self, row: usize, index: usize) -> Option<&Cell> {
-        self.cell_at(self.position(row, index))
+        let line = self.rows.get(row)?.get()?.get(index / CELLS_PER_LINE)?;
+        line.0.get(index % CELLS_PER_LINE)
     }
 
-    /// Where bucket `index`'s cell of `row` is among all the cells.
-    fn position(&self, row: usize, index: usize) -> usize {
-        (row * self.row_lines) * CELLS_PER_LINE + index
-    }
-
-    fn cell_at(&self, position: usize) -> Option<&Cell> {
-        let line = self.lines.get(position / CELLS_PER_LINE)?;
-        line.0.get(position % CELLS_PER_LINE)
+    /// Bucket `index`'s cell in `row`, allocating the row (by its owner).
+    fn own_cell(&self, row: usize, index: usize) -> Option<&Cell> {
+        let lines = self
+            .rows
+            .get(row)?
+            .get_or_init(|| (0..self.row_lines).map(|_| Line::default()).collect());
+        lines
+            .get(index / CELLS_PER_LINE)?
+            .0
+            .get(index % CELLS_PER_LINE)
     }
 
     fn tag(&self, slice: u64) -> Option<u64> {
@@ -100,15 +113,14 @@ impl StripedSuccesses {
     }
 
     /// [`add`](Self::add), telling where the success went: the cell's
-    /// position and tag, for [`add_again`](Self::add_again).
+    /// bucket index and tag, for [`add_again`](Self::add_again).
     #[inline]
     pub(crate) fn add_at(&self, row: usize, slice: u64, index: usize) -> Option<(usize, u64)> {
-        let position = self.position(row, index);
-        let (Some(cell), Some(tag)) = (self.cell_at(position), self.tag(slice)) else {
+        let (Some(cell), Some(tag)) = (self.own_cell(row, index), self.tag(slice)) else {
             return None;
         };
         if cell.tag.load(Ordering::Relaxed) == tag {
-            return increment(cell).then_some((position, tag));
+            return increment(cell).then_some((index, tag));
         }
         // The cell moves to a new slice (or epoch): clear the tag first, so
         // that no reader pairs the new count with the old tag.
@@ -116,16 +128,16 @@ impl StripedSuccesses {
         fence(Ordering::Release);
         cell.count.store(1, Ordering::Relaxed);
         cell.tag.store(tag, Ordering::Release);
-        Some((position, tag))
+        Some((index, tag))
     }
 
-    /// Counts one more success in the cell at `position` (the calling
-    /// thread's own, as [`add_at`](Self::add_at) returned it), if it still
-    /// holds `tag` in the window's current epoch. False when anything moved:
-    /// then go the long way.
+    /// Counts one more success in bucket `index`'s cell of `row` (the
+    /// calling thread's own, as [`add_at`](Self::add_at) returned it), if
+    /// it still holds `tag` in the window's current epoch. False when
+    /// anything moved: then go the long way.
     #[inline]
-    pub(crate) fn add_again(&self, position: usize, tag: u64) -> bool {
-        let Some(cell) = self.cell_at(position) else {
+    pub(crate) fn add_again(&self, row: usize, index: usize, tag: u64) -> bool {
+        let Some(cell) = self.cell(row, index) else {
             return false;
         };
         tag >> SLICE_BITS == self.epoch.load(Ordering::Relaxed)
@@ -138,8 +150,7 @@ impl StripedSuccesses {
         let Some(expected) = self.tag(slice) else {
             return 0;
         };
-        let rows = self.lines.len() / self.row_lines.max(1);
-        (0..rows)
+        (0..self.rows.len())
             .filter_map(|row| self.cell(row, index))
             .map(|cell| read(cell, expected))
             .sum()

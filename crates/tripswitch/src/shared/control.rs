@@ -63,7 +63,7 @@ impl SharedControl {
     /// [`Counts::rejected`], it tells a store whether this process has calls
     /// to probe with.
     pub fn waiting(&self) -> usize {
-        self.core.upgrade().map_or(0, |core| core.waiters().len())
+        self.core.upgrade().map_or(0, |core| core.waiting())
     }
 
     /// Opens the breaker for `remaining` from now (the fleet's open period),
