@@ -32,10 +32,9 @@ pub(super) struct SuccessPath {
     paired: Option<(Arc<ConsecutiveState>, Companion)>,
     /// Every policy has a fast path (consecutive counts, count windows and
     /// time windows): no event, at most one clock read, and a rate judged
-    /// only when a window asks for it. Empty when one policy has none.
+    /// only when a window asks for it (the rates among them, by
+    /// [`Core::judge_after_success`]). Empty when one policy has none.
     windows: Box<[FastKind]>,
-    /// The rates among `windows`, judged by [`Core::judge_after_success`].
-    rates: Box<[Arc<RateState>]>,
 }
 
 /// The window paired with a consecutive-failures policy in [`SuccessPath::paired`].
@@ -65,7 +64,6 @@ impl SuccessPath {
             buckets: None,
             paired: None,
             windows: Box::new([]),
-            rates: Box::new([]),
         };
         let kinds: Option<Vec<FastKind>> = policies
             .iter()
@@ -88,13 +86,6 @@ impl SuccessPath {
             }
             _ => {}
         }
-        path.rates = kinds
-            .iter()
-            .filter_map(|kind| match kind {
-                FastKind::Rate(rate) => Some(Arc::clone(rate)),
-                FastKind::Consecutive(_) => None,
-            })
-            .collect();
         path.windows = kinds.into();
         path
     }
@@ -186,7 +177,10 @@ impl Core {
             return;
         }
         let now = self.now();
-        let exceeded = self.success_path.rates.iter().any(|rate| rate.judge(now));
+        let exceeded = self.success_path.windows.iter().any(|kind| match kind {
+            FastKind::Rate(rate) => rate.judge(now),
+            FastKind::Consecutive(_) => false,
+        });
         if exceeded {
             self.apply(Move::Trip, Some(word.generation()), None);
         }
