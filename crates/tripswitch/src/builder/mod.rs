@@ -330,7 +330,7 @@ impl Builder {
     /// # Ok::<(), tripswitch::ConfigError>(())
     /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.open_period = OpenPeriod::Backoff(backoff);
+        self.open_period = OpenPeriod::Backoff(Box::new(backoff));
         self
     }
 
@@ -688,7 +688,7 @@ impl Builder {
             max_waiters: self.max_waiters,
             max_freeze: self.max_freeze,
             open_period: match self.open_period {
-                OpenPeriod::Backoff(backoff) => OpenPeriod::Backoff(backoff.clamped()),
+                OpenPeriod::Backoff(backoff) => OpenPeriod::Backoff(Box::new(backoff.clamped())),
                 other => other,
             },
             half_open: self.half_open.clamped(),

@@ -33,10 +33,9 @@ pub(super) struct SuccessPath {
     paired: Option<(Arc<ConsecutiveState>, Companion)>,
     /// Every policy has a fast path (consecutive counts, count windows and
     /// time windows): no event, at most one clock read, and a rate judged
-    /// only when a window asks for it. Empty when one policy has none.
+    /// only when a window asks for it (the rates among them, by
+    /// [`Core::judge_after_success`]). Empty when one policy has none.
     windows: Box<[FastKind]>,
-    /// The rates among `windows`, judged by [`Core::judge_after_success`].
-    rates: Box<[Arc<RateState>]>,
 }
 
 /// The window paired with a consecutive-failures policy in [`SuccessPath::paired`].
@@ -66,7 +65,6 @@ impl SuccessPath {
             buckets: None,
             paired: None,
             windows: Box::new([]),
-            rates: Box::new([]),
         };
         let kinds: Option<Vec<FastKind>> = policies
             .iter()
@@ -89,13 +87,6 @@ impl SuccessPath {
             }
             _ => {}
         }
-        path.rates = kinds
-            .iter()
-            .filter_map(|kind| match kind {
-                FastKind::Rate(rate) => Some(Arc::clone(rate)),
-                FastKind::Consecutive(_) => None,
-            })
-            .collect();
         path.windows = kinds.into();
         path
     }
@@ -238,8 +229,10 @@ impl Core {
         }
         let now = self.now();
         let mut exceeded = false;
-        for rate in self.success_path.rates.iter() {
-            if rate.judge(now) {
+        for kind in self.success_path.windows.iter() {
+            if let FastKind::Rate(rate) = kind
+                && rate.judge(now)
+            {
                 exceeded = true;
                 if self.listening() {
                     self.announce(rate, now);
