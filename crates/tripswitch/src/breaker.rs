@@ -438,6 +438,39 @@ impl CircuitBreaker {
     }
 }
 
+// For language bindings (the Python package), which run the seed's
+// `execute` themselves around a foreign operation: admission and recording
+// are these synchronous calls, waiting is `acquire_owned`.
+impl CircuitBreaker {
+    /// Not public API: for language bindings. A permit if the breaker is
+    /// closed, on the same one-load path as [`execute`](Self::execute);
+    /// `None` when anything else must be decided (then ask
+    /// [`acquire_owned`](Self::acquire_owned), or
+    /// [`try_acquire_owned`](Self::try_acquire_owned) when failing fast).
+    /// Unlike `try_acquire`, a `None` counts no rejection.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __admit_if_closed(&self) -> Option<OwnedPermit> {
+        let ticket = self.core.admit_fast()?;
+        Some(permit::owned_permit(Arc::clone(&self.core), ticket))
+    }
+
+    /// Not public API: for language bindings. Whether the breaker refuses
+    /// calls while open (instead of making them wait).
+    #[doc(hidden)]
+    pub fn __fails_fast(&self) -> bool {
+        self.core.fails_fast()
+    }
+
+    /// Not public API: for language bindings. Whether a call whose failure
+    /// left the breaker open waits out the freeze and runs once more (the
+    /// seed's retry).
+    #[doc(hidden)]
+    pub fn __retries_after_freeze(&self) -> bool {
+        self.core.retries_after_freeze()
+    }
+}
+
 // For the HTTP integrations, which never let a request wait without bound.
 #[cfg(feature = "tower")]
 impl CircuitBreaker {

@@ -1,0 +1,214 @@
+//! The bridge between Rust futures and asyncio: a Rust future polled on an
+//! event loop's thread, woken from any thread by `call_soon_threadsafe`,
+//! its result handed to an `asyncio.Future`; and the signal that ends a
+//! freeze driven from Python.
+//!
+//! Only calls that have to wait come here: admission and recording are
+//! synchronous calls. A waker never runs under a lock of the breaker (the
+//! core wakes after its locks are released), so taking the GIL in it cannot
+//! deadlock with a thread that holds the GIL and wants such a lock.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+
+use pyo3::prelude::*;
+
+/// Locks a mutex whatever a panicking holder left behind (nothing here
+/// leaves a value half-written).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A Rust future whose output becomes a Python value (or exception) on the loop's thread.
+pub(crate) type Pending = Pin<Box<dyn Future<Output = Output> + Send>>;
+
+/// What a bridged future gives: made into Python on the loop's thread.
+pub(crate) type Output = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+
+/// One bridged future: the Rust future, the asyncio future it completes,
+/// and the loop that polls it.
+pub(crate) struct Task {
+    pending: Mutex<Option<Pending>>,
+    event_loop: Py<PyAny>,
+    future: Py<PyAny>,
+    /// A poll is already scheduled on the loop.
+    scheduled: AtomicBool,
+    /// The callable the loop calls to poll (a `Poller` holding this task).
+    poller: Mutex<Option<Py<PyAny>>>,
+}
+
+impl Task {
+    /// Polls `pending` once on this (the loop's) thread: ready output comes
+    /// back at once, otherwise an `asyncio.Future` that a later wake completes.
+    pub(crate) fn start(
+        py: Python<'_>,
+        event_loop: &Bound<'_, PyAny>,
+        mut pending: Pending,
+    ) -> PyResult<Result<Py<PyAny>, Py<PyAny>>> {
+        let future = event_loop.call_method0("create_future")?;
+        let task = Arc::new(Task {
+            pending: Mutex::new(None),
+            event_loop: event_loop.clone().unbind(),
+            future: future.clone().unbind(),
+            scheduled: AtomicBool::new(false),
+            poller: Mutex::new(None),
+        });
+        let waker = Waker::from(Arc::clone(&task));
+        if let Poll::Ready(output) = pending.as_mut().poll(&mut Context::from_waker(&waker)) {
+            return output(py).map(Ok);
+        }
+        let poller = Py::new(
+            py,
+            Poller {
+                task: Arc::clone(&task),
+            },
+        )?
+        .into_any();
+        *lock(&task.poller) = Some(poller.clone_ref(py));
+        *lock(&task.pending) = Some(pending);
+        // A cancelled wait leaves the queue at once (not at its next wake).
+        future.call_method1("add_done_callback", (poller,))?;
+        if task.scheduled.swap(false, Ordering::AcqRel) {
+            // Woken during the first poll, before the poller existed.
+            task.schedule(py);
+        }
+        Ok(Err(future.unbind()))
+    }
+
+    /// Asks the loop to poll again.
+    fn schedule(&self, py: Python<'_>) {
+        if self.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(poller) = lock(&self.poller).as_ref().map(|p| p.clone_ref(py)) else {
+            // Not started yet: `start` looks at `scheduled` once it is.
+            return;
+        };
+        if self
+            .event_loop
+            .call_method1(py, "call_soon_threadsafe", (poller,))
+            .is_err()
+        {
+            // The loop is closed: nobody will ever poll this wait, so it
+            // leaves the queue now (unless it is being polled right now).
+            let stale = self.pending.try_lock().ok().and_then(|mut p| p.take());
+            drop(stale);
+            self.clear_poller();
+        }
+    }
+
+    /// Polls once on the loop's thread.
+    fn poll(self: &Arc<Self>, py: Python<'_>) -> PyResult<()> {
+        self.scheduled.store(false, Ordering::Release);
+        let future = self.future.bind(py);
+        let mut slot = lock(&self.pending);
+        let Some(pending) = slot.as_mut() else {
+            return Ok(());
+        };
+        if future.call_method0("done")?.is_truthy()? {
+            // Cancelled while waiting: leave the queue.
+            let stale = slot.take();
+            drop(slot);
+            drop(stale);
+            self.clear_poller();
+            return Ok(());
+        }
+        let waker = Waker::from(Arc::clone(self));
+        let Poll::Ready(output) = pending.as_mut().poll(&mut Context::from_waker(&waker)) else {
+            return Ok(());
+        };
+        let done = slot.take();
+        drop(slot);
+        drop(done);
+        self.clear_poller();
+        match output(py) {
+            Ok(value) => future.call_method1("set_result", (value,))?,
+            Err(error) => future.call_method1("set_exception", (error.value(py),))?,
+        };
+        Ok(())
+    }
+
+    /// Breaks the task ↔ poller cycle once the task is over.
+    fn clear_poller(&self) {
+        let poller = lock(&self.poller).take();
+        drop(poller);
+    }
+}
+
+impl Wake for Task {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.scheduled.load(Ordering::Acquire) {
+            return;
+        }
+        // `None` while the interpreter is shutting down: then nothing waits.
+        let _ = Python::try_attach(|py| self.schedule(py));
+    }
+}
+
+/// The callable a loop calls to poll a bridged future (and, as the asyncio
+/// future's done callback, to notice a cancellation).
+#[pyclass(frozen, module = "tripswitch._native")]
+pub(crate) struct Poller {
+    task: Arc<Task>,
+}
+
+#[pymethods]
+impl Poller {
+    #[pyo3(signature = (*_args))]
+    fn __call__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+        self.task.poll(py)
+    }
+}
+
+/// The end of a freeze run by a Python freeze function: the Rust breaker's
+/// async freeze is a future that completes when Python says so.
+#[derive(Default)]
+pub(crate) struct Signal {
+    done: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Signal {
+    /// Ends the freeze (idempotent): wakes whoever polls the freeze.
+    pub(crate) fn end(&self) {
+        self.done.store(true, Ordering::Release);
+        let waker = lock(&self.waker).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// The future the breaker polls as its freeze.
+    pub(crate) fn future(self: &Arc<Self>) -> SignalFuture {
+        SignalFuture(Arc::clone(self))
+    }
+}
+
+/// Completes when its [`Signal`] ends.
+pub(crate) struct SignalFuture(Arc<Signal>);
+
+impl Future for SignalFuture {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.is_done() {
+            return Poll::Ready(());
+        }
+        *lock(&self.0.waker) = Some(cx.waker().clone());
+        if self.0.is_done() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
