@@ -13,7 +13,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
+use std::thread::ThreadId;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 
 /// Locks a mutex whatever a panicking holder left behind (nothing here
@@ -38,6 +40,10 @@ pub(crate) struct Task {
     scheduled: AtomicBool,
     /// The callable the loop calls to poll (a `Poller` holding this task).
     poller: Mutex<Option<Py<PyAny>>>,
+    /// The loop's thread: a wake there (the GIL held, as everything on that
+    /// thread runs inside a call from Python) uses `call_soon`, which does
+    /// not write to the loop's self-pipe as `call_soon_threadsafe` does.
+    loop_thread: ThreadId,
 }
 
 impl Task {
@@ -55,6 +61,7 @@ impl Task {
             future: future.clone().unbind(),
             scheduled: AtomicBool::new(false),
             poller: Mutex::new(None),
+            loop_thread: std::thread::current().id(),
         });
         let waker = Waker::from(Arc::clone(&task));
         if let Poll::Ready(output) = pending.as_mut().poll(&mut Context::from_waker(&waker)) {
@@ -87,11 +94,12 @@ impl Task {
             // Not started yet: `start` looks at `scheduled` once it is.
             return;
         };
-        if self
-            .event_loop
-            .call_method1(py, "call_soon_threadsafe", (poller,))
-            .is_err()
-        {
+        let method = if std::thread::current().id() == self.loop_thread {
+            intern!(py, "call_soon")
+        } else {
+            intern!(py, "call_soon_threadsafe")
+        };
+        if self.event_loop.call_method1(py, method, (poller,)).is_err() {
             // The loop is closed: nobody will ever poll this wait, so it
             // leaves the queue now (unless it is being polled right now).
             let stale = self.pending.try_lock().ok().and_then(|mut p| p.take());

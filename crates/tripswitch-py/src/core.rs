@@ -247,7 +247,7 @@ impl Core {
 
 /// Permission to run one call; records its outcome once. Dropped without
 /// one, it records a cancellation (and frees a half-open slot).
-#[pyclass(module = "tripswitch._native")]
+#[pyclass(module = "tripswitch._native", freelist = 256)]
 pub(crate) struct Permit {
     run: Option<OwnedPermit>,
 }
