@@ -54,7 +54,7 @@ impl Task {
         event_loop: &Bound<'_, PyAny>,
         mut pending: Pending,
     ) -> PyResult<Result<Py<PyAny>, Py<PyAny>>> {
-        let future = event_loop.call_method0("create_future")?;
+        let future = event_loop.call_method0(intern!(py, "create_future"))?;
         let task = Arc::new(Task {
             pending: Mutex::new(None),
             event_loop: event_loop.clone().unbind(),
@@ -77,7 +77,7 @@ impl Task {
         *lock(&task.poller) = Some(poller.clone_ref(py));
         *lock(&task.pending) = Some(pending);
         // A cancelled wait leaves the queue at once (not at its next wake).
-        future.call_method1("add_done_callback", (poller,))?;
+        future.call_method1(intern!(py, "add_done_callback"), (poller,))?;
         if task.scheduled.swap(false, Ordering::AcqRel) {
             // Woken during the first poll, before the poller existed.
             task.schedule(py);
@@ -116,7 +116,7 @@ impl Task {
         let Some(pending) = slot.as_mut() else {
             return Ok(());
         };
-        if future.call_method0("done")?.is_truthy()? {
+        if future.call_method0(intern!(py, "done"))?.is_truthy()? {
             // Cancelled while waiting: leave the queue.
             let stale = slot.take();
             drop(slot);
@@ -133,8 +133,8 @@ impl Task {
         drop(done);
         self.clear_poller();
         match output(py) {
-            Ok(value) => future.call_method1("set_result", (value,))?,
-            Err(error) => future.call_method1("set_exception", (error.value(py),))?,
+            Ok(value) => future.call_method1(intern!(py, "set_result"), (value,))?,
+            Err(error) => future.call_method1(intern!(py, "set_exception"), (error.value(py),))?,
         };
         Ok(())
     }
