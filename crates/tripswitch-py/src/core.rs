@@ -113,6 +113,26 @@ impl Core {
         Ok(None)
     }
 
+    /// Admission on the closed path as a plain token (no object made), or
+    /// `None`: then ask `admit`.
+    #[inline]
+    fn admit_token(&self) -> Option<u64> {
+        self.breaker.__admit_closed_token()
+    }
+
+    /// Records the success of a call admitted with a token.
+    #[inline]
+    fn succeed(&self, token: u64) {
+        self.breaker.__succeed_token(token);
+    }
+
+    /// The permit of a call admitted with a token, to record anything but a success.
+    fn permit_for(&self, token: u64) -> Permit {
+        Permit {
+            run: Some(self.breaker.__permit_for_token(token)),
+        }
+    }
+
     /// Waits for a permit on `event_loop`: a `Permit` at once, or an
     /// asyncio future of one (or of `CircuitOpenError`).
     fn acquire(&self, py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {

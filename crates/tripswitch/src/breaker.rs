@@ -455,6 +455,44 @@ impl CircuitBreaker {
         Some(permit::owned_permit(Arc::clone(&self.core), ticket))
     }
 
+    /// Not public API: for language bindings, whose every call costs an
+    /// object for a permit. Admission on the closed path as a plain token
+    /// (the generation that admitted the call), when the breaker does not
+    /// time its calls; `None` otherwise (then take the permit path). A token
+    /// holds nothing: one never given a verdict records nothing.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __admit_closed_token(&self) -> Option<u64> {
+        if self.core.times_calls() {
+            return None;
+        }
+        self.core.admit_fast().map(|ticket| ticket.generation())
+    }
+
+    /// Not public API: records the success of a call admitted with
+    /// [`__admit_closed_token`](Self::__admit_closed_token).
+    #[doc(hidden)]
+    #[inline]
+    pub fn __succeed_token(&self, token: u64) {
+        self.core.record_success(Self::token_ticket(token));
+    }
+
+    /// Not public API: the permit of a call admitted with
+    /// [`__admit_closed_token`](Self::__admit_closed_token), to record
+    /// anything but a success.
+    #[doc(hidden)]
+    pub fn __permit_for_token(&self, token: u64) -> OwnedPermit {
+        permit::owned_permit(Arc::clone(&self.core), Self::token_ticket(token))
+    }
+
+    fn token_ticket(token: u64) -> crate::ticket::Ticket {
+        crate::ticket::Ticket::new(
+            token,
+            crate::ticket::TicketKind::Counted,
+            crate::ticket::NOT_TIMED,
+        )
+    }
+
     /// Not public API: for language bindings. Whether the breaker refuses
     /// calls while open (instead of making them wait).
     #[doc(hidden)]

@@ -300,6 +300,8 @@ class CircuitBreaker:
         "on_error",
         "_core",
         "_admit",
+        "_admit_token",
+        "_succeed",
         "_ignore",
         "_retries",
         "_freezes",
@@ -366,6 +368,8 @@ class CircuitBreaker:
         )
         self._core = core
         self._admit = core.admit
+        self._admit_token = core.admit_token
+        self._succeed = core.succeed
         self._ignore = ignore if isinstance(ignore, tuple) else (ignore,)
         self._retries = core.retries_after_freeze
         self._freezes = core.uses_freeze_function
@@ -403,6 +407,28 @@ class CircuitBreaker:
         a half-open slot it held and leaves the breaker usable (a running
         freeze goes on for the other callers).
         """
+        token = self._admit_token()
+        if token is None:
+            return await self._execute_permit(func, args, kwargs)
+        # The closed path: a plain token in, a success out (no object made).
+        try:
+            result = await func(*args, **kwargs)
+        except Exception as exc:
+            if not self._failed(self._core.permit_for(token), exc):
+                raise
+            first = exc
+        except BaseException:
+            self._core.permit_for(token).cancel()
+            raise
+        else:
+            self._succeed(token)
+            return result
+        return await self._retry(first, func, *args, **kwargs)
+
+    async def _execute_permit(
+        self, func: Callable[..., Awaitable[T]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> T:
+        """`execute` when the call needs a permit: not closed, or timed."""
         permit = self._admit()
         if permit is None:
             permit = await self._wait()
