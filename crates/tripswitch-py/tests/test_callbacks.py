@@ -108,3 +108,33 @@ async def test_attributes_assignable_later() -> None:
     with pytest.raises(ValueError):
         await asyncio.wait_for(breaker.execute(fail), TIMEOUT)
     assert len(seen) == 1
+
+
+async def test_a_freeze_that_never_ends_is_bounded_by_max_freeze() -> None:
+    never = asyncio.Event()
+    breaker = CircuitBreaker(freeze_function=never.wait, max_freeze=0.05)
+    trigger = asyncio.create_task(breaker.execute(fail))
+    while not breaker.is_frozen:
+        await asyncio.sleep(0)
+    waiter = asyncio.create_task(breaker.execute(ok))
+    # The freeze function never returns; the bound ends the freeze anyway.
+    assert await asyncio.wait_for(waiter, TIMEOUT) == "ok"
+    with pytest.raises(ValueError):
+        await asyncio.wait_for(trigger, TIMEOUT)
+    assert not breaker.is_frozen
+
+
+async def test_wait_unfrozen() -> None:
+    gate = asyncio.Event()
+    breaker = CircuitBreaker(freeze_function=gate.wait)
+    await asyncio.wait_for(breaker.wait_unfrozen(), TIMEOUT)  # not frozen: at once
+    trigger = asyncio.create_task(breaker.execute(fail))
+    while not breaker.is_frozen:
+        await asyncio.sleep(0)
+    unfrozen = asyncio.create_task(breaker.wait_unfrozen())
+    await asyncio.sleep(0.01)
+    assert not unfrozen.done()
+    gate.set()
+    await asyncio.wait_for(unfrozen, TIMEOUT)
+    with pytest.raises(ValueError):
+        await asyncio.wait_for(trigger, TIMEOUT)
