@@ -7,13 +7,25 @@
 # breaker frozen) is deselected: this package fixes that defect.
 #
 #   bash crates/tripswitch-py/scripts/run-seed-suite.sh path/to/test_circuit.py
+#   bash crates/tripswitch-py/scripts/run-seed-suite.sh path/to/escudeiro-0.4.0.tar.gz
+#
+# The seed's sdist on PyPI ships the suite (tests/ds/test_circuit.py):
+#   pip download --no-deps --no-binary :all: --ignore-requires-python escudeiro==0.4.0
+# fetches it (slowly: pip prepares the sdist's metadata with maturin), or
+# take the tarball's URL from PyPI's project page.
 #
 # Needs pytest and pytest-asyncio, and tripswitch installed.
 set -euo pipefail
 SUITE="$(realpath "$1")"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-cp "$SUITE" "$WORK/test_circuit.py"
+case "$SUITE" in
+    *.tar.gz)
+        tar xzf "$SUITE" -C "$WORK" --wildcards '*/tests/ds/test_circuit.py'
+        mv "$WORK"/*/tests/ds/test_circuit.py "$WORK/test_circuit.py"
+        ;;
+    *) cp "$SUITE" "$WORK/test_circuit.py" ;;
+esac
 cat > "$WORK/conftest.py" <<'PY'
 import sys
 import types

@@ -196,7 +196,9 @@ async def test_raising_freeze_function_ends_the_freeze(caplog: pytest.LogCapture
     assert not breaker.is_frozen
     assert any("freeze function raised" in r.getMessage() for r in caplog.records)
     assert breaker._freeze_future is not None
-    await asyncio.wait_for(breaker._freeze_future, TIMEOUT)
+    # As the seed's future: awaiting the freeze raises what the freeze function raised.
+    with pytest.raises(RuntimeError, match="Freeze function failed"):
+        await asyncio.wait_for(breaker._freeze_future, TIMEOUT)
 
     async def ok() -> int:
         return 1

@@ -247,14 +247,17 @@ _running_freezes: set[asyncio.Task[None]] = set()
 
 class _FreezeFuture:
     """The current freeze, as the seed's ``_freeze_future``: awaiting it
-    waits (on any event loop) until the breaker is no longer frozen."""
+    waits (on any event loop) until the breaker is no longer frozen, then
+    raises what the freeze function raised, if it did (as the seed's
+    future does; the calls waiting on the breaker are not affected)."""
 
-    __slots__ = ("_core", "_freeze", "task")
+    __slots__ = ("_core", "_freeze", "task", "error")
 
     def __init__(self, core: _native.Core, freeze: _native.Freeze) -> None:
         self._core = core
         self._freeze = freeze
         self.task: asyncio.Task[None] | None = None
+        self.error: BaseException | None = None
 
     def done(self) -> bool:
         """Whether this freeze is over."""
@@ -267,6 +270,8 @@ class _FreezeFuture:
         got = self._core.wait_unfrozen(asyncio.get_running_loop())
         if got is not None:
             await got
+        if self.error is not None:
+            raise self.error
 
 
 class CircuitBreaker:
@@ -510,15 +515,16 @@ class CircuitBreaker:
         except RuntimeError:
             freeze.end()
             return
-        task = loop.create_task(self._run_freeze(freeze))
+        task = loop.create_task(self._run_freeze(freeze, handle))
         handle.task = task
         _running_freezes.add(task)
         task.add_done_callback(_running_freezes.discard)
 
-    async def _run_freeze(self, freeze: _native.Freeze) -> None:
+    async def _run_freeze(self, freeze: _native.Freeze, handle: _FreezeFuture) -> None:
         try:
             await self.freeze_function()
-        except Exception:
+        except Exception as error:
+            handle.error = error
             logger.exception(
                 "tripswitch: the freeze function raised; the freeze ends here"
             )
