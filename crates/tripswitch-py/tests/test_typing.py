@@ -46,3 +46,12 @@ def test_mypy_checks_user_code(tmp_path: Path) -> None:
     )
     assert status == 1, out + err
     assert errors == [19, 20, 21, 22], out
+
+
+def test_the_package_itself_type_checks(tmp_path: Path) -> None:
+    # The installed package, its stubs included, passes mypy --strict: its
+    # annotations are the ones user code is checked against.
+    out, err, status = api.run(
+        ["-p", "tripswitch", "--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache")]
+    )
+    assert status == 0, out + err

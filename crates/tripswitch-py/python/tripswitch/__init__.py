@@ -455,10 +455,9 @@ class CircuitBreaker:
         if self._freezes:
             self._start_pending_freeze()
         got = self._core.acquire(asyncio.get_running_loop())
-        if type(got) is _native.Permit:
+        if isinstance(got, _native.Permit):
             return got
-        permit: _native.Permit = await got
-        return permit
+        return await got
 
     def _failed(self, permit: _native.Permit, exc: Exception) -> bool:
         """Records a failure; whether the seed's retry is due."""
