@@ -220,3 +220,114 @@ impl Future for SignalFuture {
         Poll::Pending
     }
 }
+
+/// A call waiting for the breaker, polled by the waiting coroutine itself:
+/// `poll` gives the permit, or an asyncio future that a wake resolves (with
+/// `None`), after which the coroutine polls again. A release then costs one
+/// `set_result` per waiter (on the loop's thread; `call_soon_threadsafe`
+/// from another), not a scheduled poll and a result.
+#[pyclass(frozen, module = "tripswitch._native")]
+pub(crate) struct Waiter {
+    pending: Mutex<Option<Pending>>,
+    wake: Arc<WakeFuture>,
+}
+
+/// What a waiter's wake resolves: the asyncio future its coroutine awaits.
+struct WakeFuture {
+    /// `(loop, future)` while the coroutine awaits.
+    future: Mutex<Option<(Py<PyAny>, Py<PyAny>)>>,
+    loop_thread: Mutex<Option<ThreadId>>,
+}
+
+impl Waiter {
+    pub(crate) fn new(pending: Pending) -> Self {
+        Self {
+            pending: Mutex::new(Some(pending)),
+            wake: Arc::new(WakeFuture {
+                future: Mutex::new(None),
+                loop_thread: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+/// `fut.set_result(None)` unless it is done (cancelled).
+fn resolve(py: Python<'_>, future: &Bound<'_, PyAny>) -> PyResult<()> {
+    if !future.call_method0(intern!(py, "done"))?.is_truthy()? {
+        future.call_method1(intern!(py, "set_result"), (py.None(),))?;
+    }
+    Ok(())
+}
+
+/// The callable `call_soon_threadsafe` runs on the loop's thread.
+#[pyfunction]
+pub(crate) fn _resolve(future: &Bound<'_, PyAny>) -> PyResult<()> {
+    resolve(future.py(), future)
+}
+
+impl Wake for WakeFuture {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let Some((event_loop, future)) = lock(&self.future).take() else {
+            return;
+        };
+        let here = *lock(&self.loop_thread) == Some(std::thread::current().id());
+        // `None` while the interpreter shuts down: then nothing waits.
+        let _ = Python::try_attach(|py| {
+            let result = if here {
+                resolve(py, future.bind(py))
+            } else {
+                match py
+                    .import(intern!(py, "tripswitch._native"))
+                    .and_then(|m| m.getattr(intern!(py, "_resolve")))
+                {
+                    Ok(callback) => event_loop
+                        .call_method1(py, intern!(py, "call_soon_threadsafe"), (callback, future))
+                        .map(drop),
+                    Err(error) => Err(error),
+                }
+            };
+            // A closed loop: its coroutine will never poll again; nothing to do.
+            drop(result);
+        });
+    }
+}
+
+#[pymethods]
+impl Waiter {
+    /// The permit (or `CircuitOpenError`) if granted, else an asyncio future
+    /// on `event_loop` resolved when it is worth polling again.
+    fn poll(&self, py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let mut slot = lock(&self.pending);
+        let Some(pending) = slot.as_mut() else {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "tripswitch: a waiter polled after it finished",
+            ));
+        };
+        let future = event_loop.call_method0(intern!(py, "create_future"))?;
+        *lock(&self.wake.loop_thread) = Some(std::thread::current().id());
+        *lock(&self.wake.future) = Some((event_loop.clone().unbind(), future.clone().unbind()));
+        let waker = Waker::from(Arc::clone(&self.wake));
+        match pending.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(output) => {
+                let done = slot.take();
+                drop(slot);
+                drop(done);
+                *lock(&self.wake.future) = None;
+                output(py)
+            }
+            Poll::Pending => Ok(future.unbind()),
+        }
+    }
+
+    /// Leaves the queue (a cancelled wait); a grant not taken is given back.
+    fn close(&self) {
+        let stale = lock(&self.pending).take();
+        drop(stale);
+        let future = lock(&self.wake.future).take();
+        drop(future);
+    }
+}

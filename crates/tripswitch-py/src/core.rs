@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tripswitch::{CircuitBreaker, Counts, OwnedPermit, Rejected};
 
-use crate::bridge::{Output, Pending, Signal, Task, lock};
+use crate::bridge::{Output, Pending, Signal, Task, Waiter, lock};
 use crate::config::{self, FreezeSlot, TOLD, snake};
 
 /// `tripswitch.CircuitOpenError`, registered by the package at import.
@@ -139,6 +139,12 @@ impl Core {
         let acquire = self.breaker.acquire_owned();
         let pending: Pending = Box::pin(async move { permit_output(acquire.await) });
         Task::start(py, event_loop, pending).map(|r| r.unwrap_or_else(|f| f))
+    }
+
+    /// A call waiting for a permit, polled by the waiting coroutine.
+    fn waiter(&self) -> Waiter {
+        let acquire = self.breaker.acquire_owned();
+        Waiter::new(Box::pin(async move { permit_output(acquire.await) }))
     }
 
     /// Waits on `event_loop` until the breaker is not frozen: `None` at

@@ -23,6 +23,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<core::Permit>()?;
     module.add_class::<core::Freeze>()?;
     module.add_class::<bridge::Poller>()?;
+    module.add_class::<bridge::Waiter>()?;
+    module.add_function(wrap_pyfunction!(bridge::_resolve, module)?)?;
     module.add_class::<fleet::Fleet>()?;
     module.add_function(wrap_pyfunction!(core::_register, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -454,10 +454,17 @@ class CircuitBreaker:
     async def _wait(self) -> _native.Permit:
         if self._freezes:
             self._start_pending_freeze()
-        got = self._core.acquire(asyncio.get_running_loop())
-        if isinstance(got, _native.Permit):
-            return got
-        return await got
+        loop = asyncio.get_running_loop()
+        waiter = self._core.waiter()
+        try:
+            while True:
+                got = waiter.poll(loop)
+                if isinstance(got, _native.Permit):
+                    return got
+                await got
+        finally:
+            # Cancelled (or done): leave the queue, give back a grant not taken.
+            waiter.close()
 
     def _failed(self, permit: _native.Permit, exc: Exception) -> bool:
         """Records a failure; whether the seed's retry is due."""
