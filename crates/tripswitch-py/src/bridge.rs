@@ -1,7 +1,10 @@
-//! The bridge between Rust futures and asyncio: a Rust future polled on an
-//! event loop's thread, woken from any thread by `call_soon_threadsafe`,
-//! its result handed to an `asyncio.Future`; and the signal that ends a
-//! freeze driven from Python.
+//! The bridge between Rust futures and asyncio. A call waiting for a permit
+//! is a [`Waiter`]: the waiting coroutine polls the Rust wait itself and
+//! awaits an `asyncio.Future` that a wake resolves (directly on the loop's
+//! thread, through `call_soon_threadsafe` from another). Other waits
+//! (`wait_unfrozen`) are a [`Task`]: a Rust future polled on the loop by a
+//! scheduled callback, its output set on an `asyncio.Future`. And the
+//! signal that ends a freeze driven from Python.
 //!
 //! Only calls that have to wait come here: admission and recording are
 //! synchronous calls. A waker never runs under a lock of the breaker (the

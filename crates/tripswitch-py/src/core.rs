@@ -133,14 +133,6 @@ impl Core {
         }
     }
 
-    /// Waits for a permit on `event_loop`: a `Permit` at once, or an
-    /// asyncio future of one (or of `CircuitOpenError`).
-    fn acquire(&self, py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let acquire = self.breaker.acquire_owned();
-        let pending: Pending = Box::pin(async move { permit_output(acquire.await) });
-        Task::start(py, event_loop, pending).map(|r| r.unwrap_or_else(|f| f))
-    }
-
     /// A call waiting for a permit, polled by the waiting coroutine.
     fn waiter(&self) -> Waiter {
         let acquire = self.breaker.acquire_owned();
