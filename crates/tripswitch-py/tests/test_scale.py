@@ -94,9 +94,16 @@ def test_several_loops_in_threads_share_one_breaker() -> None:
         except ValueError:
             pass
 
+    awaited_freeze: list[int] = []
+
     async def caller(n: int) -> None:
         frozen.wait(TIMEOUT)
         tasks = [asyncio.create_task(breaker.execute(op, i)) for i in range(200)]
+        if n == 0:
+            # The seed's `_freeze_future`, awaited on another thread's loop.
+            assert breaker._freeze_future is not None
+            await asyncio.wait_for(breaker._freeze_future, TIMEOUT)
+            awaited_freeze.append(n)
         results[n] = await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
 
     def run(coro_fn: object, *args: object) -> None:
@@ -112,15 +119,17 @@ def test_several_loops_in_threads_share_one_breaker() -> None:
     assert frozen.wait(TIMEOUT)
     # Every loop's calls queue behind the one freeze.
     deadline = 0
-    while breaker.metrics().waiting < 601 and deadline < 1000:
+    while breaker.metrics().waiting < 602 and deadline < 1000:
         threading.Event().wait(0.01)
         deadline += 1
     assert breaker.is_frozen
-    assert breaker.metrics().waiting == 601  # the tripper's retry and 3 x 200
+    # The tripper's retry, 3 x 200 calls and the `_freeze_future` awaiter.
+    assert breaker.metrics().waiting == 602
     release.set()
     for thread in threads:
         thread.join(TIMEOUT)
     assert not errors
     assert freeze_threads == trip_thread
     assert results == {n: list(range(200)) for n in range(3)}
+    assert awaited_freeze == [0]
     assert not breaker.is_frozen
