@@ -10,12 +10,13 @@
 //!
 //! ```toml
 //! name = "payments"
-//! preset = "http_client"            # or "seed" (the default) or "standard"; "http_client" needs the `http` feature
+//! preset = "http_client"            # or "seed" (the default), "standard", "resilience4j", "polly", "gobreaker", "pybreaker", "hystrix"; "http_client" needs the `http` feature
 //! consecutive_failures = 5
 //! failure_rate = { threshold = 0.5, last_calls = 100, min_calls = 20 }   # or last = "60s"
 //! slow_call_rate = { slower_than = "2s", threshold = 0.8, last = "60s" }
 //! open_for = "30s"                  # or backoff = { initial = "1s", max = "60s", jitter = 0.2 }
-//! half_open = { probes = 3, close_after = 3, max_duration = "30s" }
+//! half_open = { probes = 3, close_after = 3, max_duration = "30s" }   # budget = 3 (gobreaker's MaxRequests)
+//! # or, judged by rate (Resilience4j): half_open = { probes = 10, failure_rate = 0.5, slow_call_rate = 1.0 }
 //! fail_fast = true                  # or max_wait = "500ms", max_waiters = 1000
 //! ```
 //!
@@ -102,6 +103,12 @@ struct BackoffConfig {
 struct HalfOpenConfig {
     probes: u32,
     close_after: Option<u32>,
+    /// gobreaker's MaxRequests: calls in the whole half-open state.
+    budget: Option<u32>,
+    /// Resilience4j's judge: `probes` calls, judged by this failure rate.
+    failure_rate: Option<f64>,
+    /// With `failure_rate`: the slow-call rate that reopens too.
+    slow_call_rate: Option<f64>,
     max_duration: Option<Seconds>,
 }
 
@@ -117,18 +124,20 @@ impl BreakerConfig {
     /// A [`ConfigError`] naming the setting.
     pub fn builder(&self) -> Result<Builder, ConfigError> {
         let mut builder = match self.preset.as_deref() {
-            None | Some("seed") => CircuitBreaker::builder(),
-            Some("standard") => CircuitBreaker::standard(),
+            None => CircuitBreaker::builder(),
             #[cfg(feature = "http")]
             Some("http_client") => crate::http::client_preset(),
-            Some(other) => {
-                let allowed = if cfg!(feature = "http") {
-                    "\"seed\", \"standard\" or \"http_client\""
-                } else {
-                    "\"seed\" or \"standard\" (\"http_client\" needs the `http` feature)"
-                };
-                return Err(ConfigError::new("preset", other, allowed));
-            }
+            Some(name) => match crate::Preset::from_name(name) {
+                Some(preset) => Builder::from_preset(preset),
+                None => {
+                    let allowed = if cfg!(feature = "http") {
+                        "\"seed\", \"standard\", \"resilience4j\", \"polly\", \"gobreaker\", \"pybreaker\", \"hystrix\" or \"http_client\""
+                    } else {
+                        "\"seed\", \"standard\", \"resilience4j\", \"polly\", \"gobreaker\", \"pybreaker\" or \"hystrix\" (\"http_client\" needs the `http` feature)"
+                    };
+                    return Err(ConfigError::new("preset", name, allowed));
+                }
+            },
         };
         if let Some(name) = &self.name {
             builder = builder.name(name.as_str());
@@ -187,9 +196,25 @@ impl BreakerConfig {
             (None, None) => {}
         }
         if let Some(half_open) = &self.half_open {
-            let mut policy = HalfOpen::probes(half_open.probes);
+            let mut policy = match half_open.failure_rate {
+                Some(rate) => HalfOpen::judged_by_rate(half_open.probes, rate),
+                None => HalfOpen::probes(half_open.probes),
+            };
+            if let Some(rate) = half_open.slow_call_rate {
+                if half_open.failure_rate.is_none() {
+                    return Err(ConfigError::new(
+                        "half_open.slow_call_rate",
+                        rate,
+                        "used with half_open.failure_rate (a half-open state judged by rate)",
+                    ));
+                }
+                policy = policy.slow_call_rate(rate);
+            }
             if let Some(successes) = half_open.close_after {
                 policy = policy.close_after(successes);
+            }
+            if let Some(budget) = half_open.budget {
+                policy = policy.budget(budget);
             }
             if let Some(max) = half_open.max_duration {
                 policy = policy.max_duration(max.0);

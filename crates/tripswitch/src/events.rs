@@ -77,7 +77,9 @@ impl<'a> Event<'a> {
     /// When it happened, on the breaker's clock. A transition out of a
     /// timed period (its end, or a half-open state that timed out) is
     /// stamped at the period's deadline, even when the breaker noticed it
-    /// later (transitions are made by the next call or read).
+    /// later (transitions are made by the next call or read, unless the
+    /// breaker was built with [`eager_transitions`](crate::Builder::eager_transitions),
+    /// which makes them when the period ends).
     pub fn at(&self) -> Duration {
         self.at
     }
@@ -135,6 +137,37 @@ pub enum EventKind<'a> {
         /// How long it waited.
         waited: Duration,
     },
+    /// A failure-rate or slow-call-rate policy found its window over its
+    /// threshold (Resilience4j's `FailureRateExceeded` and
+    /// `SlowCallRateExceeded`). Raised by the outcome that made the rate
+    /// exceed the threshold, just before the transition it causes (in the
+    /// metrics-only state, which never opens, it is raised all the same);
+    /// once per policy until the policy's window is cleared (the breaker
+    /// closes, is reset or changes mode), however many outcomes keep the rate
+    /// over the threshold.
+    RateExceeded {
+        /// Which rate.
+        measure: RateMeasure,
+        /// The rate, 0 to 1.
+        rate: f64,
+        /// The policy's threshold, 0 to 1.
+        threshold: f64,
+        /// The calls in the window.
+        calls: u64,
+        /// The calls in the window that failed (for
+        /// [`RateMeasure::Failures`]) or were slow ([`RateMeasure::SlowCalls`]).
+        failed_or_slow: u64,
+    },
+}
+
+/// Which rate an [`EventKind::RateExceeded`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RateMeasure {
+    /// The share of failed calls ([`FailureRate`](crate::policy::FailureRate)).
+    Failures,
+    /// The share of slow calls ([`SlowCallRate`](crate::policy::SlowCallRate)).
+    SlowCalls,
 }
 
 /// A listener for every event.

@@ -307,6 +307,8 @@ impl Exporter {
             EventKind::Rejected { .. } => handles.rejected.increment(1),
             EventKind::Slow { .. } => handles.slow().increment(1),
             EventKind::Waited { waited } => handles.wait().record(waited.as_secs_f64()),
+            // The transition that follows is what the exporter counts.
+            EventKind::RateExceeded { .. } => {}
             EventKind::Transition { to, .. } => {
                 handles.transitions(*to).increment(1);
                 // From `current` rather than the event's `from`: events of

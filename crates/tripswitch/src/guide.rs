@@ -4,13 +4,14 @@
 //! 2. [Safer settings, and why](#safer-settings-and-why)
 //! 3. [Recipe: a Resilience4j-style rate breaker](#recipe-a-resilience4j-style-rate-breaker)
 //! 4. [Recipe: a gobreaker-style consecutive breaker](#recipe-a-gobreaker-style-consecutive-breaker)
-//! 5. [Recipe: an HTTP client that waits out a 503 storm](#recipe-an-http-client-that-waits-out-a-503-storm)
-//! 6. [What counts as a failure](#what-counts-as-a-failure)
-//! 7. [Manual control, events and metrics](#manual-control-events-and-metrics)
-//! 8. [Testing code that uses a breaker](#testing-code-that-uses-a-breaker)
-//! 9. [tower and HTTP](#tower-and-http)
-//! 10. [Observability](#observability)
-//! 11. [Runtimes](#runtimes)
+//! 5. [Migrating from another breaker](#migrating-from-another-breaker)
+//! 6. [Recipe: an HTTP client that waits out a 503 storm](#recipe-an-http-client-that-waits-out-a-503-storm)
+//! 7. [What counts as a failure](#what-counts-as-a-failure)
+//! 8. [Manual control, events and metrics](#manual-control-events-and-metrics)
+//! 9. [Testing code that uses a breaker](#testing-code-that-uses-a-breaker)
+//! 10. [tower and HTTP](#tower-and-http)
+//! 11. [Observability](#observability)
+//! 12. [Runtimes](#runtimes)
 //!
 //! ## The seed preset
 //!
@@ -70,20 +71,22 @@
 //! ## Recipe: a Resilience4j-style rate breaker
 //!
 //! Open when half of the last 100 calls failed (judged from 20 calls on) or
-//! when 80% are slower than two seconds; fail fast while open; probe with 10
-//! calls.
+//! when 80% are slower than two seconds; fail fast while open; let 10 calls
+//! through half-open and judge them by the same rates, as Resilience4j
+//! does. [`Preset::Resilience4j`](crate::Preset::Resilience4j) starts from
+//! Resilience4j's own defaults.
 //!
 //! ```
 //! use std::time::Duration;
 //! use tripswitch::policy::{FailureRate, SlowCallRate, Window};
-//! use tripswitch::{CircuitBreaker, HalfOpen};
+//! use tripswitch::{Builder, HalfOpen, Preset};
 //!
-//! let breaker = CircuitBreaker::standard()
+//! let breaker = Builder::from_preset(Preset::Resilience4j)
 //!     .name("inventory")
 //!     .failure_rate(FailureRate::new(0.5, Window::last_calls(100)).min_calls(20))
 //!     .slow_call_rate(SlowCallRate::new(Duration::from_secs(2), 0.8, Window::last_calls(100)))
-//!     .freeze_for(Duration::from_secs(60))
-//!     .half_open(HalfOpen::probes(10))
+//!     .open_for(Duration::from_secs(60))
+//!     .half_open(HalfOpen::judged_by_rate(10, 0.5).slow_call_rate(0.8))
 //!     .try_build()?;
 //! # drop(breaker);
 //! # Ok::<(), tripswitch::ConfigError>(())
@@ -92,7 +95,9 @@
 //! ## Recipe: a gobreaker-style consecutive breaker
 //!
 //! Trip after more than five failures in a row, stay open a minute, then let
-//! one request probe.
+//! three requests through in all (`MaxRequests` 3), closing after three
+//! successes. `Builder::from_preset(Preset::Gobreaker)` is gobreaker's
+//! `Settings{}` as it is.
 //!
 //! ```
 //! use std::time::Duration;
@@ -100,12 +105,94 @@
 //!
 //! let breaker = CircuitBreaker::standard()
 //!     .consecutive_failures(6)
-//!     .freeze_for(Duration::from_secs(60))
-//!     .half_open(HalfOpen::probes(1))
+//!     .open_for(Duration::from_secs(60))
+//!     .half_open(HalfOpen::probes(3).budget(3))
 //!     .try_build()?;
 //! # drop(breaker);
 //! # Ok::<(), tripswitch::ConfigError>(())
 //! ```
+//!
+//! ## Migrating from another breaker
+//!
+//! Start from the library's preset (one line: `Builder::from_preset(Preset::Gobreaker)`,
+//! or `preset = "gobreaker"` in a configuration file, `tripswitch::config`, feature `serde`), then
+//! map the settings you had changed. [`Preset`](crate::Preset) has the
+//! table of each preset's defaults, with their sources; these tables map
+//! each setting. Every preset bounds the half-open state in time (30 s,
+//! [`DEFAULT_MAX_HALF_OPEN`](crate::DEFAULT_MAX_HALF_OPEN)), where most of
+//! these libraries wait forever for a probe that hangs; remove the bound
+//! with [`HalfOpen::without_max_duration`](crate::HalfOpen::without_max_duration).
+//!
+//! **Resilience4j** (`CircuitBreakerConfig`, preset `Resilience4j`)
+//!
+//! | Resilience4j | tripswitch |
+//! |---|---|
+//! | `failureRateThreshold(50)` | [`FailureRate::new(0.5, window)`](crate::policy::FailureRate::new) |
+//! | `slidingWindow(100, 100, COUNT_BASED)` (size, minimum calls) | [`Window::last_calls(100)`](crate::policy::Window::last_calls), [`.min_calls(100)`](crate::policy::FailureRate::min_calls) |
+//! | `slidingWindow(60, 100, TIME_BASED)` | [`Window::last(60 s)`](crate::policy::Window::last) |
+//! | `slowCallRateThreshold(80)`, `slowCallDurationThreshold(2 s)` | [`SlowCallRate::new(2 s, 0.8, window)`](crate::policy::SlowCallRate::new) |
+//! | `waitDurationInOpenState(60 s)` | [`open_for(60 s)`](crate::Builder::open_for) |
+//! | `waitIntervalFunctionInOpenState` | [`backoff`](crate::Builder::backoff) or [`open_for_fn`](crate::Builder::open_for_fn) |
+//! | `permittedNumberOfCallsInHalfOpenState(10)` | [`HalfOpen::judged_by_rate(10, 0.5)`](crate::HalfOpen::judged_by_rate), [`.slow_call_rate(r)`](crate::HalfOpen::slow_call_rate) |
+//! | `maxWaitDurationInHalfOpenState` | [`HalfOpen::max_duration`](crate::HalfOpen::max_duration) (default 30 s, not 0 = forever) |
+//! | `automaticTransitionFromOpenToHalfOpenEnabled` | [`eager_transitions`](crate::Builder::eager_transitions) |
+//! | `recordExceptions` / `ignoreExceptions` / `recordResult` | [`ignore_errors`](crate::Builder::ignore_errors), [`execute_classified`](crate::CircuitBreaker::execute_classified) |
+//! | `transitionToForcedOpenState`, `DISABLED`, `METRICS_ONLY`, `reset` | [`force_open`](crate::CircuitBreaker::force_open), [`disable`](crate::CircuitBreaker::disable), [`force_metrics_only`](crate::CircuitBreaker::force_metrics_only), [`reset`](crate::CircuitBreaker::reset) |
+//! | `onFailureRateExceeded`, `onSlowCallRateExceeded` | [`EventKind::RateExceeded`](crate::events::EventKind::RateExceeded) |
+//! | `getNumberOfBufferedCalls`, `getFailureRate` | [`Metrics::calls_in_window`](crate::Metrics::calls_in_window), [`Metrics::failure_rate`](crate::Metrics::failure_rate) (0 to 1, not percent) |
+//!
+//! **Polly v8** (`CircuitBreakerStrategyOptions`, preset `Polly`)
+//!
+//! | Polly | tripswitch |
+//! |---|---|
+//! | `FailureRatio = 0.1`, `MinimumThroughput = 100`, `SamplingDuration = 30 s` | [`FailureRate::new(0.1, Window::last(30 s)).min_calls(100)`](crate::policy::FailureRate) |
+//! | `BreakDuration = 5 s` | [`open_for(5 s)`](crate::Builder::open_for) |
+//! | `BreakDurationGenerator` | [`open_for_fn`](crate::Builder::open_for_fn) (sees the [`TripContext`](crate::TripContext)), [`backoff`](crate::Builder::backoff) |
+//! | one probe while half-open | [`HalfOpen::probes(1).budget(1)`](crate::HalfOpen::budget) |
+//! | `ShouldHandle` | [`ignore_errors`](crate::Builder::ignore_errors), [`execute_classified`](crate::CircuitBreaker::execute_classified) |
+//! | `ManualControl.IsolateAsync` / `CloseAsync` | [`force_open`](crate::CircuitBreaker::force_open) / [`resume`](crate::CircuitBreaker::resume) |
+//! | `StateProvider.CircuitState` | [`state`](crate::CircuitBreaker::state) |
+//! | `BrokenCircuitException.RetryAfter` | [`Rejected::retry_after`](crate::Rejected::retry_after) |
+//! | `OnOpened` / `OnClosed` / `OnHalfOpened` | [`on_event`](crate::Builder::on_event) with [`EventKind::Transition`](crate::events::EventKind::Transition) |
+//!
+//! **gobreaker** (`Settings`, preset `Gobreaker`)
+//!
+//! | gobreaker | tripswitch |
+//! |---|---|
+//! | `ReadyToTrip: counts.ConsecutiveFailures > 5` | [`consecutive_failures(6)`](crate::Builder::consecutive_failures) |
+//! | `ReadyToTrip` (any other) | [`trip_policy`](crate::Builder::trip_policy) |
+//! | `Timeout = 60 s` | [`open_for(60 s)`](crate::Builder::open_for) |
+//! | `MaxRequests = 3` | [`HalfOpen::probes(3).budget(3)`](crate::HalfOpen::budget) |
+//! | `Interval` (clear counts while closed) | a time window: [`Window::last`](crate::policy::Window::last) |
+//! | `BucketPeriod` | [`Window::last_in_buckets`](crate::policy::Window::last_in_buckets) |
+//! | `IsSuccessful`, `IsExcluded` | [`execute_classified`](crate::CircuitBreaker::execute_classified), [`ignore_errors`](crate::Builder::ignore_errors) |
+//! | `OnStateChange` | [`on_event`](crate::Builder::on_event) |
+//! | `Counts` (per generation) | [`Metrics::current`](crate::Metrics::current) (late results excluded), [`Metrics::totals`](crate::Metrics::totals) |
+//! | `TwoStepCircuitBreaker.Allow()` | [`try_acquire`](crate::CircuitBreaker::try_acquire) and its [`Permit`](crate::Permit) |
+//! | `DistributedCircuitBreaker` (Redis store) | the `tripswitch-redis` crate |
+//!
+//! **pybreaker** (`CircuitBreaker`, preset `Pybreaker`)
+//!
+//! | pybreaker | tripswitch |
+//! |---|---|
+//! | `fail_max = 5` | [`consecutive_failures(5)`](crate::Builder::consecutive_failures) |
+//! | `reset_timeout = 60` | [`open_for(60 s)`](crate::Builder::open_for) |
+//! | `success_threshold = 3` | [`HalfOpen::probes(1).close_after(3)`](crate::HalfOpen::close_after) |
+//! | `exclude = [...]` | [`ignore_errors`](crate::Builder::ignore_errors) |
+//! | `listeners` | [`on_event`](crate::Builder::on_event) |
+//! | `open()`, `close()`, `half_open()` | [`force_open`](crate::CircuitBreaker::force_open), [`reset`](crate::CircuitBreaker::reset) |
+//! | `CircuitRedisStorage` | the `tripswitch-redis` crate |
+//!
+//! **Hystrix** (`HystrixCommandProperties`, preset `Hystrix`)
+//!
+//! | Hystrix | tripswitch |
+//! |---|---|
+//! | `circuitBreaker.errorThresholdPercentage = 50` | [`FailureRate::new(0.5, window)`](crate::policy::FailureRate::new) |
+//! | `circuitBreaker.requestVolumeThreshold = 20` | [`.min_calls(20)`](crate::policy::FailureRate::min_calls) |
+//! | `metrics.rollingStats.timeInMilliseconds = 10000`, `numBuckets = 10` | [`Window::last_in_buckets(10 s, 10)`](crate::policy::Window::last_in_buckets) |
+//! | `circuitBreaker.sleepWindowInMilliseconds = 5000` | [`open_for(5 s)`](crate::Builder::open_for) |
+//! | `circuitBreaker.forceOpen`, `forceClosed` | [`force_open`](crate::CircuitBreaker::force_open), [`disable`](crate::CircuitBreaker::disable) |
+//! | `execution.isolation.thread.timeoutInMilliseconds` | a [timeout layer](#with-timeout-and-retry-layers); [`slow_call_rate`](crate::Builder::slow_call_rate) to trip on slowness |
 //!
 //! ## Recipe: an HTTP client that waits out a 503 storm
 //!

@@ -35,7 +35,20 @@ impl Counts {
         self.successes + self.failures + self.ignored + self.rejected + self.cancelled
     }
 
-    fn saturating_sub(self, base: Counts) -> Counts {
+    /// One more of `tally`.
+    pub(crate) fn add(&mut self, tally: Tally) {
+        let count = match tally {
+            Tally::Success => &mut self.successes,
+            Tally::Failure => &mut self.failures,
+            Tally::Ignored => &mut self.ignored,
+            Tally::Slow => &mut self.slow,
+            Tally::Rejected => &mut self.rejected,
+            Tally::Cancelled => &mut self.cancelled,
+        };
+        *count = count.saturating_add(1);
+    }
+
+    pub(crate) fn saturating_sub(self, base: Counts) -> Counts {
         Counts {
             successes: self.successes.saturating_sub(base.successes),
             failures: self.failures.saturating_sub(base.failures),
@@ -62,7 +75,10 @@ pub struct Metrics {
     /// The number of calls in the (first) window, with a windowed policy:
     /// Polly's throughput, Resilience4j's number of buffered calls.
     pub calls_in_window: Option<u64>,
-    /// Counts since the breaker entered its current state.
+    /// Counts since the breaker entered its current state, of runs admitted
+    /// in it: a late result (a run that started before the last transition
+    /// and ended after it) counts in [`totals`](Self::totals) only, as
+    /// gobreaker's per-generation counts exclude it.
     pub current: Counts,
     /// Counts since the breaker was created.
     pub totals: Counts,
@@ -139,10 +155,6 @@ impl Totals {
             rejected: sums[Tally::Rejected as usize],
             cancelled: sums[Tally::Cancelled as usize],
         }
-    }
-
-    pub(crate) fn since(&self, base: Counts) -> Counts {
-        self.snapshot().saturating_sub(base)
     }
 }
 

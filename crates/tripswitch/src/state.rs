@@ -72,7 +72,9 @@ impl fmt::Display for State {
 const KIND_BITS: u32 = 3;
 const PROBE_BITS: u32 = 16;
 const PROBE_SHIFT: u32 = KIND_BITS;
-const GEN_SHIFT: u32 = KIND_BITS + PROBE_BITS;
+/// Where the generation starts in a [`Word`] (and in a ticket's tag, so
+/// that the two compare in one instruction: `Ticket::closed_word`).
+pub(crate) const GEN_SHIFT: u32 = KIND_BITS + PROBE_BITS;
 const KIND_MASK: u64 = (1 << KIND_BITS) - 1;
 const PROBE_MASK: u64 = ((1 << PROBE_BITS) - 1) << PROBE_SHIFT;
 

@@ -2,6 +2,8 @@
 
 use std::num::NonZeroU64;
 
+use crate::state::GEN_SHIFT;
+
 /// How a call's run is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TicketKind {
@@ -21,22 +23,37 @@ pub(crate) enum TicketKind {
 /// two words travel in registers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ticket {
-    /// The generation, shifted left by [`KIND_BITS`], with the kind plus one
-    /// in the low bits (so it is never zero).
+    /// The generation, shifted left by [`GEN_SHIFT`] as in the state word,
+    /// with the kind's code (see [`KIND_MASK`]) in the low bits (so it is
+    /// never zero).
     tag: NonZeroU64,
     /// When the run started in nanoseconds on the clock, when the breaker
     /// measures runs; [`NOT_TIMED`] otherwise.
     started: u64,
 }
 
-/// Low bits of [`Ticket::tag`] holding the kind.
-const KIND_BITS: u32 = 3;
+/// Low bits of [`Ticket::tag`] holding the kind's code: 1 for a counted
+/// call; for the others, low three bits 7 and the kind above them, so that
+/// `tag - 1` ends in 6, a state no word has (see [`Ticket::closed_word`]).
+const KIND_MASK: u64 = 0b11_1111;
+const COUNTED: u64 = 0b00_0001;
+const PROBE: u64 = 0b00_1111;
+const RELEASED: u64 = 0b01_0111;
+const PASS_THROUGH: u64 = 0b01_1111;
 const _: () = assert!(std::mem::size_of::<Option<Ticket>>() == 16);
 
 impl Ticket {
     #[inline]
     pub(crate) fn new(generation: u64, kind: TicketKind, started: u64) -> Ticket {
-        let tag = generation << KIND_BITS | (kind as u64 + 1);
+        // The generation where the state word has it (the word's generation
+        // fits: it has `64 - GEN_SHIFT` bits), the kind in the low bits.
+        let code = match kind {
+            TicketKind::Counted => COUNTED,
+            TicketKind::Probe => PROBE,
+            TicketKind::Released => RELEASED,
+            TicketKind::PassThrough => PASS_THROUGH,
+        };
+        let tag = generation << GEN_SHIFT | code;
         Ticket {
             tag: NonZeroU64::new(tag).unwrap_or(NonZeroU64::MIN),
             started,
@@ -52,7 +69,17 @@ impl Ticket {
     /// The generation that admitted the call.
     #[inline]
     pub(crate) fn generation(self) -> u64 {
-        self.tag.get() >> KIND_BITS
+        self.tag.get() >> GEN_SHIFT
+    }
+
+    /// The state word of a closed breaker in this ticket's generation:
+    /// equal to the state word exactly when the ticket is counted and the
+    /// breaker is still closed in the generation that admitted it (no late
+    /// result, no metrics-only state). For a ticket of another kind it ends
+    /// in state bits 6, which no word has, so it equals no word.
+    #[inline(always)]
+    pub(crate) fn closed_word(self) -> u64 {
+        self.tag.get() - 1
     }
 
     /// Whether the call counts with the policies of its generation.
@@ -66,10 +93,10 @@ impl Ticket {
     /// How the call counts.
     #[inline]
     pub(crate) fn kind(self) -> TicketKind {
-        match self.tag.get() & ((1 << KIND_BITS) - 1) {
-            1 => TicketKind::Counted,
-            2 => TicketKind::Probe,
-            3 => TicketKind::Released,
+        match self.tag.get() & KIND_MASK {
+            COUNTED => TicketKind::Counted,
+            PROBE => TicketKind::Probe,
+            RELEASED => TicketKind::Released,
             _ => TicketKind::PassThrough,
         }
     }
@@ -82,3 +109,56 @@ impl Ticket {
 
 /// [`Ticket::started`] of a run that is not timed.
 pub(crate) const NOT_TIMED: u64 = u64::MAX;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{State, Word};
+
+    /// `closed_word` equals the state word only for a counted ticket of a
+    /// breaker still closed in the ticket's generation: never for another
+    /// kind, state, probe count or generation.
+    #[test]
+    fn only_a_counted_ticket_of_a_closed_generation_matches_the_word() {
+        let states = [
+            State::Closed,
+            State::Open,
+            State::HalfOpen,
+            State::ForcedOpen,
+            State::Disabled,
+            State::MetricsOnly,
+        ];
+        let kinds = [
+            TicketKind::Counted,
+            TicketKind::Probe,
+            TicketKind::Released,
+            TicketKind::PassThrough,
+        ];
+        let mut word = Word::INITIAL;
+        for _ in 0..4 {
+            for state in states {
+                let entered = word.next(state);
+                for probes in [0, 1, 7, 255] {
+                    let current = entered.with_probes(probes);
+                    for kind in kinds {
+                        for generation in [entered.generation(), entered.generation() + 1] {
+                            let ticket = Ticket::new(generation, kind, NOT_TIMED);
+                            assert_eq!(ticket.kind(), kind);
+                            assert_eq!(ticket.generation(), generation);
+                            let expected = kind == TicketKind::Counted
+                                && state == State::Closed
+                                && probes == 0
+                                && generation == entered.generation();
+                            assert_eq!(
+                                current.0 == ticket.closed_word(),
+                                expected,
+                                "{kind:?} of generation {generation} against {state:?} with {probes} probes"
+                            );
+                        }
+                    }
+                }
+                word = entered;
+            }
+        }
+    }
+}

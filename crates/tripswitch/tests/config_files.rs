@@ -148,3 +148,43 @@ fn a_registry_file_is_checked_when_built() {
     let error = config.build().unwrap_err();
     assert_eq!(error.setting(), "consecutive_failures");
 }
+
+/// The half-open windows of issue 17 (rule 3) from a file: gobreaker's
+/// budget and Resilience4j's rate judge, checked as code checks them.
+#[test]
+fn half_open_budgets_and_rate_judges_come_from_files() {
+    let config: BreakerConfig = toml::from_str(
+        r#"
+        preset = "standard"
+        consecutive_failures = 1
+        open_for = "5s"
+        half_open = { probes = 4, failure_rate = 0.5 }
+        "#,
+    )
+    .unwrap();
+    let clock = tripswitch::clock::FakeClock::new();
+    let breaker = config.builder().unwrap().clock(clock.clone()).build();
+    breaker.try_acquire().unwrap().failure(&"down");
+    clock.advance(Duration::from_secs(5));
+    breaker.try_acquire().unwrap().failure(&"still flaky");
+    for _ in 0..3 {
+        breaker.try_acquire().unwrap().success();
+    }
+    assert_eq!(breaker.state(), State::Closed, "F, S, S, S at 50% closes");
+
+    let refused = |text: &str| {
+        toml::from_str::<BreakerConfig>(text)
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .setting()
+    };
+    assert_eq!(
+        refused("half_open = { probes = 3, budget = 2 }"),
+        "half_open.budget"
+    );
+    assert_eq!(
+        refused("half_open = { probes = 3, slow_call_rate = 0.5 }"),
+        "half_open.slow_call_rate"
+    );
+}

@@ -91,11 +91,19 @@ struct Config {
     rate: Option<(f64, Window, u32)>,
     slow: Option<(Duration, f64, Window, u32)>,
     backoff: Option<(Duration, Duration, f64, f64)>,
-    half_open: Option<(u32, u32, Option<Duration>)>,
+    half_open: Option<(u32, u32, Option<Duration>, HalfOpenMode)>,
     freeze: Duration,
     max_wait: Option<Duration>,
     max_waiters: Option<usize>,
     fail_fast: bool,
+}
+
+/// How the half-open state decides (issue 17, rule 3).
+#[derive(Debug, Clone, Copy)]
+enum HalfOpenMode {
+    FirstFailure,
+    Budget(u32),
+    Rate(f64, Option<f64>),
 }
 
 fn config() -> impl Strategy<Value = Config> {
@@ -119,6 +127,12 @@ fn config() -> impl Strategy<Value = Config> {
             edges_u32(MAX_PROBES),
             edges_u32(MAX_PROBES),
             proptest::option::of(edges_duration()),
+            prop_oneof![
+                Just(HalfOpenMode::FirstFailure),
+                edges_u32(MAX_PROBES).prop_map(HalfOpenMode::Budget),
+                (edges_ratio(), proptest::option::of(edges_ratio()))
+                    .prop_map(|(failure, slow)| HalfOpenMode::Rate(failure, slow)),
+            ],
         )),
         edges_duration(),
         proptest::option::of(edges_duration()),
@@ -175,11 +189,26 @@ fn expected_valid(config: &Config) -> bool {
                     && max >= initial
                     && (0.0..=1.0).contains(&jitter)
             })
-        && config.half_open.is_none_or(|(probes, close_after, max)| {
-            (1..=MAX_PROBES).contains(&probes)
-                && close_after >= 1
-                && max.is_none_or(|m| !m.is_zero())
-        })
+        && config
+            .half_open
+            .is_none_or(|(probes, close_after, max, mode)| {
+                (1..=MAX_PROBES).contains(&probes)
+                    && max.is_none_or(|m| !m.is_zero())
+                    && match mode {
+                        HalfOpenMode::FirstFailure => close_after >= 1,
+                        HalfOpenMode::Budget(budget) => {
+                            close_after >= 1
+                                && (1..=MAX_PROBES).contains(&budget)
+                                && budget >= close_after
+                        }
+                        HalfOpenMode::Rate(failure, slow) => {
+                            (0.0..=1.0).contains(&failure)
+                                && slow.is_none_or(|slow| {
+                                    (0.0..=1.0).contains(&slow) && config.slow.is_some()
+                                })
+                        }
+                    }
+            })
 }
 
 fn build(config: &Config, clock: &FakeClock) -> Result<CircuitBreaker, tripswitch::ConfigError> {
@@ -211,8 +240,20 @@ fn builder(config: &Config, clock: &FakeClock) -> tripswitch::Builder {
                 .jitter(jitter),
         );
     }
-    if let Some((probes, close_after, max)) = config.half_open {
-        let mut half_open = HalfOpen::probes(probes).close_after(close_after);
+    if let Some((probes, close_after, max, mode)) = config.half_open {
+        let mut half_open = match mode {
+            HalfOpenMode::FirstFailure => HalfOpen::probes(probes).close_after(close_after),
+            HalfOpenMode::Budget(budget) => HalfOpen::probes(probes)
+                .close_after(close_after)
+                .budget(budget),
+            HalfOpenMode::Rate(failure, slow) => {
+                let judge = HalfOpen::judged_by_rate(probes, failure);
+                match slow {
+                    Some(slow) => judge.slow_call_rate(slow),
+                    None => judge,
+                }
+            }
+        };
         if let Some(max) = max {
             half_open = half_open.max_duration(max);
         }

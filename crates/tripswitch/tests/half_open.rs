@@ -232,7 +232,10 @@ fn concurrent_probes_on_a_multi_thread_runtime_never_exceed_the_limit() {
 /// The stuck-probe guard by default (Resilience4j #903/#935, Polly #1979,
 /// Hystrix #1723: a probe that never returns held the breaker half-open):
 /// `HalfOpen::default()` and `HalfOpen::probes(n)` open again after
-/// `DEFAULT_MAX_HALF_OPEN` unless told otherwise.
+/// `DEFAULT_MAX_HALF_OPEN` unless told otherwise. Ported from Resilience4j's
+/// `circuitBreakerTransitionsToOpenAfterWaitDurationInHalfOpenState`
+/// (CircuitBreakerStateMachineTest), with the default bound where that test
+/// configures one.
 #[tokio::test(start_paused = true)]
 async fn a_probe_that_never_returns_reopens_the_breaker_after_the_default_bound() {
     use tripswitch::DEFAULT_MAX_HALF_OPEN;
@@ -283,6 +286,9 @@ async fn a_probe_that_never_returns_reopens_the_breaker_after_the_default_bound(
 /// A call refused because every probe slot is taken says when the
 /// half-open state decides at the latest (Polly's
 /// `BrokenCircuitException.RetryAfter` in half-open; issue 17 rule 7).
+/// Ported from Polly's `OnActionPreExecute_HalfOpen`
+/// (CircuitStateControllerTests): a second call while half-open is
+/// rejected, and its rejection carries a retry-after.
 #[tokio::test(start_paused = true)]
 async fn a_half_open_rejection_says_when_the_state_decides_at_the_latest() {
     let breaker = CircuitBreaker::standard()

@@ -188,7 +188,9 @@ fn manual_control_races_with_traffic_without_wedging() {
 /// it does not count after it, and no Closed→Closed event is emitted.
 /// (The defect an independent test found: `consecutive_failures(2)`, call X
 /// left hanging, one failure, `reset()`, X fails, one more failure opened
-/// the breaker.)
+/// the breaker.) Ported from Resilience4j's `shouldResetClosedState`
+/// (a reset from closed clears the counts) with gobreaker's `TestGeneration`
+/// (a request of the previous generation has no effect).
 #[test]
 fn a_reset_from_closed_starts_a_new_generation() {
     let recorder = common::Recorder::default();

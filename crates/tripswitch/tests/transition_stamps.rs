@@ -1,7 +1,11 @@
 //! Transitions are stamped with when they took effect, not when the breaker
-//! noticed them (Polly #481: gauges built on events lagged). Ported in
-//! spirit from Polly's `CircuitStateControllerTests` timing checks: the
-//! break ends at its duration, whoever looks later.
+//! noticed them (Polly #481: gauges built on events lagged). Ported from
+//! Resilience4j's `shouldTransitionToHalfOpenAfterWaitDuration`
+//! (CircuitBreakerStateMachineTest: the clock moves past the wait duration
+//! before anyone looks) and Polly's `Flow_Closed_HalfOpen_Open_HalfOpen_Closed`
+//! (CircuitStateControllerTests): the break ends at its duration, whoever
+//! looks later, and the event says so. `eager_transitions.rs` has the
+//! transitions made on time.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

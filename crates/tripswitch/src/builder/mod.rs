@@ -97,7 +97,7 @@ pub struct Builder {
     #[cfg(feature = "metrics")]
     export_metrics: bool,
     /// Used when no trip policy is set (the preset's).
-    default_consecutive: u32,
+    default_policy: preset::DefaultPolicy,
     consecutive: Option<u32>,
     failure_rates: Vec<FailureRate>,
     slow_rates: Vec<SlowCallRate>,
@@ -108,6 +108,7 @@ pub struct Builder {
     max_wait: Option<Duration>,
     max_waiters: Option<usize>,
     max_freeze: Duration,
+    eager_transitions: bool,
     retry_after_freeze: bool,
     seed_accounting: bool,
     error_rules: Vec<ErrorRule>,
@@ -139,7 +140,7 @@ impl Builder {
             listeners: Vec::new(),
             #[cfg(feature = "metrics")]
             export_metrics: false,
-            default_consecutive: defaults.consecutive_failures,
+            default_policy: defaults.policy,
             consecutive: None,
             failure_rates: Vec::new(),
             slow_rates: Vec::new(),
@@ -150,6 +151,7 @@ impl Builder {
             max_wait: None,
             max_waiters: None,
             max_freeze: DEFAULT_MAX_FREEZE,
+            eager_transitions: false,
             retry_after_freeze: defaults.retry_after_freeze,
             seed_accounting: defaults.seed_accounting,
             error_rules: Vec::new(),
@@ -243,6 +245,47 @@ impl Builder {
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.set_freeze(move |context: &TripContext<'_>| Box::pin(freeze(context)) as FreezeFuture)
+    }
+
+    /// Ends timed periods on time: an open period set by
+    /// [`open_for`](Self::open_for), [`backoff`](Self::backoff) or
+    /// [`open_for_fn`](Self::open_for_fn), and a half-open state's
+    /// [maximum duration](HalfOpen::max_duration), move the breaker on (and
+    /// raise their transition events) when they end, even if no call or read
+    /// comes to look (Resilience4j's
+    /// `automaticTransitionFromOpenToHalfOpenEnabled`). Without it, a
+    /// transition out of a period is made by the next call or read, and
+    /// stamped with the period's end all the same.
+    ///
+    /// Nothing is spawned: the period's one alarm, a sleep on the breaker's
+    /// [clock](Self::clock) (tokio's timer where the transition is made in
+    /// a runtime, tripswitch's timer thread otherwise), makes the
+    /// transition when it rings, one per period whatever the number of
+    /// calls. The transition's listeners then run where the alarm rings (in
+    /// tokio's timer, or on that thread): keep them short, as always. An
+    /// async freeze function ends when its future does; waiting calls drive
+    /// it, as without this setting.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use std::time::Duration;
+    /// use tripswitch::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::standard()
+    ///     .consecutive_failures(1)
+    ///     .open_for(Duration::from_secs(5))
+    ///     .eager_transitions()
+    ///     .on_event(|event| println!("{:?} at {:?}", event.kind(), event.at()))
+    ///     .build();
+    /// let _ = breaker.execute(|| async { Err::<(), _>("down") }).await;
+    /// tokio::time::sleep(Duration::from_secs(5)).await;
+    /// // The listener printed the move to half-open at 5 s, unasked.
+    /// # assert_eq!(breaker.state(), State::HalfOpen);
+    /// # }
+    /// ```
+    pub fn eager_transitions(mut self) -> Self {
+        self.eager_transitions = true;
+        self
     }
 
     /// The longest an async freeze ([`freeze_with`](Self::freeze_with),
@@ -556,7 +599,18 @@ impl Builder {
         if let OpenPeriod::Backoff(backoff) = &self.open_period {
             backoff.validate()?;
         }
-        self.half_open.validate()
+        self.half_open.validate()?;
+        if self.half_open.judges_slow_rate()
+            && self.slow_after.is_none()
+            && self.slow_rates.is_empty()
+        {
+            return Err(ConfigError::new(
+                "half_open.slow_call_rate",
+                "set",
+                "a slow-call threshold to judge by: set slow_call_threshold or a slow_call_rate policy",
+            ));
+        }
+        Ok(())
     }
 
     /// Assembles the breaker. Values are clamped into range here (the
@@ -570,10 +624,13 @@ impl Builder {
             && self.failure_rates.is_empty()
             && self.slow_rates.is_empty()
             && self.custom.is_empty();
-        let consecutive = if no_policy_set {
-            Some(self.default_consecutive)
-        } else {
-            self.consecutive
+        let consecutive = match (no_policy_set, self.default_policy) {
+            (true, preset::DefaultPolicy::Consecutive(n)) => Some(n),
+            (true, preset::DefaultPolicy::FailureRate(rate)) => {
+                self.failure_rates.push(rate);
+                None
+            }
+            (false, _) => self.consecutive,
         };
         if let Some(n) = consecutive {
             policies.push(Box::new(ConsecutiveFailures::clamped(n)));
@@ -643,6 +700,7 @@ impl Builder {
             listeners: listeners.into(),
             own_listeners,
             shared: self.shared,
+            eager_transitions: self.eager_transitions,
         };
         CircuitBreaker::from_core(Core::new(settings, policies))
     }

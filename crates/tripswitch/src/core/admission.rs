@@ -132,6 +132,10 @@ impl Core {
                     {
                         continue;
                     }
+                    if !self.spend_budget(generation) {
+                        self.give_back_slot(generation);
+                        return Check::Block(Block::HalfOpenFull);
+                    }
                     Check::Admit(self.ticket(generation, TicketKind::Probe))
                 }
             };
@@ -292,7 +296,7 @@ impl Core {
     /// Gives back what a waiter was granted but will not use.
     pub(crate) fn give_back(&self, grant: Grant) {
         if let Grant::Probe { generation } = grant {
-            self.release_probe(generation);
+            self.return_probe(generation);
         }
     }
 

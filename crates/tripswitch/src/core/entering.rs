@@ -77,6 +77,7 @@ impl Core {
             State::Open => self.opened(from, word, reason, error, now, took_effect),
             State::HalfOpen => {
                 self.half_open_successes.store(0, Ordering::Release);
+                self.open_probe_tally(generation);
                 let max = match reason {
                     TransitionReason::Shared => {
                         let lease = self.shared_half_open_for.load(Ordering::Acquire);
@@ -96,6 +97,11 @@ impl Core {
                     if !self.settings.fail_fast {
                         self.install_freeze(generation, Some(until), None);
                         self.arm_backup(generation, max);
+                    } else if self.settings.eager_transitions {
+                        self.install_freeze(generation, Some(until), None);
+                    }
+                    if self.settings.eager_transitions {
+                        self.arm_alarm(generation, max);
                     }
                 }
                 self.emit_transition(from, to, reason, took_effect);
@@ -180,9 +186,10 @@ impl Core {
                 self.open_until.store(Some(until), Ordering::Release);
                 self.install_freeze(generation, Some(until), None);
                 self.arm_backup(generation, duration);
-                if self.settings.fail_fast {
+                if self.settings.fail_fast || self.settings.eager_transitions {
                     // Rejections do not read the clock: an alarm tells them
-                    // when the period is over.
+                    // when the period is over (and, with eager transitions,
+                    // ends it).
                     self.arm_alarm(generation, duration);
                 }
                 self.emit_transition(from, State::Open, reason, took_effect);

@@ -72,6 +72,11 @@ impl Wake for PeriodDue {
     fn wake_by_ref(self: &Arc<Self>) {
         if let Some(core) = self.core.upgrade() {
             core.period_due.store(true, Ordering::Release);
+            if core.settings.eager_transitions {
+                // The period is over: move on now (no freeze to poll: its
+                // future is user code, driven by waiting calls).
+                core.refresh(false);
+            }
         }
     }
 }

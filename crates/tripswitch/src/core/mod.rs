@@ -14,6 +14,7 @@ mod admission;
 mod deadline;
 mod entering;
 mod freeze;
+mod probe_tally;
 mod probes;
 mod reads;
 mod recording;
@@ -80,6 +81,9 @@ pub(crate) struct Settings {
     /// event, those raised inside the breaker's callbacks included.
     pub(crate) own_listeners: usize,
     pub(crate) shared: Option<Arc<dyn SharedState>>,
+    /// Timed periods end on time, from their alarm, not when a call or a
+    /// read next looks (`Builder::eager_transitions`).
+    pub(crate) eager_transitions: bool,
 }
 
 pub(crate) struct Core {
@@ -109,6 +113,11 @@ pub(crate) struct Core {
     /// their own generation current, and the close it may lead to is
     /// applied in that generation only (`Core::apply` refuses a stale one).
     half_open_successes: AtomicU32,
+    /// The half-open state's account of its calls, for a budget or a rate
+    /// judge (see `probe_tally.rs`); untouched by other breakers. A lock:
+    /// the half-open state is the cold path, and the account's fields
+    /// change together.
+    probe_tally: Mutex<probe_tally::ProbeTally>,
     /// Openings since the breaker was last closed (drives backoff).
     /// Written only by the thread that performed the transition (the CAS
     /// on `word` makes it the only one), so `Relaxed` suffices.
@@ -128,6 +137,8 @@ pub(crate) struct Core {
     needs_time: bool,
     /// A slow probe counts as a failed probe.
     slow_probe_fails: bool,
+    /// The half-open state keeps its account (`HalfOpen::keeps_tally`).
+    keeps_probe_tally: bool,
     /// How a counted success is recorded (decided once, from the settings).
     success_path: SuccessPath,
     waiters: Waiters,
@@ -174,6 +185,7 @@ impl Core {
             || !settings.listeners.is_empty()
             || policies.iter().any(|policy| policy.needs_time());
         let slow_probe_fails = policies.iter().any(|policy| policy.judges_slow_calls());
+        let keeps_probe_tally = settings.half_open.keeps_tally();
         let reader = ClockReader::of(&settings.clock);
         let anchor = ClockAnchor::of(&reader);
         let custom_clock =
@@ -193,12 +205,14 @@ impl Core {
             open_until: AtomicDeadline::none(),
             half_open_until: AtomicDeadline::none(),
             half_open_successes: AtomicU32::new(0),
+            probe_tally: Mutex::new(probe_tally::ProbeTally::default()),
             openings: AtomicU32::new(0),
             shared_open_for: AtomicU64::new(0),
             shared_half_open_for: AtomicU64::new(0),
             times_calls,
             needs_time,
             slow_probe_fails,
+            keeps_probe_tally,
             success_path,
             waiters: Waiters::default(),
             freeze: Mutex::new(None),

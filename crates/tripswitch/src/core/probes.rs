@@ -23,6 +23,14 @@ impl Core {
         self.release_probe(generation);
     }
 
+    /// A probe of `generation` ended without a verdict (cancelled, an
+    /// ignored error, or a grant nobody used): its slot and its place in
+    /// the budget are given back.
+    pub(crate) fn return_probe(&self, generation: u64) {
+        self.refund_budget(generation);
+        self.release_probe(generation);
+    }
+
     /// Frees a probe slot of `generation` and hands it to the next waiter.
     ///
     /// The queue is only locked when somebody waits. A call that queues while
@@ -94,9 +102,14 @@ impl Core {
     ) -> Vec<Waker> {
         let mut wakers = Vec::new();
         while queue.len() > 0 && self.take_slot(generation) {
+            if !self.spend_budget(generation) {
+                self.give_back_slot(generation);
+                break;
+            }
             match queue.grant_next(Grant::Probe { generation }) {
                 Some(waker) => wakers.push(waker),
                 None => {
+                    self.refund_budget(generation);
                     self.give_back_slot(generation);
                     break;
                 }

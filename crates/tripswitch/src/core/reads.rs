@@ -58,7 +58,13 @@ impl Core {
         self.refresh(true);
         let word = self.load();
         let now = self.now();
-        let since = *lock(&self.state_since);
+        // Both under the lock: a late run adds to the totals and to the
+        // base together (see `count_outcome`).
+        let (current, totals) = {
+            let since = lock(&self.state_since);
+            let totals = self.totals.snapshot();
+            (totals.saturating_sub(*since), totals)
+        };
         let stats = self.policy_stats(now);
         Metrics {
             state: word.state(),
@@ -66,8 +72,8 @@ impl Core {
             slow_call_rate: stats.slow_call_rate,
             consecutive_failures: stats.consecutive_failures,
             calls_in_window: stats.calls_in_window,
-            current: self.totals.since(since),
-            totals: self.totals.snapshot(),
+            current,
+            totals,
             probes_in_flight: if word.state() == State::HalfOpen {
                 word.probes()
             } else {

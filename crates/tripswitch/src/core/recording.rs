@@ -7,9 +7,11 @@ use std::time::Duration;
 use super::rules::Move;
 use super::*;
 use crate::events::{Event, EventKind, call_guarded, unless_reentered};
+use crate::half_open::ProbeJudge;
+use crate::loom::lock;
 use crate::metrics::Tally;
 use crate::open_period::AnyDebug;
-use crate::policy::CallRecord;
+use crate::policy::{CallRecord, RatePolicy, RateState};
 use crate::state::State;
 use crate::ticket::{Ticket, TicketKind};
 
@@ -44,15 +46,16 @@ impl Core {
         let slow =
             measured && matches!((elapsed, self.settings.slow_after), (Some(e), Some(t)) if e > t);
 
-        self.totals.add(match verdict {
-            Verdict::Success => Tally::Success,
-            Verdict::Failure(_) => Tally::Failure,
-            Verdict::Ignored(_) => Tally::Ignored,
-            Verdict::Cancelled => Tally::Cancelled,
-        });
-        if slow {
-            self.totals.add(Tally::Slow);
-        }
+        self.count_outcome(
+            ticket,
+            match verdict {
+                Verdict::Success => Tally::Success,
+                Verdict::Failure(_) => Tally::Failure,
+                Verdict::Ignored(_) => Tally::Ignored,
+                Verdict::Cancelled => Tally::Cancelled,
+            },
+            slow,
+        );
 
         if ticket.kind() == TicketKind::Released {
             return self.load().state().is_open();
@@ -83,9 +86,17 @@ impl Core {
                     at,
                 };
                 let mut trip = false;
-                for policy in self.policies.iter() {
+                // Which policies tripped (the first 64), for their events.
+                let mut tripped = 0u64;
+                for (index, policy) in self.policies.iter().enumerate() {
                     // Every policy sees every call, even once one has tripped.
-                    trip |= policy.record(&call);
+                    if policy.record(&call) {
+                        trip = true;
+                        tripped |= 1u64.checked_shl(index as u32).unwrap_or(0);
+                    }
+                }
+                if tripped != 0 && self.listening() {
+                    self.announce_tripped(tripped, at);
                 }
                 if trip && word.state() == State::Closed {
                     let tripped = self.apply(Move::Trip, Some(word.generation()), error);
@@ -94,20 +105,85 @@ impl Core {
                 false
             }
             (TicketKind::Probe, State::HalfOpen) => {
+                let generation = ticket.generation();
+                let failed = matches!(verdict, Verdict::Failure(_));
                 match verdict {
+                    Verdict::Ignored(_) | Verdict::Cancelled => self.return_probe(generation),
+                    _ if matches!(self.settings.half_open.judge, ProbeJudge::Rate { .. }) => {
+                        match self.judge_probe(generation, failed, slow) {
+                            Some(decision) => {
+                                self.apply(decision, Some(generation), error);
+                            }
+                            None => self.release_probe(generation),
+                        }
+                    }
                     Verdict::Success if !(slow && self.slow_probe_fails) => {
-                        self.probe_succeeded(ticket.generation());
+                        self.probe_succeeded(generation);
                     }
-                    Verdict::Success | Verdict::Failure(_) => {
-                        self.apply(Move::ProbeFailed, Some(ticket.generation()), error);
-                    }
-                    Verdict::Ignored(_) | Verdict::Cancelled => {
-                        self.release_probe(ticket.generation())
+                    _ => {
+                        self.apply(Move::ProbeFailed, Some(generation), error);
                     }
                 }
                 self.load().state().is_open()
             }
             _ => word.state().is_open(),
+        }
+    }
+
+    /// Adds a run's outcome to the totals. A late run (one that started
+    /// before the breaker's last transition) counts in the totals but not
+    /// in [`Metrics::current`](crate::Metrics::current), gobreaker's
+    /// per-generation counts: it is added to the state's base as well, under
+    /// the lock that [`metrics`](Core::metrics) reads both under. Late runs
+    /// are rare (they straddle a transition), so the lock is off the hot path.
+    fn count_outcome(&self, ticket: Ticket, tally: Tally, slow: bool) {
+        if self.load().generation() == ticket.generation() {
+            self.totals.add(tally);
+            if slow {
+                self.totals.add(Tally::Slow);
+            }
+        } else {
+            let mut base = lock(&self.state_since);
+            self.totals.add(tally);
+            base.add(tally);
+            if slow {
+                self.totals.add(Tally::Slow);
+                base.add(Tally::Slow);
+            }
+        }
+    }
+
+    /// Raises [`EventKind::RateExceeded`] for the rate policies among
+    /// `tripped` (a bit per policy) that have not raised it yet.
+    #[cold]
+    #[inline(never)]
+    fn announce_tripped(&self, tripped: u64, at: Option<Duration>) {
+        let at = at.unwrap_or_else(|| self.now());
+        for (index, policy) in self.policies.iter().enumerate().take(64) {
+            if tripped & (1 << index) == 0 {
+                continue;
+            }
+            let policy: &dyn std::any::Any = policy.as_ref();
+            if let Some(rate) = policy.downcast_ref::<RatePolicy>() {
+                self.announce(rate.state(), at);
+            }
+        }
+    }
+
+    /// Raises `rate`'s [`EventKind::RateExceeded`], unless it was raised
+    /// since its window was last cleared.
+    pub(super) fn announce(&self, rate: &RateState, at: Duration) {
+        if let Some(report) = rate.announce(at) {
+            self.emit(
+                EventKind::RateExceeded {
+                    measure: report.measure,
+                    rate: report.rate,
+                    threshold: report.threshold,
+                    calls: report.calls,
+                    failed_or_slow: report.failed_or_slow,
+                },
+                Some(at),
+            );
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::rules::Move;
 use super::*;
 use crate::clock::Reading;
+use crate::loom::lock;
 use crate::metrics::Tally;
 use crate::policy::{ConsecutiveState, CountRing, FastKind, RateState, TimeBuckets, TripPolicy};
 use crate::state::State;
@@ -104,26 +105,59 @@ impl Core {
     /// Records a success, by the path chosen when the breaker was built (see
     /// [`SuccessPath`]). On the happiest one (a counted call, no listeners,
     /// no timing, a consecutive-failures policy with nothing counted) this is
-    /// one counter increment and one relaxed load; a success cannot change
-    /// such a policy, so not even the generation is read.
+    /// one comparison of the state word with the ticket, one counter
+    /// increment and one relaxed load.
+    ///
+    /// The comparison ([`Ticket::closed_word`]) tells in one instruction
+    /// that the call is counted and that the breaker is still closed in the
+    /// call's generation; anything else (a late result, the metrics-only
+    /// state, a probe, a released or pass-through call) takes the path out
+    /// of line.
     #[inline(always)]
     pub(crate) fn record_success(&self, ticket: Ticket) {
-        if !ticket.is_counted() {
+        if self.load().0 == ticket.closed_word() {
+            self.success_by_path::<false>(ticket);
+        } else {
+            self.success_elsewhere(ticket);
+        }
+    }
+
+    /// A success that is not a counted one in its own closed generation.
+    #[inline(never)]
+    fn success_elsewhere(&self, ticket: Ticket) {
+        if ticket.is_counted() {
+            self.success_maybe_late(ticket);
+        } else {
             self.record(ticket, Verdict::Success);
-        } else if let Some(ring) = &self.success_path.ring {
-            self.totals.add(Tally::Success);
+        }
+    }
+
+    /// Metrics-only, or a late result: the same paths, and a late result
+    /// is taken out of the current state's counts. Apart, so that
+    /// [`success_elsewhere`](Self::success_elsewhere) stays a pair of jumps.
+    #[inline(never)]
+    fn success_maybe_late(&self, ticket: Ticket) {
+        self.success_by_path::<true>(ticket);
+    }
+
+    /// The success paths proper, for a counted ticket. `MAY_BE_LATE`: the
+    /// caller has not ruled out a late result.
+    #[inline(always)]
+    fn success_by_path<const MAY_BE_LATE: bool>(&self, ticket: Ticket) {
+        if let Some(ring) = &self.success_path.ring {
+            self.count_success::<MAY_BE_LATE>(ticket);
             self.success_to_own_ring(ring, ticket);
         } else if let Some(consecutive) = &self.success_path.consecutive {
-            self.totals.add(Tally::Success);
+            self.count_success::<MAY_BE_LATE>(ticket);
             if consecutive.current() != 0 {
                 // A success that resets the count (in its generation).
                 self.success_to_windows(ticket);
             }
         } else if let Some(buckets) = &self.success_path.buckets {
-            self.totals.add(Tally::Success);
+            self.count_success::<MAY_BE_LATE>(ticket);
             self.success_to_own_buckets(buckets, ticket);
         } else if let Some((consecutive, companion)) = &self.success_path.paired {
-            self.totals.add(Tally::Success);
+            self.count_success::<MAY_BE_LATE>(ticket);
             if consecutive.current() != 0 {
                 // The success resets the count: the general path.
                 self.success_to_windows(ticket);
@@ -134,11 +168,28 @@ impl Core {
                 }
             }
         } else if !self.success_path.windows.is_empty() {
-            self.totals.add(Tally::Success);
+            self.count_success::<MAY_BE_LATE>(ticket);
             self.success_to_windows(ticket);
         } else {
             self.record(ticket, Verdict::Success);
         }
+    }
+
+    /// Adds a counted success to the totals; a late one (from before the
+    /// last transition) is taken out of the current state's counts (see
+    /// `Core::count_outcome`).
+    #[inline(always)]
+    fn count_success<const MAY_BE_LATE: bool>(&self, ticket: Ticket) {
+        self.totals.add(Tally::Success);
+        if MAY_BE_LATE && self.load().generation() != ticket.generation() {
+            self.late_success();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn late_success(&self) {
+        lock(&self.state_since).add(Tally::Success);
     }
 
     /// A success for the built-in policies (consecutive counts, count and
@@ -186,7 +237,15 @@ impl Core {
             return;
         }
         let now = self.now();
-        let exceeded = self.success_path.rates.iter().any(|rate| rate.judge(now));
+        let mut exceeded = false;
+        for rate in self.success_path.rates.iter() {
+            if rate.judge(now) {
+                exceeded = true;
+                if self.listening() {
+                    self.announce(rate, now);
+                }
+            }
+        }
         if exceeded {
             self.apply(Move::Trip, Some(word.generation()), None);
         }

@@ -1,6 +1,9 @@
 use std::time::Duration;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::events::RateMeasure;
 
 use super::window::{Window, WindowCounts};
 use super::window_state::WindowState;
@@ -247,6 +250,11 @@ impl TripPolicy for RatePolicy {
 }
 
 impl RatePolicy {
+    /// Its live state.
+    pub(crate) fn state(&self) -> &RateState {
+        &self.0
+    }
+
     /// Its window, for the breaker's success fast path.
     pub(crate) fn fast_kind(&self) -> FastKind {
         FastKind::Rate(Arc::clone(&self.0))
@@ -263,6 +271,22 @@ pub(crate) struct RateState {
     threshold: f64,
     min_calls: u64,
     window: WindowState,
+    /// Whether the rate's [`EventKind::RateExceeded`](crate::events::EventKind::RateExceeded)
+    /// was raised since the window was last cleared: set by the one outcome
+    /// that swaps it from false (so the event is raised once however many
+    /// outcomes find the rate exceeded), cleared with the window. Relaxed: it
+    /// orders nothing else, and a swap is atomic whatever the ordering.
+    announced: AtomicBool,
+}
+
+/// What an [`EventKind::RateExceeded`](crate::events::EventKind::RateExceeded) tells.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RateReport {
+    pub(crate) measure: RateMeasure,
+    pub(crate) rate: f64,
+    pub(crate) threshold: f64,
+    pub(crate) calls: u64,
+    pub(crate) failed_or_slow: u64,
 }
 
 impl RateState {
@@ -276,6 +300,7 @@ impl RateState {
                 config.window,
                 clamped_min_calls(config.min_calls, config.window),
             ),
+            announced: AtomicBool::new(false),
         }
     }
 
@@ -289,6 +314,7 @@ impl RateState {
                 config.window,
                 clamped_min_calls(config.min_calls, config.window),
             ),
+            announced: AtomicBool::new(false),
         }
     }
 
@@ -328,6 +354,30 @@ impl RateState {
                 .is_some_and(|rate| rate >= self.threshold)
     }
 
+    /// The report of an exceeded rate, the first time it is asked for since
+    /// the window was last cleared (and only if the rate is exceeded now).
+    pub(crate) fn announce(&self, at: Duration) -> Option<RateReport> {
+        if self.announced.load(Ordering::Relaxed) {
+            return None;
+        }
+        let counts = self.window.counts(at);
+        let rate = self.rate_of(counts)?;
+        if !self.exceeded(counts) || self.announced.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        let (measure, failed_or_slow) = match self.measure {
+            Measure::Failures => (RateMeasure::Failures, counts.failures),
+            Measure::Slow => (RateMeasure::SlowCalls, counts.slow),
+        };
+        Some(RateReport {
+            measure,
+            rate,
+            threshold: self.threshold,
+            calls: counts.calls,
+            failed_or_slow,
+        })
+    }
+
     fn rate_of(&self, counts: WindowCounts) -> Option<f64> {
         if counts.calls == 0 {
             return None;
@@ -341,6 +391,7 @@ impl RateState {
 
     fn reset(&self) {
         self.window.reset();
+        self.announced.store(false, Ordering::Relaxed);
     }
 
     fn needs_time(&self) -> bool {
