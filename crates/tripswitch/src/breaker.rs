@@ -436,6 +436,77 @@ impl CircuitBreaker {
     }
 }
 
+// For language bindings (the Python package), which run the seed's
+// `execute` themselves around a foreign operation: admission and recording
+// are these synchronous calls, waiting is `acquire_owned`.
+impl CircuitBreaker {
+    /// Not public API: for language bindings. A permit if the breaker is
+    /// closed, on the same one-load path as [`execute`](Self::execute);
+    /// `None` when anything else must be decided (then ask
+    /// [`acquire_owned`](Self::acquire_owned), or
+    /// [`try_acquire_owned`](Self::try_acquire_owned) when failing fast).
+    /// Unlike `try_acquire`, a `None` counts no rejection.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __admit_if_closed(&self) -> Option<OwnedPermit> {
+        let ticket = self.core.admit_fast()?;
+        Some(permit::owned_permit(Arc::clone(&self.core), ticket))
+    }
+
+    /// Not public API: for language bindings, whose every call costs an
+    /// object for a permit. Admission on the closed path as a plain token
+    /// (the generation that admitted the call), when the breaker does not
+    /// time its calls; `None` otherwise (then take the permit path). A token
+    /// holds nothing: one never given a verdict records nothing.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __admit_closed_token(&self) -> Option<u64> {
+        if self.core.times_calls() {
+            return None;
+        }
+        self.core.admit_fast().map(|ticket| ticket.generation())
+    }
+
+    /// Not public API: records the success of a call admitted with
+    /// [`__admit_closed_token`](Self::__admit_closed_token).
+    #[doc(hidden)]
+    #[inline]
+    pub fn __succeed_token(&self, token: u64) {
+        self.core.record_success(Self::token_ticket(token));
+    }
+
+    /// Not public API: the permit of a call admitted with
+    /// [`__admit_closed_token`](Self::__admit_closed_token), to record
+    /// anything but a success.
+    #[doc(hidden)]
+    pub fn __permit_for_token(&self, token: u64) -> OwnedPermit {
+        permit::owned_permit(Arc::clone(&self.core), Self::token_ticket(token))
+    }
+
+    fn token_ticket(token: u64) -> crate::ticket::Ticket {
+        crate::ticket::Ticket::new(
+            token,
+            crate::ticket::TicketKind::Counted,
+            crate::ticket::NOT_TIMED,
+        )
+    }
+
+    /// Not public API: for language bindings. Whether the breaker refuses
+    /// calls while open (instead of making them wait).
+    #[doc(hidden)]
+    pub fn __fails_fast(&self) -> bool {
+        self.core.fails_fast()
+    }
+
+    /// Not public API: for language bindings. Whether a call whose failure
+    /// left the breaker open waits out the freeze and runs once more (the
+    /// seed's retry).
+    #[doc(hidden)]
+    pub fn __retries_after_freeze(&self) -> bool {
+        self.core.retries_after_freeze()
+    }
+}
+
 // For the HTTP integrations, which never let a request wait without bound.
 #[cfg(feature = "tower")]
 impl CircuitBreaker {

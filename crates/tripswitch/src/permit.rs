@@ -54,6 +54,17 @@ impl<C: Deref<Target = Core>> Run<C> {
     pub(crate) fn core(&self) -> &Core {
         &self.core
     }
+
+    /// The seed's retry: under the seed's accounting a counted run is
+    /// counted as released (as `execute` does for its retry).
+    pub(crate) fn for_retry(&mut self) {
+        if let Some(ticket) = self.ticket
+            && self.core.seed_accounting()
+            && ticket.kind() == TicketKind::Counted
+        {
+            self.ticket = Some(ticket.with_kind(TicketKind::Released));
+        }
+    }
 }
 
 impl<C: Deref<Target = Core>> Drop for Run<C> {
@@ -163,6 +174,24 @@ pub struct OwnedPermit {
 
 impl OwnedPermit {
     permit_methods!();
+
+    /// Not public API: for language bindings that run the seed's retry
+    /// themselves. The permit of the retry after a freeze: under the seed's
+    /// accounting a counted run becomes a released one (totals only, no
+    /// `on_error`, no trip), as in [`execute`](crate::CircuitBreaker::execute).
+    #[doc(hidden)]
+    pub fn __for_retry(mut self) -> Self {
+        self.run.for_retry();
+        self
+    }
+
+    /// Not public API: for language bindings. Records a failure, as
+    /// [`failure`](Self::failure), and returns whether the breaker is open
+    /// after it (because this run tripped it, or because it already was).
+    #[doc(hidden)]
+    pub fn __failure_open_after<E: fmt::Debug + 'static>(self, error: &E) -> bool {
+        self.run.finish(Verdict::Failure(error))
+    }
 }
 
 impl fmt::Debug for OwnedPermit {

@@ -261,6 +261,11 @@ impl Core {
 
     /// Whether a call that cannot be let through now is rejected at once.
     #[inline(always)]
+    /// Whether each run's start time is taken (slow-call detection).
+    pub(crate) fn times_calls(&self) -> bool {
+        self.times_calls
+    }
+
     pub(crate) fn fails_fast(&self) -> bool {
         self.settings.fail_fast
     }
