@@ -105,8 +105,9 @@ impl Replica {
         command
             .args(["--replica", "east", "--redis", url, "--prefix", "tls"])
             .args(["--open-ms", "60000"])
-            // TLS handshakes in a debug build on busy cores: no hurry.
-            .args(["--timeout-ms", "3000", "--lease-ms", "10000"])
+            // TLS handshakes in a debug build on busy cores (CI builds the
+            // Python package beside it): no hurry.
+            .args(["--timeout-ms", "15000", "--lease-ms", "20000"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         match trust {
@@ -133,7 +134,7 @@ impl Replica {
             lines,
             seen: Vec::new(),
         };
-        replica.expect("ready", Duration::from_secs(10));
+        replica.expect("ready", Duration::from_secs(60));
         replica
     }
 
