@@ -420,7 +420,12 @@ impl CircuitBreaker {
     }
 
     /// Back to closed, whatever the state, with the trip policies' counts and
-    /// the backoff cleared. Waiting calls are let through.
+    /// the backoff cleared. Waiting calls are let through. A reset starts a
+    /// new generation, even from closed: calls started before it do not
+    /// count after it. (A call that ends on another thread while the reset
+    /// is being made may still be counted after it: the generation check
+    /// and the count are not one atomic step, so that the happy path takes
+    /// no lock.)
     ///
     /// # Example
     ///

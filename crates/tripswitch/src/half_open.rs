@@ -156,7 +156,11 @@ impl HalfOpen {
 
     /// The most calls one half-open state lets through in all, if capped.
     pub fn budget_limit(&self) -> Option<u32> {
-        self.budget
+        match self.judge {
+            // `judged_by_rate`'s budget is its number of calls.
+            ProbeJudge::Rate { .. } => self.probes,
+            ProbeJudge::FirstFailure => self.budget,
+        }
     }
 
     /// Close after this many successful probes (a success frees its slot for

@@ -78,7 +78,10 @@ pub struct Metrics {
     /// Counts since the breaker entered its current state, of runs admitted
     /// in it: a late result (a run that started before the last transition
     /// and ended after it) counts in [`totals`](Self::totals) only, as
-    /// gobreaker's per-generation counts exclude it.
+    /// gobreaker's per-generation counts exclude it. (A result that ends
+    /// while another thread makes the transition may still land on either
+    /// side: the check and the count are not one atomic step, so that the
+    /// happy path takes no lock.)
     pub current: Counts,
     /// Counts since the breaker was created.
     pub totals: Counts,

@@ -200,3 +200,23 @@ fn hystrix_trips_at_half_of_20_requests_and_sends_a_single_test() {
     succeed(&breaker, 11);
     assert_eq!(breaker.state(), State::Closed);
 }
+
+/// An idle half-open state is not reopened by the stuck-probe bound: with
+/// nobody calling (only a poller reading metrics), the first real call
+/// after the open period is the probe, as gobreaker lets it be. (Found by
+/// an adversarial review: the bound fired with no probe ever sent.)
+#[test]
+fn gobreaker_lets_the_first_call_probe_however_late_it_comes() {
+    let clock = FakeClock::new();
+    let breaker = preset(Preset::Gobreaker, &clock);
+    fail(&breaker, 6);
+    for _ in 0..65 {
+        clock.advance(Duration::from_secs(10));
+        let _ = breaker.metrics();
+    }
+    assert_eq!(breaker.state(), State::HalfOpen);
+    let probe = breaker.try_acquire().expect("the first call is the probe");
+    assert!(probe.is_probe());
+    probe.success();
+    assert_eq!(breaker.state(), State::Closed);
+}

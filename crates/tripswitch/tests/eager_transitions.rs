@@ -90,6 +90,8 @@ fn a_fake_clock_moves_an_eager_breaker_when_advanced() {
         transitions(&seen).last().map(|t| (t.0, t.1, t.2)),
         Some((State::Open, State::HalfOpen, Duration::from_secs(5)))
     );
+    // A probe that hangs.
+    let stuck = breaker.try_acquire().unwrap();
     clock.advance(Duration::from_secs(2));
     assert_eq!(
         transitions(&seen).last().map(|t| (t.0, t.1, t.2)),
@@ -101,7 +103,77 @@ fn a_fake_clock_moves_an_eager_breaker_when_advanced() {
         transitions(&seen).last().map(|t| (t.0, t.1)),
         Some((State::Open, State::HalfOpen))
     );
+    drop(stuck);
+    // Idle, the half-open state stays: nothing to guard against (no probe
+    // in flight), and no event every two seconds.
+    let before = transitions(&seen).len();
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(2));
+    }
+    assert_eq!(transitions(&seen).len(), before);
+    assert_eq!(breaker.state(), State::HalfOpen);
+    breaker.try_acquire().unwrap().success();
+    assert_eq!(breaker.state(), State::Closed);
     drop(breaker);
+}
+
+/// A zero open period (`open_for_fn` from a `Retry-After: 0`, say) ends at
+/// once with eager transitions: no alarm would ring for it.
+#[test]
+fn a_zero_open_period_ends_at_once() {
+    let clock = FakeClock::new();
+    let (builder, seen) = listening(
+        CircuitBreaker::standard()
+            .clock(clock.clone())
+            .consecutive_failures(1)
+            .open_for(Duration::ZERO)
+            .eager_transitions(),
+    );
+    let breaker = builder.build();
+    breaker.try_acquire().unwrap().failure(&"down");
+    assert_eq!(
+        transitions(&seen)
+            .iter()
+            .map(|t| (t.0, t.1))
+            .collect::<Vec<_>>(),
+        vec![(State::Closed, State::Open), (State::Open, State::HalfOpen)]
+    );
+}
+
+/// A runtime dropped while an eager alarm is due: its shutdown rings the
+/// alarm, and the next period's alarm is not a sleep of the dying runtime
+/// (which would panic, and abort a `panic = "abort"` program).
+#[test]
+fn a_runtime_shutting_down_rings_the_alarm_without_a_panic() {
+    let panicked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hook_saw = panicked.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        hook_saw.store(true, std::sync::atomic::Ordering::SeqCst);
+        eprintln!("{info}");
+    }));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (builder, seen) = listening(
+        CircuitBreaker::standard()
+            .consecutive_failures(1)
+            .open_for(Duration::from_millis(50))
+            .eager_transitions(),
+    );
+    let breaker = runtime.block_on(async {
+        let breaker = builder.build();
+        let _ = breaker.execute(|| async { Err::<(), _>("down") }).await;
+        breaker
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    drop(runtime);
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(previous);
+    assert!(!panicked.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(breaker.state(), State::HalfOpen);
+    assert!(transitions(&seen).len() >= 2);
 }
 
 /// In wait mode too, with nobody waiting: the seed's freeze ends on time.

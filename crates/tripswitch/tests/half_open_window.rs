@@ -371,3 +371,14 @@ fn threads_get_exactly_the_judged_calls_and_cancelling_refunds_them() {
     }
     assert_eq!(breaker.state(), State::Closed);
 }
+
+/// `budget_limit` tells the budget in force: a rate judge's is its calls.
+#[test]
+fn budget_limit_reports_the_budget_in_force() {
+    assert_eq!(
+        HalfOpen::judged_by_rate(4, 0.5).budget(2).budget_limit(),
+        Some(4)
+    );
+    assert_eq!(HalfOpen::probes(3).budget(5).budget_limit(), Some(5));
+    assert_eq!(HalfOpen::probes(3).budget_limit(), None);
+}

@@ -63,11 +63,45 @@ fn a_half_open_timeout_is_stamped_at_its_deadline() {
     clock.advance(Duration::from_secs(5));
     let _stuck = breaker.try_acquire().expect("the probe");
     clock.advance(Duration::from_secs(100));
-    assert_eq!(breaker.state(), State::Open);
+    // The periods that follow run from the stamps: open from 15 s, for
+    // 5 s, so half-open again from 20 s (found so at 105 s).
+    assert_eq!(breaker.state(), State::HalfOpen);
     let seen = seen.lock().unwrap().clone();
     assert_eq!(
-        seen[2],
-        (State::HalfOpen, State::Open, Duration::from_secs(15))
+        seen[2..],
+        [
+            (State::HalfOpen, State::Open, Duration::from_secs(15)),
+            (State::Open, State::HalfOpen, Duration::from_secs(20)),
+        ]
+    );
+}
+
+/// An open period that follows a late-noticed transition runs from the
+/// transition's stamp, so that the stamps and the periods agree (an
+/// adversarial review found 55 s between the stamps of a 5 s period), and a
+/// rejection's retry time agrees with them too.
+#[test]
+fn the_period_after_a_late_noticed_transition_runs_from_its_stamp() {
+    let clock = FakeClock::new();
+    let (breaker, seen) = recorded(
+        &clock,
+        HalfOpen::probes(1).max_duration(Duration::from_secs(10)),
+    );
+    breaker.try_acquire().unwrap().failure(&"down");
+    clock.advance(Duration::from_secs(5));
+    let _stuck = breaker.try_acquire().expect("the probe");
+    // The half-open state times out at 15 s; nobody looks until 17 s.
+    clock.advance(Duration::from_secs(12));
+    let rejected = breaker.try_acquire().unwrap_err();
+    assert_eq!(rejected.retry_after(), Some(Duration::from_secs(3)));
+    clock.advance(Duration::from_secs(3));
+    assert_eq!(breaker.state(), State::HalfOpen);
+    let seen = seen.lock().unwrap().clone();
+    let stamps: Vec<Duration> = seen.iter().map(|t| t.2).collect();
+    assert_eq!(
+        stamps,
+        [0, 5, 15, 20].map(Duration::from_secs).to_vec(),
+        "{seen:?}"
     );
 }
 

@@ -44,13 +44,23 @@ use crate::policy::{FailureRate, Window};
 /// | half-open | [`HalfOpen::judged_by_rate`]`(10, 0.5)` | one probe in all ([`HalfOpen::probes`]`(1).`[`budget`](HalfOpen::budget)`(1)`), ending after 5 s | one probe in all (`MaxRequests` 1) | one probe at a time, close after 1 success (`success_threshold` 1) | one probe at a time |
 /// | half-open bound | 30 s | 5 s (the break) | 30 s | 30 s | 30 s |
 ///
-/// Where they knowingly differ from their source: every half-open state is
-/// bounded in time ([`DEFAULT_MAX_HALF_OPEN`](crate::DEFAULT_MAX_HALF_OPEN),
-/// 30 s, unless said otherwise), where Resilience4j, gobreaker, pybreaker
-/// and Hystrix wait for a probe that may never end (remove the bound with
-/// [`HalfOpen::without_max_duration`]); Resilience4j's default slow-call
-/// rule (100% of calls slower than 60 s) is left out, since it would time
-/// every call (add it with [`slow_call_rate`](super::Builder::slow_call_rate)).
+/// Where they knowingly differ from their source:
+///
+/// - every half-open state with a probe in flight is bounded in time
+///   ([`DEFAULT_MAX_HALF_OPEN`](crate::DEFAULT_MAX_HALF_OPEN), 30 s, unless
+///   said otherwise), where Resilience4j, gobreaker and pybreaker wait for a
+///   probe that may never end (remove the bound with
+///   [`HalfOpen::without_max_duration`]; Hystrix's test request is bounded
+///   by its command's timeout, 1 s by default). An idle half-open state,
+///   no probe in flight, waits for its first call, as theirs do;
+/// - Resilience4j's default slow-call rule (100% of calls slower than 60 s)
+///   is left out, since it would time every call (add it with
+///   [`slow_call_rate`](super::Builder::slow_call_rate));
+/// - a failure rate is judged on every outcome that can change the verdict,
+///   successes included (as Resilience4j does); Polly judges only on a
+///   failure, so with `Polly` the success that brings the window to its
+///   minimum throughput can break the circuit where Polly would wait for the
+///   next failure.
 ///
 /// ```
 /// use tripswitch::{Builder, CircuitBreaker, Preset};

@@ -91,23 +91,28 @@ impl Core {
                     }
                     _ => self.settings.half_open.max_duration,
                 };
+                let mut due = false;
                 if let Some(max) = max {
-                    let until = Moment::after(now, max);
+                    // From when the state took effect, as its event is
+                    // stamped: the periods that follow agree with the stamps.
+                    let until = Moment::after(took_effect, max);
+                    let remaining = until.remaining(now);
                     self.half_open_until.store(Some(until), Ordering::Release);
-                    if !self.settings.fail_fast {
+                    if !self.settings.fail_fast || self.settings.eager_transitions {
                         self.install_freeze(generation, Some(until), None);
-                        self.arm_backup(generation, max);
-                    } else if self.settings.eager_transitions {
-                        self.install_freeze(generation, Some(until), None);
+                        self.arm_backup(generation, remaining);
                     }
                     if self.settings.eager_transitions {
-                        self.arm_alarm(generation, max);
+                        due = self.arm_alarm(generation, remaining);
                     }
                 }
                 self.emit_transition(from, to, reason, took_effect);
                 let observers = self.waiters.lock().release_observers();
                 observers.into_iter().for_each(Waker::wake);
                 self.grant_probes(generation);
+                if due {
+                    self.refresh(false);
+                }
             }
             State::Closed | State::MetricsOnly | State::Disabled => {
                 if to != State::Disabled {
@@ -180,19 +185,31 @@ impl Core {
         };
         match end {
             Ok(PeriodEnd::After(duration)) => {
-                let until = Moment::after(now, duration);
+                // From when the opening took effect, as its event is stamped
+                // (a half-open state that timed out before anyone looked).
+                let until = Moment::after(took_effect, duration);
+                let remaining = until.remaining(now);
                 self.period_due.store(false, Ordering::Release);
                 self.freeze_bound.store(None, Ordering::Release);
                 self.open_until.store(Some(until), Ordering::Release);
                 self.install_freeze(generation, Some(until), None);
-                self.arm_backup(generation, duration);
+                self.arm_backup(generation, remaining);
+                let mut due = false;
                 if self.settings.fail_fast || self.settings.eager_transitions {
                     // Rejections do not read the clock: an alarm tells them
                     // when the period is over (and, with eager transitions,
                     // ends it).
-                    self.arm_alarm(generation, duration);
+                    due = self.arm_alarm(generation, remaining);
                 }
                 self.emit_transition(from, State::Open, reason, took_effect);
+                if due && self.settings.eager_transitions {
+                    // Over already (a zero period, or one that ended before
+                    // anyone looked): no alarm will ring for it.
+                    self.freeze_woken.store(true, Ordering::SeqCst);
+                    self.waiters.wake_all();
+                    self.refresh(false);
+                    return;
+                }
             }
             Ok(PeriodEnd::Future(future)) => {
                 // The freeze ends when its future does, and at the latest

@@ -75,10 +75,18 @@ impl Wake for PeriodDue {
             if core.settings.eager_transitions {
                 // The period is over: move on now (no freeze to poll: its
                 // future is user code, driven by waiting calls).
-                core.refresh(false);
+                core.refresh_from_alarm();
             }
         }
     }
+}
+
+std::thread_local! {
+    /// Set while a period's alarm makes an eager transition on this thread:
+    /// the alarm of the next period is then not a tokio sleep (the ringing
+    /// one may be a runtime's shutdown firing its timers, where a new sleep
+    /// would panic), but the process-wide timer thread's.
+    static IN_ALARM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The waker of a period's backup ring: the period may be over, so every
@@ -96,11 +104,23 @@ impl Wake for PeriodOver {
         if let Some(core) = self.core.upgrade() {
             core.period_due.store(true, Ordering::Release);
             core.waiters().wake_all();
+            if core.settings.eager_transitions {
+                // The alarm's runtime may be idle or gone: this ring, on the
+                // process-wide timer thread, moves the breaker on too.
+                core.refresh_from_alarm();
+            }
         }
     }
 }
 
 impl Core {
+    /// An eager transition from a period's alarm (see [`IN_ALARM`]).
+    pub(super) fn refresh_from_alarm(&self) {
+        let outer = IN_ALARM.with(|in_alarm| in_alarm.replace(true));
+        self.refresh(false);
+        IN_ALARM.with(|in_alarm| in_alarm.set(outer));
+    }
+
     pub(super) fn install_freeze(
         &self,
         generation: u64,
@@ -123,7 +143,8 @@ impl Core {
     /// [`FreezeSlot::alarm`]). If the clock cannot make or poll a sleep
     /// here, there is no alarm: the sampled clock reads of rejections, state
     /// reads and waiting calls' own alarms still end the period.
-    pub(super) fn arm_alarm(&self, generation: u64, after: Duration) {
+    /// Returns whether the period is already due (the alarm rang at once).
+    pub(super) fn arm_alarm(&self, generation: u64, after: Duration) -> bool {
         let mut alarm = self.sleep(after);
         let mut cx = Context::from_waker(&self.wakers().due);
         match catch_unwind(AssertUnwindSafe(|| alarm.as_mut().poll(&mut cx))) {
@@ -138,9 +159,13 @@ impl Core {
                     }
                 };
                 drop(stale);
+                false
             }
-            Ok(Poll::Ready(())) => self.period_due.store(true, Ordering::Release),
-            Err(_) => {}
+            Ok(Poll::Ready(())) => {
+                self.period_due.store(true, Ordering::Release);
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -262,6 +287,9 @@ impl Core {
     /// A sleep on the breaker's clock; if the clock cannot sleep here (tokio's
     /// timer outside a runtime), the process-wide timer thread stands in.
     pub(crate) fn sleep(&self, duration: Duration) -> FreezeFuture {
+        if self.reader.is_tokio() && IN_ALARM.with(std::cell::Cell::get) {
+            return crate::clock::thread_sleep(duration);
+        }
         let clock = &self.settings.clock;
         match catch_unwind(AssertUnwindSafe(|| clock.sleep(duration))) {
             Ok(sleep) => sleep,

@@ -91,6 +91,25 @@ impl Core {
         match state {
             State::Open => self.end_open(generation),
             State::HalfOpen => {
+                let word = self.load();
+                if word.generation() == generation
+                    && word.probes() == 0
+                    && self.settings.shared.is_none()
+                    && let Some(max) = self.settings.half_open.max_duration
+                {
+                    // Nothing is stuck: no probe is in flight. The bound
+                    // guards against a probe that never returns; an idle
+                    // half-open state waits for its first call (as
+                    // gobreaker's does), its bound renewed from now, rather
+                    // than reopen without having probed. (A fleet's
+                    // half-open lease ends it all the same.)
+                    let until = super::deadline::Moment::after(self.now(), max);
+                    self.half_open_until.store(Some(until), Ordering::Release);
+                    if self.settings.eager_transitions {
+                        self.arm_alarm(generation, max);
+                    }
+                    return;
+                }
                 self.apply(Move::HalfOpenTimedOut, Some(generation), None);
             }
             _ => {}
