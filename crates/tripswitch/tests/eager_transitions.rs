@@ -140,9 +140,11 @@ fn a_zero_open_period_ends_at_once() {
     );
 }
 
-/// A runtime dropped while an eager alarm is due: its shutdown rings the
-/// alarm, and the next period's alarm is not a sleep of the dying runtime
-/// (which would panic, and abort a `panic = "abort"` program).
+/// A runtime left idle, then dropped, while an eager alarm is due: the
+/// period's backup ring, on tripswitch's timer thread, has moved the
+/// breaker on already, so the runtime's shutdown rings nothing that would
+/// make a sleep in the dying runtime (a panic, and an abort in a
+/// `panic = "abort"` program).
 #[test]
 fn a_runtime_shutting_down_rings_the_alarm_without_a_panic() {
     let panicked = Arc::new(std::sync::atomic::AtomicBool::new(false));

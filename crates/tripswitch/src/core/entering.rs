@@ -100,17 +100,17 @@ impl Core {
                     self.half_open_until.store(Some(until), Ordering::Release);
                     if !self.settings.fail_fast || self.settings.eager_transitions {
                         self.install_freeze(generation, Some(until), None);
-                        self.arm_backup(generation, remaining);
+                        due |= self.arm_backup(generation, remaining);
                     }
                     if self.settings.eager_transitions {
-                        due = self.arm_alarm(generation, remaining);
+                        due |= self.arm_alarm(generation, remaining);
                     }
                 }
                 self.emit_transition(from, to, reason, took_effect);
                 let observers = self.waiters.lock().release_observers();
                 observers.into_iter().for_each(Waker::wake);
                 self.grant_probes(generation);
-                if due {
+                if due && self.settings.eager_transitions {
                     self.refresh(false);
                 }
             }
@@ -193,13 +193,12 @@ impl Core {
                 self.freeze_bound.store(None, Ordering::Release);
                 self.open_until.store(Some(until), Ordering::Release);
                 self.install_freeze(generation, Some(until), None);
-                self.arm_backup(generation, remaining);
-                let mut due = false;
+                let mut due = self.arm_backup(generation, remaining);
                 if self.settings.fail_fast || self.settings.eager_transitions {
                     // Rejections do not read the clock: an alarm tells them
                     // when the period is over (and, with eager transitions,
                     // ends it).
-                    due = self.arm_alarm(generation, remaining);
+                    due |= self.arm_alarm(generation, remaining);
                 }
                 self.emit_transition(from, State::Open, reason, took_effect);
                 if due && self.settings.eager_transitions {

@@ -81,14 +81,6 @@ impl Wake for PeriodDue {
     }
 }
 
-std::thread_local! {
-    /// Set while a period's alarm makes an eager transition on this thread:
-    /// the alarm of the next period is then not a tokio sleep (the ringing
-    /// one may be a runtime's shutdown firing its timers, where a new sleep
-    /// would panic), but the process-wide timer thread's.
-    static IN_ALARM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 /// The waker of a period's backup ring: the period may be over, so every
 /// waiting call looks (and a fail-fast rejection reads the clock).
 pub(super) struct PeriodOver {
@@ -114,11 +106,9 @@ impl Wake for PeriodOver {
 }
 
 impl Core {
-    /// An eager transition from a period's alarm (see [`IN_ALARM`]).
+    /// An eager transition from a period's alarm or its backup ring.
     pub(super) fn refresh_from_alarm(&self) {
-        let outer = IN_ALARM.with(|in_alarm| in_alarm.replace(true));
         self.refresh(false);
-        IN_ALARM.with(|in_alarm| in_alarm.set(outer));
     }
 
     pub(super) fn install_freeze(
@@ -287,9 +277,6 @@ impl Core {
     /// A sleep on the breaker's clock; if the clock cannot sleep here (tokio's
     /// timer outside a runtime), the process-wide timer thread stands in.
     pub(crate) fn sleep(&self, duration: Duration) -> FreezeFuture {
-        if self.reader.is_tokio() && IN_ALARM.with(std::cell::Cell::get) {
-            return crate::clock::thread_sleep(duration);
-        }
         let clock = &self.settings.clock;
         match catch_unwind(AssertUnwindSafe(|| clock.sleep(duration))) {
             Ok(sleep) => sleep,
@@ -305,15 +292,20 @@ impl Core {
     /// drive). One per period, not one per call, so that releasing a crowd
     /// stays cheap. Under tokio's paused time it may ring early; the calls
     /// then find the period not over and keep waiting on their own alarms.
-    pub(super) fn arm_backup(&self, generation: u64, after: Duration) {
+    ///
+    /// Returns whether the period is already over (the ring rang at once):
+    /// waiting calls are woken, and the caller, once its transition is told,
+    /// moves an eager breaker on (not here: its own event comes first).
+    pub(super) fn arm_backup(&self, generation: u64, after: Duration) -> bool {
         if !self.reader.is_tokio() {
-            return;
+            return false;
         }
         let mut backup = crate::clock::thread_sleep(after);
         let mut cx = Context::from_waker(&self.wakers().over);
         if backup.as_mut().poll(&mut cx).is_ready() {
-            self.wakers().over.wake_by_ref();
-            return;
+            self.period_due.store(true, Ordering::Release);
+            self.waiters().wake_all();
+            return true;
         }
         let stale = {
             let mut slot = lock(&self.freeze);
@@ -323,6 +315,7 @@ impl Core {
             }
         };
         drop(stale);
+        false
     }
 
     /// A sleep until `deadline` on the clock, as [`sleep`](Self::sleep).
