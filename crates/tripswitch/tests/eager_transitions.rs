@@ -169,7 +169,11 @@ fn a_runtime_shutting_down_rings_the_alarm_without_a_panic() {
         let _ = breaker.execute(|| async { Err::<(), _>("down") }).await;
         breaker
     });
-    std::thread::sleep(Duration::from_millis(200));
+    // The backup ring moves the idle breaker on: wait for it explicitly.
+    let started = std::time::Instant::now();
+    while transitions(&seen).len() < 2 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     drop(runtime);
     let _ = std::panic::take_hook();
     std::panic::set_hook(previous);

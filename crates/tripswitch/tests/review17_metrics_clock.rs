@@ -1,8 +1,8 @@
 //! Review 17: metrics current vs totals, calls in window, clocks at their
 //! extremes and clocks whose timers never fire.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tripswitch::clock::{Clock, FakeClock, Sleep};

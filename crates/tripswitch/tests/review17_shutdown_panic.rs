@@ -50,7 +50,13 @@ fn runtime_shutdown_with_eager_alarm_raises_no_panic() {
     rt.block_on(async {
         breaker.try_acquire().unwrap().failure(&"down");
     });
-    std::thread::sleep(Duration::from_millis(200));
+    // The period's backup ring (tripswitch's timer thread) moves the idle
+    // breaker on; wait for it (explicitly, however busy the machine), then
+    // drop the runtime.
+    let started = std::time::Instant::now();
+    while !*half_open.lock().unwrap() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     drop(rt);
     let _ = std::panic::take_hook();
     std::panic::set_hook(previous);
