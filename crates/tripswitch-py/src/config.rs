@@ -192,14 +192,17 @@ fn deliver(listener: &Py<PyAny>, event: &Event<'_>) {
         let kind = match fill(&fields, event.kind()) {
             Ok(kind) => kind,
             Err(error) => {
-                error.print(py);
+                // Reported as unraisable: never `print`, which exits the
+                // process on a `SystemExit`.
+                error.write_unraisable(py, None);
                 return;
             }
         };
         let args = (kind, event.breaker(), fields);
         if let Err(error) = listener.call1(py, args) {
-            // The dispatcher catches what listeners raise; this is its own failure.
-            error.print(py);
+            // The dispatcher catches what listeners raise; this is its own
+            // failure. Unraisable: `print` would exit on a `SystemExit`.
+            error.write_unraisable(py, None);
         }
     });
 }

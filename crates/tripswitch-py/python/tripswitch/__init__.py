@@ -472,19 +472,24 @@ class CircuitBreaker:
             permit.ignored(exc)
             return False
         tell, is_open = permit.failure(exc)
-        if tell:
-            try:
-                self.on_error(exc)
-            except Exception:
-                logger.exception("tripswitch: on_error raised (ignored)")
-        if self._freezes:
-            self._start_pending_freeze()
+        try:
+            if tell:
+                try:
+                    self.on_error(exc)
+                except Exception:
+                    logger.exception("tripswitch: on_error raised (ignored)")
+        finally:
+            # Even when on_error raised a BaseException (which goes on to the
+            # caller): the trip is recorded, so its freeze must run.
+            if self._freezes:
+                self._start_pending_freeze()
         return tell and is_open and self._retries
 
     async def _retry(
         self,
         first: Exception,
         func: Callable[P, Awaitable[T]],
+        /,
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
@@ -514,6 +519,12 @@ class CircuitBreaker:
         freeze = self._core.take_freeze()
         if freeze is None:
             return
+        # One freeze function at a time: one that outlived its freeze (ended
+        # by max_freeze) is cancelled before the next starts, on its own loop.
+        previous = self._freeze_future
+        outlived = getattr(previous, "task", None) if previous is not None else None
+        if outlived is not None and outlived.done():
+            outlived = None
         handle = _FreezeFuture(self._core, freeze)
         self._freeze_future = handle
         try:
@@ -521,13 +532,34 @@ class CircuitBreaker:
         except RuntimeError:
             freeze.end()
             return
-        task = loop.create_task(self._run_freeze(freeze, handle))
+        if outlived is not None:
+            if outlived.get_loop() is loop:
+                outlived.cancel()
+            else:
+                try:
+                    outlived.get_loop().call_soon_threadsafe(outlived.cancel)
+                except RuntimeError:
+                    pass  # its loop is closed: nothing runs it any more
+                outlived = None
+        task = loop.create_task(self._run_freeze(freeze, handle, outlived))
         handle.task = task
         _running_freezes.add(task)
         task.add_done_callback(_running_freezes.discard)
+        # A task cancelled before its first step never enters `_run_freeze`'s
+        # `finally`: the freeze ends here all the same (ending twice is a no-op).
+        task.add_done_callback(lambda _: freeze.end())
 
-    async def _run_freeze(self, freeze: _native.Freeze, handle: _FreezeFuture) -> None:
+    async def _run_freeze(
+        self,
+        freeze: _native.Freeze,
+        handle: _FreezeFuture,
+        outlived: asyncio.Task[None] | None = None,
+    ) -> None:
         try:
+            if outlived is not None:
+                # A freeze function that outlived its freeze (ended by
+                # max_freeze), cancelled: it ends before the next one starts.
+                await asyncio.wait([outlived])
             await self.freeze_function()
         except Exception as error:
             handle.error = error
@@ -650,7 +682,10 @@ def _dispatcher(
         for listener in listeners:
             try:
                 listener(event)
-            except Exception:
+            except BaseException:
+                # BaseException too (SystemExit, KeyboardInterrupt): the
+                # listener runs inside the breaker, which cannot carry it to
+                # the caller; it is logged, never raised from Rust.
                 logger.exception("tripswitch: a listener raised (ignored)")
 
     return dispatch
