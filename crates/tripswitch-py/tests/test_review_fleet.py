@@ -86,3 +86,20 @@ def test_review20_fleet_background_sync_listeners_threads_no_deadlock(redis_url)
     p = subprocess.run([sys.executable, "-c", SCRIPT, redis_url], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.split() == ["done", "True"], (p.stdout, p.stderr[-3000:])
+
+
+def test_a_fleet_breaker_refuses_a_freeze_function():
+    """A fleet breaker's open period is timed: a Python freeze function
+    cannot run in the other replicas, so it is refused by name (no Redis
+    needed: without require_redis the fleet connects to nothing and runs
+    alone)."""
+    import asyncio as _asyncio
+
+    import pytest as _pytest
+
+    from tripswitch import Fleet
+
+    fleet = Fleet.connect("redis://127.0.0.1:1/", prefix="r20-refuse", replica_id="x")
+    with _pytest.raises(ValueError, match="open period is timed"):
+        fleet.breaker("inventory", freeze_function=lambda: _asyncio.sleep(1))
+    fleet.breaker("inventory", open_for=1.0)

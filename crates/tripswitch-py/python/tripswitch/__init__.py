@@ -777,7 +777,9 @@ class Fleet:
         listeners = settings.pop("listeners", ())
         config = _config(
             preset="standard",
-            freeze_function=None,
+            # Passed on, so that the fleet refuses one by name (its open
+            # period must be timed: other replicas cannot run it).
+            freeze_function=settings.pop("freeze_function", None),
             listeners=listeners,
             backoff=settings.pop("backoff", None),
             failure_rate=settings.pop("failure_rate", None),
