@@ -232,15 +232,14 @@ pub(crate) fn unless_reentered(breaker: usize, deliver: impl FnOnce()) -> bool {
 }
 
 /// The `on_error` a breaker has unless given another: a `tracing` warning.
-pub(crate) fn log_error(name: Option<&str>) -> impl Fn(&dyn fmt::Debug) + Send + Sync + 'static {
-    let name: Option<Arc<str>> = name.map(Arc::from);
-    move |error| {
-        // DEBUG: one failure is routine (a gateway sees dozens a second);
-        // state changes are what an operator wants at INFO and above.
-        tracing::debug!(
-            breaker = name.as_deref().unwrap_or(""),
-            error = ?error,
-            "tripswitch: guarded call failed"
-        );
-    }
+/// Called with the breaker's name when a failure is reported, so that no
+/// breaker keeps a closure (and a copy of its name) for it.
+pub(crate) fn log_error(name: Option<&str>, error: &dyn fmt::Debug) {
+    // DEBUG: one failure is routine (a gateway sees dozens a second);
+    // state changes are what an operator wants at INFO and above.
+    tracing::debug!(
+        breaker = name.unwrap_or(""),
+        error = ?error,
+        "tripswitch: guarded call failed"
+    );
 }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::CircuitBreaker;
-use crate::clock::{Clock, default_clock};
+use crate::clock::{Clock, ClockReader};
 use crate::core::{Core, ErrorRule, Settings};
 use crate::error::ConfigError;
-use crate::events::{ErrorCallback, Event, Listener, log_error};
+use crate::events::{ErrorCallback, Event, Listener};
 use crate::half_open::HalfOpen;
 use crate::open_period::{Backoff, FreezeFuture, OpenPeriod, TripContext};
 use crate::policy::{ConsecutiveFailures, FailureRate, RatePolicy, SlowCallRate, TripPolicy};
@@ -677,12 +677,11 @@ impl Builder {
             listeners.insert(0, Arc::new(crate::export::listener(shape)));
             own_listeners = 1;
         }
-        let on_error = self
-            .on_error
-            .unwrap_or_else(|| Arc::new(log_error(self.name.as_deref())));
         let settings = Settings {
             name: self.name,
-            clock: self.clock.unwrap_or_else(default_clock),
+            clock: self
+                .clock
+                .map_or_else(ClockReader::of_default, ClockReader::of),
             fail_fast: self.fail_fast,
             max_wait: self.max_wait,
             max_waiters: self.max_waiters,
@@ -696,7 +695,7 @@ impl Builder {
             seed_accounting: self.seed_accounting,
             slow_after,
             error_rules: self.error_rules.into(),
-            on_error,
+            on_error: self.on_error,
             listeners: listeners.into(),
             own_listeners,
             shared: self.shared,

@@ -97,7 +97,8 @@ pub(crate) enum ClockReader {
     },
     #[cfg(feature = "quanta")]
     Tsc(TscClock),
-    Other,
+    /// Any other clock, read and slept on through its trait object.
+    Other(Arc<dyn Clock>),
 }
 
 /// A built-in clock's reading, in the form its time window's last-slice
@@ -116,8 +117,11 @@ pub(crate) enum Reading {
 
 impl ClockReader {
     /// The only place that tells the built-in clocks from the others.
-    pub(crate) fn of(clock: &Arc<dyn Clock>) -> Self {
-        let any: &dyn Any = &**clock;
+    ///
+    /// A built-in clock is kept as its reader only (its origin), not as a
+    /// trait object: a breaker on the default clock allocates nothing for it.
+    pub(crate) fn of(clock: Arc<dyn Clock>) -> Self {
+        let any: &dyn Any = &*clock;
         #[cfg(feature = "tokio")]
         if let Some(tokio) = any.downcast_ref::<TokioClock>() {
             return ClockReader::Instants {
@@ -134,7 +138,51 @@ impl ClockReader {
                 origin: std.origin,
                 on_tokio: false,
             },
-            None => ClockReader::Other,
+            None => ClockReader::Other(clock),
+        }
+    }
+
+    /// The reader of the clock a breaker uses unless told otherwise
+    /// ([`default_clock`]), made without allocating it.
+    pub(crate) fn of_default() -> Self {
+        #[cfg(feature = "tokio")]
+        {
+            ClockReader::Instants {
+                origin: TokioClock::new().origin.into_std(),
+                on_tokio: true,
+            }
+        }
+        #[cfg(not(feature = "tokio"))]
+        {
+            ClockReader::Instants {
+                origin: StdClock::new().origin,
+                on_tokio: false,
+            }
+        }
+    }
+
+    /// A sleep on the clock (`Clock::sleep`). May panic where the clock
+    /// cannot sleep (tokio's timer outside a runtime): the breaker catches it.
+    pub(crate) fn sleep(&self, duration: Duration) -> Sleep {
+        match self {
+            #[cfg(feature = "tokio")]
+            ClockReader::Instants { on_tokio: true, .. } => TokioClock::new().sleep(duration),
+            ClockReader::Instants { .. } => thread_sleep(duration),
+            #[cfg(feature = "quanta")]
+            ClockReader::Tsc(tsc) => tsc.sleep(duration),
+            ClockReader::Other(clock) => clock.sleep(duration),
+        }
+    }
+
+    /// The clock as a trait object, for what reads it outside the breaker
+    /// (a rejection's `retry_after`): `None` for tokio's and `std`'s clocks,
+    /// which rejections read through their process-wide anchors.
+    pub(crate) fn as_custom(&self) -> Option<Arc<dyn Clock>> {
+        match self {
+            ClockReader::Instants { .. } => None,
+            #[cfg(feature = "quanta")]
+            ClockReader::Tsc(tsc) => Some(Arc::new(tsc.clone())),
+            ClockReader::Other(clock) => Some(Arc::clone(clock)),
         }
     }
 
@@ -147,7 +195,7 @@ impl ClockReader {
     /// Whether [`reading`](Self::reading) gives readings (a built-in clock).
     #[inline]
     pub(crate) fn is_built_in(&self) -> bool {
-        !matches!(self, ClockReader::Other)
+        !matches!(self, ClockReader::Other(_))
     }
 
     /// A built-in clock's reading, which is what [`now`](Self::now) returns
@@ -161,20 +209,20 @@ impl ClockReader {
             }),
             #[cfg(feature = "quanta")]
             ClockReader::Tsc(tsc) => Some(Reading::Nanos(tsc.nanos())),
-            ClockReader::Other => None,
+            ClockReader::Other(_) => None,
         }
     }
 
     /// `clock.now()`, where `clock` is the clock this reader was made of.
     #[inline]
-    pub(crate) fn now(&self, clock: &Arc<dyn Clock>) -> Duration {
+    pub(crate) fn now(&self) -> Duration {
         match self {
             ClockReader::Instants { origin, on_tokio } => {
                 instant_now(*on_tokio).saturating_duration_since(*origin)
             }
             #[cfg(feature = "quanta")]
             ClockReader::Tsc(tsc) => Duration::from_nanos(tsc.nanos()),
-            ClockReader::Other => clock.now(),
+            ClockReader::Other(clock) => clock.now(),
         }
     }
 }
@@ -264,7 +312,7 @@ impl ClockAnchor {
                 kind: ClockKind::Custom,
                 offset: 0,
             },
-            ClockReader::Other => ClockAnchor {
+            ClockReader::Other(_) => ClockAnchor {
                 kind: ClockKind::Custom,
                 offset: 0,
             },

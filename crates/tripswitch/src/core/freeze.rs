@@ -297,7 +297,7 @@ impl Core {
     /// waiting calls are woken, and the caller, once its transition is told,
     /// moves an eager breaker on (not here: its own event comes first).
     pub(super) fn arm_backup(&self, generation: u64, after: Duration) -> bool {
-        if !self.reader.is_tokio() {
+        if !self.settings.clock.is_tokio() {
             return false;
         }
         let mut backup = crate::clock::thread_sleep(after);

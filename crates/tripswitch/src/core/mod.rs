@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
 
-use crate::clock::{Clock, ClockAnchor, ClockKind, ClockReader, nanos};
+use crate::clock::{ClockAnchor, ClockKind, ClockReader, nanos};
 use crate::error::RejectSource;
 use crate::events::{ErrorCallback, Listener};
 use crate::half_open::HalfOpen;
@@ -62,7 +62,9 @@ pub(crate) struct ErrorRule {
 /// Everything the builder decided.
 pub(crate) struct Settings {
     pub(crate) name: Option<Arc<str>>,
-    pub(crate) clock: Arc<dyn Clock>,
+    /// The breaker's clock, as the reader that reads it in place (see
+    /// [`ClockReader`]).
+    pub(crate) clock: ClockReader,
     pub(crate) fail_fast: bool,
     pub(crate) max_wait: Option<Duration>,
     pub(crate) max_waiters: Option<usize>,
@@ -74,7 +76,10 @@ pub(crate) struct Settings {
     pub(crate) seed_accounting: bool,
     pub(crate) slow_after: Option<Duration>,
     pub(crate) error_rules: Box<[ErrorRule]>,
-    pub(crate) on_error: ErrorCallback,
+    /// `None`: the default, a `tracing` debug line naming the breaker
+    /// ([`log_error`](crate::events::log_error)), which needs no allocation
+    /// of its own.
+    pub(crate) on_error: Option<ErrorCallback>,
     pub(crate) listeners: Box<[Listener]>,
     /// How many of `listeners`, first, are the crate's own (the metrics
     /// exporter): they never call back into the breaker, so they see every
@@ -175,8 +180,6 @@ pub(crate) struct Core {
     me: Weak<Core>,
     /// How rejections carry the open period's deadline.
     anchor: ClockAnchor,
-    /// How the breaker reads its clock.
-    reader: ClockReader,
     /// What rejections carry of the breaker (name, custom clock), if anything.
     reject_source: Option<Arc<RejectSource>>,
     totals: Totals,
@@ -194,10 +197,12 @@ impl Core {
             || policies.iter().any(|policy| policy.needs_time());
         let slow_probe_fails = policies.iter().any(|policy| policy.judges_slow_calls());
         let keeps_probe_tally = settings.half_open.keeps_tally();
-        let reader = ClockReader::of(&settings.clock);
-        let anchor = ClockAnchor::of(&reader);
-        let custom_clock =
-            (anchor.kind() == ClockKind::Custom).then(|| Arc::clone(&settings.clock));
+        let anchor = ClockAnchor::of(&settings.clock);
+        let custom_clock = if anchor.kind() == ClockKind::Custom {
+            settings.clock.as_custom()
+        } else {
+            None
+        };
         let reject_source = (settings.name.is_some() || custom_clock.is_some()).then(|| {
             Arc::new(RejectSource {
                 name: settings.name.clone(),
@@ -228,7 +233,6 @@ impl Core {
             freeze_woken: AtomicBool::new(false),
             period_due: AtomicBool::new(false),
             anchor,
-            reader,
             reject_source,
             wakers: OnceLock::new(),
             me: weak.clone(),
@@ -318,7 +322,7 @@ impl Core {
 
     #[inline]
     pub(crate) fn now(&self) -> Duration {
-        self.reader.now(&self.settings.clock)
+        self.settings.clock.now()
     }
 
     /// A run's ticket. Always inlined (it is on every admission); the

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::rules::Move;
 use super::*;
-use crate::events::{Event, EventKind, call_guarded, unless_reentered};
+use crate::events::{Event, EventKind, call_guarded, log_error, unless_reentered};
 use crate::half_open::ProbeJudge;
 use crate::loom::lock;
 use crate::metrics::Tally;
@@ -196,10 +196,14 @@ impl Core {
         at: Option<Duration>,
     ) {
         if let Verdict::Failure(error) = verdict {
-            let on_error = &self.settings.on_error;
+            // The default (none set) is a `tracing` line, under the same
+            // guard: a subscriber is user code too.
             unless_reentered(self.id(), || {
                 call_guarded("the on_error callback", self.name(), || {
-                    on_error(error as &dyn fmt::Debug)
+                    match &self.settings.on_error {
+                        Some(on_error) => on_error(error as &dyn fmt::Debug),
+                        None => log_error(self.name(), error as &dyn fmt::Debug),
+                    }
                 });
             });
         }

@@ -265,7 +265,7 @@ impl Core {
         if self.load().generation() != ticket.generation() {
             return;
         }
-        let judge = if self.reader.is_built_in() {
+        let judge = if self.settings.clock.is_built_in() {
             self.success_to_buckets_on_built_in_clock(buckets)
         } else {
             self.success_to_buckets(buckets)
@@ -287,7 +287,7 @@ impl Core {
     /// clock, whose readings let the thread's last slice be reused.
     #[inline(never)]
     pub(super) fn success_to_buckets_on_built_in_clock(&self, buckets: &TimeBuckets) -> bool {
-        match self.reader.reading() {
+        match self.settings.clock.reading() {
             Some(Reading::Instant { now, origin }) => buckets.record_success_at(now, origin),
             #[cfg(feature = "quanta")]
             Some(Reading::Nanos(now)) => buckets.record_success_at(now, 0),
