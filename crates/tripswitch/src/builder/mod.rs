@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::CircuitBreaker;
 use crate::clock::{Clock, ClockReader};
-use crate::core::{Core, ErrorRule, Settings};
+use crate::core::{Core, ErrorRule, Hooks, Settings};
 use crate::error::ConfigError;
 use crate::events::{ErrorCallback, Event, Listener};
 use crate::half_open::HalfOpen;
@@ -694,11 +694,14 @@ impl Builder {
             retry_after_freeze: self.retry_after_freeze && !self.fail_fast,
             seed_accounting: self.seed_accounting,
             slow_after,
-            error_rules: self.error_rules.into(),
-            on_error: self.on_error,
-            listeners: listeners.into(),
-            own_listeners,
-            shared: self.shared,
+            hooks: Hooks {
+                error_rules: self.error_rules.into(),
+                on_error: self.on_error,
+                listeners: listeners.into(),
+                own_listeners,
+                shared: self.shared,
+            }
+            .boxed(),
             eager_transitions: self.eager_transitions,
         };
         CircuitBreaker::from_core(Core::new(settings, policies))

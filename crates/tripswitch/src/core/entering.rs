@@ -67,7 +67,7 @@ impl Core {
                 "tripswitch: state changed"
             );
         }
-        if let Some(shared) = &self.settings.shared {
+        if let Some(shared) = self.settings.shared() {
             call_guarded("the shared state's transition hook", self.name(), || {
                 shared.transitioned(from, to, reason)
             });

@@ -75,6 +75,20 @@ pub(crate) struct Settings {
     pub(crate) retry_after_freeze: bool,
     pub(crate) seed_accounting: bool,
     pub(crate) slow_after: Option<Duration>,
+    /// The callbacks, rules and store, `None` when none is set (see
+    /// [`Hooks::boxed`]).
+    pub(crate) hooks: Option<Box<Hooks>>,
+    /// Timed periods end on time, from their alarm, not when a call or a
+    /// read next looks (`Builder::eager_transitions`).
+    pub(crate) eager_transitions: bool,
+}
+
+/// The settings most breakers leave empty, kept together behind one
+/// pointer: a breaker without them pays one word (not 72 bytes) for them,
+/// one that has them one more pointer load on its cold paths (failures,
+/// events, transitions), never on the closed path's successes.
+#[derive(Default)]
+pub(crate) struct Hooks {
     pub(crate) error_rules: Box<[ErrorRule]>,
     /// `None`: the default, a `tracing` debug line naming the breaker
     /// ([`log_error`](crate::events::log_error)), which needs no allocation
@@ -86,9 +100,41 @@ pub(crate) struct Settings {
     /// event, those raised inside the breaker's callbacks included.
     pub(crate) own_listeners: usize,
     pub(crate) shared: Option<Arc<dyn SharedState>>,
-    /// Timed periods end on time, from their alarm, not when a call or a
-    /// read next looks (`Builder::eager_transitions`).
-    pub(crate) eager_transitions: bool,
+}
+
+impl Hooks {
+    /// `None` when every hook is empty.
+    pub(crate) fn boxed(self) -> Option<Box<Hooks>> {
+        let empty = self.error_rules.is_empty()
+            && self.on_error.is_none()
+            && self.listeners.is_empty()
+            && self.shared.is_none();
+        (!empty).then(|| Box::new(self))
+    }
+}
+
+impl Settings {
+    pub(crate) fn error_rules(&self) -> &[ErrorRule] {
+        self.hooks.as_ref().map_or(&[], |hooks| &hooks.error_rules)
+    }
+
+    pub(crate) fn on_error(&self) -> Option<&ErrorCallback> {
+        self.hooks
+            .as_ref()
+            .and_then(|hooks| hooks.on_error.as_ref())
+    }
+
+    pub(crate) fn listeners(&self) -> &[Listener] {
+        self.hooks.as_ref().map_or(&[], |hooks| &hooks.listeners)
+    }
+
+    pub(crate) fn own_listeners(&self) -> usize {
+        self.hooks.as_ref().map_or(0, |hooks| hooks.own_listeners)
+    }
+
+    pub(crate) fn shared(&self) -> Option<&Arc<dyn SharedState>> {
+        self.hooks.as_ref().and_then(|hooks| hooks.shared.as_ref())
+    }
 }
 
 pub(crate) struct Core {
@@ -193,7 +239,7 @@ impl Core {
     pub(crate) fn new(settings: Settings, policies: Vec<Box<dyn TripPolicy>>) -> Arc<Core> {
         let times_calls = settings.slow_after.is_some();
         let needs_time = times_calls
-            || !settings.listeners.is_empty()
+            || !settings.listeners().is_empty()
             || policies.iter().any(|policy| policy.needs_time());
         let slow_probe_fails = policies.iter().any(|policy| policy.judges_slow_calls());
         let keeps_probe_tally = settings.half_open.keeps_tally();
@@ -210,7 +256,7 @@ impl Core {
             })
         });
         let success_path =
-            SuccessPath::for_settings(&policies, times_calls || !settings.listeners.is_empty());
+            SuccessPath::for_settings(&policies, times_calls || !settings.listeners().is_empty());
         Arc::new_cyclic(|weak: &Weak<Core>| Core {
             settings,
             policies: policies.into(),

@@ -200,14 +200,14 @@ impl Core {
             // guard: a subscriber is user code too.
             unless_reentered(self.id(), || {
                 call_guarded("the on_error callback", self.name(), || {
-                    match &self.settings.on_error {
+                    match self.settings.on_error() {
                         Some(on_error) => on_error(error as &dyn fmt::Debug),
                         None => log_error(self.name(), error as &dyn fmt::Debug),
                     }
                 });
             });
         }
-        if self.settings.listeners.is_empty() {
+        if self.settings.listeners().is_empty() {
             return;
         }
         let kind = match verdict {
@@ -229,7 +229,7 @@ impl Core {
 
     /// Whether an error of type `E` is one the breaker was told to ignore.
     pub(crate) fn is_ignored<E: 'static>(&self, error: &E) -> bool {
-        let rules = &self.settings.error_rules;
+        let rules = self.settings.error_rules();
         !rules.is_empty()
             && rules
                 .iter()
@@ -238,7 +238,7 @@ impl Core {
 
     /// Whether anybody listens to events.
     pub(crate) fn listening(&self) -> bool {
-        !self.settings.listeners.is_empty()
+        !self.settings.listeners().is_empty()
     }
 
     /// A waiting call was let through after `waited`.
@@ -248,7 +248,7 @@ impl Core {
 
     #[inline]
     pub(super) fn emit(&self, kind: EventKind<'_>, at: Option<Duration>) {
-        if !self.settings.listeners.is_empty() {
+        if !self.settings.listeners().is_empty() {
             self.emit_to_listeners(kind, at);
         }
     }
@@ -260,10 +260,10 @@ impl Core {
             at: at.unwrap_or_else(|| self.now()),
             kind,
         };
-        let (own, users) = self.settings.listeners.split_at(
+        let (own, users) = self.settings.listeners().split_at(
             self.settings
-                .own_listeners
-                .min(self.settings.listeners.len()),
+                .own_listeners()
+                .min(self.settings.listeners().len()),
         );
         for listener in own {
             call_guarded("an event listener", self.name(), || listener(&event));

@@ -94,7 +94,7 @@ impl Core {
                 let word = self.load();
                 if word.generation() == generation
                     && word.probes() == 0
-                    && self.settings.shared.is_none()
+                    && self.settings.shared().is_none()
                     && let Some(max) = self.settings.half_open.max_duration
                 {
                     // Nothing is stuck: no probe is in flight. The bound
