@@ -73,6 +73,13 @@ impl<T> OnceLock<T> {
 }
 
 #[cfg(loom)]
+impl<T> Default for OnceLock<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(loom)]
 impl<T: std::fmt::Debug> std::fmt::Debug for OnceLock<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("OnceLock").field(&self.get()).finish()

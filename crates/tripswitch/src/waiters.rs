@@ -86,17 +86,6 @@ pub(crate) struct Locked<'a> {
     list: MutexGuard<'a, List>,
 }
 
-/// The breaker's queue, allocated on first use ([`Lazy`](crate::loom::Lazy)).
-impl crate::loom::Lazy<Waiters> {
-    /// How many calls are waiting right now, without allocating the queue:
-    /// none before it exists. (A snapshot, as [`Waiters::len`] is; the
-    /// paths that must be ordered with a push, such as
-    /// [`Waiters::len_synced`], go through the queue itself.)
-    pub(crate) fn len(&self) -> usize {
-        self.get().map_or(0, Waiters::len)
-    }
-}
-
 impl Waiters {
     pub(crate) fn lock(&self) -> Locked<'_> {
         Locked {

@@ -118,7 +118,7 @@ impl Core {
                     let limit = self.settings.half_open.probes.unwrap_or(u32::MAX);
                     // Calls already queued go first: a newcomer does not take
                     // a slot from under them.
-                    if word.probes() >= limit || self.waiters.len() > 0 {
+                    if word.probes() >= limit || self.waiting() > 0 {
                         return Check::Block(Block::HalfOpenFull);
                     }
                     if self
@@ -242,7 +242,7 @@ impl Core {
                     }
                 }
             }
-            let mut queue = self.waiters.lock();
+            let mut queue = self.waiters().lock();
             let check = match wait_for {
                 WaitFor::Call => self.check(),
                 WaitFor::Unfrozen => match self.load() {
@@ -303,7 +303,7 @@ impl Core {
     /// it may have been the one woken to poll the freeze, wake the next.
     pub(crate) fn waiter_left(&self) {
         if self.freeze_woken.load(Ordering::SeqCst) {
-            self.waiters.wake_first_except(&self.wakers().freeze);
+            self.waiters().wake_first_except(&self.wakers().freeze);
         }
     }
 

@@ -48,7 +48,7 @@ impl Core {
             self.half_open_until.store(None, Ordering::Release);
         }
         self.clear_freeze(|slot| slot < generation);
-        *lock(&self.state_since) = self.totals.snapshot();
+        *lock(&self.cold.state_since) = self.totals.snapshot();
         // Opening is news an operator acts on (WARN); the rest is INFO.
         if to.is_open() {
             tracing::warn!(
@@ -80,7 +80,7 @@ impl Core {
                 self.open_probe_tally(generation);
                 let max = match reason {
                     TransitionReason::Shared => {
-                        let lease = self.shared_half_open_for.load(Ordering::Acquire);
+                        let lease = self.cold.shared_half_open_for.load(Ordering::Acquire);
                         let lease = Duration::from_nanos(lease);
                         Some(
                             self.settings
@@ -107,7 +107,7 @@ impl Core {
                     }
                 }
                 self.emit_transition(from, to, reason, took_effect);
-                let observers = self.waiters.lock().release_observers();
+                let observers = self.waiters().lock().release_observers();
                 observers.into_iter().for_each(Waker::wake);
                 self.grant_probes(generation);
                 if due && self.settings.eager_transitions {
@@ -134,7 +134,7 @@ impl Core {
                 // meanwhile (`force_open` from the transition's event) keeps
                 // them waiting for the state it chose.
                 let wakers = {
-                    let mut queue = self.waiters.lock();
+                    let mut queue = self.waiters().lock();
                     if self.load().generation() == generation {
                         queue.grant_all(Grant::Admit { generation, kind })
                     } else {
@@ -178,7 +178,7 @@ impl Core {
         };
         let period = &self.settings.open_period;
         let end = if reason == TransitionReason::Shared {
-            let remaining = self.shared_open_for.load(Ordering::Acquire);
+            let remaining = self.cold.shared_open_for.load(Ordering::Acquire);
             Ok(PeriodEnd::After(Duration::from_nanos(remaining)))
         } else {
             catch_unwind(AssertUnwindSafe(|| period.start(&context)))
@@ -205,7 +205,7 @@ impl Core {
                     // Over already (a zero period, or one that ended before
                     // anyone looked): no alarm will ring for it.
                     self.freeze_woken.store(true, Ordering::SeqCst);
-                    self.waiters.wake_all();
+                    self.waiters().wake_all();
                     self.refresh(false);
                     return;
                 }
@@ -237,7 +237,7 @@ impl Core {
         // freeze to drive: all are woken (each on its own runtime), so that
         // none depends on another's task being run.
         self.freeze_woken.store(true, Ordering::SeqCst);
-        self.waiters.wake_all();
+        self.waiters().wake_all();
     }
 
     pub(super) fn emit_transition(

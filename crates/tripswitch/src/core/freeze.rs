@@ -54,7 +54,7 @@ impl Wake for FreezeWake {
             // A freeze that waits on its own breaker (`wait_unfrozen` inside
             // the freeze function) is itself a waiter with this very waker:
             // it is skipped, or waking it would wake it again, without end.
-            core.waiters.wake_first_except(&core.wakers().freeze);
+            core.waiters().wake_first_except(&core.wakers().freeze);
         }
     }
 }
@@ -117,7 +117,7 @@ impl Core {
         deadline: Option<Moment>,
         future: Option<FreezeFuture>,
     ) {
-        let previous = lock(&self.freeze).replace(FreezeSlot {
+        let previous = lock(&self.cold.freeze).replace(FreezeSlot {
             generation,
             deadline,
             future,
@@ -140,7 +140,7 @@ impl Core {
         match catch_unwind(AssertUnwindSafe(|| alarm.as_mut().poll(&mut cx))) {
             Ok(Poll::Pending) => {
                 let stale = {
-                    let mut slot = lock(&self.freeze);
+                    let mut slot = lock(&self.cold.freeze);
                     match slot.as_mut() {
                         Some(freeze) if freeze.generation == generation => {
                             freeze.alarm.replace(alarm)
@@ -161,7 +161,7 @@ impl Core {
 
     pub(super) fn clear_freeze(&self, stale: impl Fn(u64) -> bool) {
         let previous = {
-            let mut slot = lock(&self.freeze);
+            let mut slot = lock(&self.cold.freeze);
             if slot.as_ref().is_some_and(|s| stale(s.generation)) {
                 slot.take()
             } else {
@@ -185,7 +185,7 @@ impl Core {
         }
         let generation = word.generation();
         let (deadline, future) = {
-            let mut slot = lock(&self.freeze);
+            let mut slot = lock(&self.cold.freeze);
             let Some(freeze) = slot.as_mut() else {
                 return false;
             };
@@ -223,7 +223,7 @@ impl Core {
         match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
             Ok(Poll::Pending) => {
                 let stale = {
-                    let mut slot = lock(&self.freeze);
+                    let mut slot = lock(&self.cold.freeze);
                     match slot.as_mut() {
                         Some(freeze) if freeze.generation == generation => {
                             freeze.future = Some(future);
@@ -236,7 +236,7 @@ impl Core {
                 drop(stale);
                 if self.freeze_woken.load(Ordering::SeqCst) {
                     // It woke while out of the slot, when nobody could poll it.
-                    self.waiters.wake_first_except(&self.wakers().freeze);
+                    self.waiters().wake_first_except(&self.wakers().freeze);
                 }
                 false
             }
@@ -308,7 +308,7 @@ impl Core {
             return true;
         }
         let stale = {
-            let mut slot = lock(&self.freeze);
+            let mut slot = lock(&self.cold.freeze);
             match slot.as_mut() {
                 Some(freeze) if freeze.generation == generation => freeze.backup.replace(backup),
                 _ => Some(backup),

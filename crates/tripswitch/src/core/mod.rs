@@ -11,6 +11,7 @@
 //! `.await` nor while user code runs.
 
 mod admission;
+mod cold;
 mod deadline;
 mod entering;
 mod freeze;
@@ -32,8 +33,8 @@ use crate::clock::{ClockAnchor, ClockKind, ClockReader, nanos};
 use crate::error::RejectSource;
 use crate::events::{ErrorCallback, Listener};
 use crate::half_open::HalfOpen;
-use crate::loom::{AtomicBool, AtomicU32, AtomicU64, Lazy, Mutex, OnceLock, Ordering, Weak};
-use crate::metrics::{Counts, Totals};
+use crate::loom::{AtomicBool, AtomicU32, AtomicU64, Lazy, Ordering, Weak};
+use crate::metrics::Totals;
 use crate::open_period::OpenPeriod;
 use crate::policy::TripPolicy;
 use crate::shared::hook::SharedState;
@@ -42,9 +43,10 @@ use crate::ticket::{NOT_TIMED, Ticket, TicketKind};
 use crate::waiters::Waiters;
 
 pub(crate) use admission::Enqueued;
+use cold::Cold;
 use deadline::AtomicDeadline;
 pub(crate) use deadline::Moment;
-use freeze::{FreezeSlot, FreezeWake, PeriodDue, PeriodOver};
+use freeze::{FreezeWake, PeriodDue, PeriodOver};
 pub(crate) use recording::Verdict;
 pub(crate) use rules::Move;
 use success_path::SuccessPath;
@@ -164,25 +166,10 @@ pub(crate) struct Core {
     /// their own generation current, and the close it may lead to is
     /// applied in that generation only (`Core::apply` refuses a stale one).
     half_open_successes: AtomicU32,
-    /// The half-open state's account of its calls, for a budget or a rate
-    /// judge (see `probe_tally.rs`); untouched (and never allocated) by
-    /// other breakers. A lock:
-    /// the half-open state is the cold path, and the account's fields
-    /// change together.
-    probe_tally: Lazy<Mutex<probe_tally::ProbeTally>>,
     /// Openings since the breaker was last closed (drives backoff).
     /// Written only by the thread that performed the transition (the CAS
     /// on `word` makes it the only one), so `Relaxed` suffices.
     openings: AtomicU32,
-    /// The open period a shared store asked for (nanoseconds), read when a
-    /// transition with [`TransitionReason::Shared`] opens the breaker:
-    /// stored (Release) before that transition is applied, loaded (Acquire)
-    /// by the thread that applied it.
-    shared_open_for: AtomicU64,
-    /// The half-open lease a shared store granted (nanoseconds), read when
-    /// a transition with [`TransitionReason::Shared`] half-opens it; same
-    /// orderings as `shared_open_for`.
-    shared_half_open_for: AtomicU64,
     /// Read the clock when a run starts (slow-call detection).
     times_calls: bool,
     /// Read the clock when a run ends (time windows, events).
@@ -193,12 +180,11 @@ pub(crate) struct Core {
     keeps_probe_tally: bool,
     /// How a counted success is recorded (decided once, from the settings).
     success_path: SuccessPath,
-    /// The queue of waiting calls; allocated on first use (a call queued,
-    /// or a transition that wakes the queue), see [`Lazy`].
-    waiters: Lazy<Waiters>,
-    /// The current period's freeze slot; allocated when a period first
-    /// installs one.
-    freeze: Lazy<Mutex<Option<FreezeSlot>>>,
+    /// The queue of waiting calls, the freeze slot, the counts at the last
+    /// transition, the half-open account, the period's wakers and the
+    /// shared store's periods: allocated together on first use (see
+    /// [`Cold`]).
+    cold: Lazy<Cold>,
     /// When an async freeze must be over at the latest (`max_freeze` after
     /// it started), in nanoseconds on the clock; none when no
     /// async freeze runs. Read by waiting calls to set their alarms (see
@@ -219,9 +205,6 @@ pub(crate) struct Core {
     /// the clock to see whether the period is over. Release/Acquire: a
     /// rejection that sees it also sees the deadline stored before.
     period_due: AtomicBool,
-    /// The wakers a period hands to its futures (see [`PeriodWakers`]),
-    /// made the first time a period needs one: most breakers never open.
-    wakers: OnceLock<Box<PeriodWakers>>,
     /// This breaker, weakly: what the wakers hold.
     me: Weak<Core>,
     /// How rejections carry the open period's deadline.
@@ -229,10 +212,6 @@ pub(crate) struct Core {
     /// What rejections carry of the breaker (name, custom clock), if anything.
     reject_source: Option<Arc<RejectSource>>,
     totals: Totals,
-    /// The totals when the current state was entered; allocated by the
-    /// first transition (until then, the state is the first one and the
-    /// counts since it are the totals).
-    state_since: Lazy<Mutex<Counts>>,
 }
 
 impl Core {
@@ -264,43 +243,35 @@ impl Core {
             open_until: AtomicDeadline::none(),
             half_open_until: AtomicDeadline::none(),
             half_open_successes: AtomicU32::new(0),
-            probe_tally: Lazy::new(),
             openings: AtomicU32::new(0),
-            shared_open_for: AtomicU64::new(0),
-            shared_half_open_for: AtomicU64::new(0),
             times_calls,
             needs_time,
             slow_probe_fails,
             keeps_probe_tally,
             success_path,
-            waiters: Lazy::new(),
-            freeze: Lazy::new(),
+            cold: Lazy::new(),
             freeze_bound: AtomicDeadline::none(),
             freeze_woken: AtomicBool::new(false),
             period_due: AtomicBool::new(false),
             anchor,
             reject_source,
-            wakers: OnceLock::new(),
             me: weak.clone(),
             totals: Totals::default(),
-            state_since: Lazy::new(),
         })
     }
 
     /// The wakers of this breaker's periods, made on first use.
     pub(super) fn wakers(&self) -> &PeriodWakers {
-        self.wakers.get_or_init(|| {
-            Box::new(PeriodWakers {
-                freeze: Waker::from(Arc::new(FreezeWake {
-                    core: self.me.clone(),
-                })),
-                due: Waker::from(Arc::new(PeriodDue {
-                    core: self.me.clone(),
-                })),
-                over: Waker::from(Arc::new(PeriodOver {
-                    core: self.me.clone(),
-                })),
-            })
+        self.cold.wakers.get_or_init(|| PeriodWakers {
+            freeze: Waker::from(Arc::new(FreezeWake {
+                core: self.me.clone(),
+            })),
+            due: Waker::from(Arc::new(PeriodDue {
+                core: self.me.clone(),
+            })),
+            over: Waker::from(Arc::new(PeriodOver {
+                core: self.me.clone(),
+            })),
         })
     }
 
@@ -349,12 +320,12 @@ impl Core {
 
     /// How many calls are waiting now (a snapshot; allocates nothing).
     pub(crate) fn waiting(&self) -> usize {
-        self.waiters.len()
+        self.cold.get().map_or(0, |cold| cold.waiters.len())
     }
 
     /// The queue of waiting calls (allocated on first use).
     pub(crate) fn waiters(&self) -> &Waiters {
-        &self.waiters
+        &self.cold.waiters
     }
 
     pub(crate) fn name(&self) -> Option<&str> {
@@ -405,7 +376,7 @@ impl fmt::Debug for Core {
         f.debug_struct("CircuitBreaker")
             .field("name", &self.settings.name)
             .field("state", &self.load().state())
-            .field("waiting", &self.waiters.len())
+            .field("waiting", &self.waiting())
             .finish_non_exhaustive()
     }
 }

@@ -30,7 +30,7 @@ impl Core {
     /// Opens the account of the half-open state of `generation`.
     pub(super) fn open_probe_tally(&self, generation: u64) {
         if self.keeps_probe_tally {
-            let mut tally = lock(&self.probe_tally);
+            let mut tally = lock(&self.cold.probe_tally);
             // A probe may have opened it first (see `spend_budget`).
             if tally.generation != generation {
                 *tally = ProbeTally {
@@ -52,7 +52,7 @@ impl Core {
     #[inline(never)]
     fn spend_budget_locked(&self, generation: u64) -> bool {
         let budget = self.settings.half_open.budget.unwrap_or(u32::MAX);
-        let mut tally = lock(&self.probe_tally);
+        let mut tally = lock(&self.cold.probe_tally);
         if tally.generation != generation {
             // The first probe may come before the thread that made the
             // transition opened the account: open it here, if the breaker
@@ -79,7 +79,7 @@ impl Core {
     #[inline]
     pub(super) fn refund_budget(&self, generation: u64) {
         if self.keeps_probe_tally {
-            let mut tally = lock(&self.probe_tally);
+            let mut tally = lock(&self.cold.probe_tally);
             if tally.generation == generation {
                 tally.admitted = tally.admitted.saturating_sub(1);
             }
@@ -97,7 +97,7 @@ impl Core {
             return None;
         };
         let calls = self.settings.half_open.budget.unwrap_or(1).max(1);
-        let mut tally = lock(&self.probe_tally);
+        let mut tally = lock(&self.cold.probe_tally);
         if tally.generation != generation {
             return None;
         }

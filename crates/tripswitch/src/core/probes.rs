@@ -41,7 +41,7 @@ impl Core {
     /// either this side sees the waiter or the waiter sees the free slot.
     pub(crate) fn release_probe(&self, generation: u64) {
         self.give_back_slot(generation);
-        if self.waiters.len_synced() > 0 {
+        if self.waiters().len_synced() > 0 {
             self.grant_probes(generation);
         }
     }
@@ -87,7 +87,7 @@ impl Core {
     /// Hands free probe slots of `generation` to waiting calls, oldest first.
     pub(super) fn grant_probes(&self, generation: u64) {
         let wakers = {
-            let mut queue = self.waiters.lock();
+            let mut queue = self.waiters().lock();
             self.grant_probes_locked(&mut queue, generation)
         };
         wakers.into_iter().for_each(Waker::wake);

@@ -62,7 +62,7 @@ impl Core {
         // entered are the totals (and nothing is allocated to say so).
         // After it, both under the lock: a late run adds to the totals and
         // to the base together (see `count_outcome`).
-        let (current, totals) = match self.state_since.get() {
+        let (current, totals) = match self.cold.get().map(|cold| &cold.state_since) {
             None => {
                 let totals = self.totals.snapshot();
                 (totals, totals)
@@ -87,7 +87,7 @@ impl Core {
             } else {
                 0
             },
-            waiting: self.waiters.len(),
+            waiting: self.waiting(),
             retry_after: self.retry_after(),
         }
     }

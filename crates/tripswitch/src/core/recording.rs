@@ -143,7 +143,7 @@ impl Core {
                 self.totals.add(Tally::Slow);
             }
         } else {
-            let mut base = lock(&self.state_since);
+            let mut base = lock(&self.cold.state_since);
             self.totals.add(tally);
             base.add(tally);
             if slow {

@@ -180,7 +180,7 @@ impl Core {
     #[cold]
     #[inline(never)]
     fn late_success(&self) {
-        lock(&self.state_since).add(Tally::Success);
+        lock(&self.cold.state_since).add(Tally::Success);
     }
 
     /// A success for the built-in policies (consecutive counts, count and

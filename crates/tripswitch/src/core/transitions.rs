@@ -57,14 +57,16 @@ impl Core {
     /// A shared store's order to be open for `remaining` (from closed,
     /// half-open, or open with another deadline).
     pub(crate) fn shared_open(&self, remaining: Duration) -> bool {
-        self.shared_open_for
+        self.cold
+            .shared_open_for
             .store(nanos(remaining), Ordering::Release);
         self.apply(Move::SharedOpen, None, None)
     }
 
     /// A shared store's grant of the fleet's probes to this breaker, for at most `lease`.
     pub(crate) fn shared_half_open(&self, lease: Duration) -> bool {
-        self.shared_half_open_for
+        self.cold
+            .shared_half_open_for
             .store(nanos(lease), Ordering::Release);
         self.apply(Move::SharedHalfOpen, None, None)
     }
@@ -83,7 +85,7 @@ impl Core {
             policy.reset();
         }
         self.openings.store(0, Ordering::Relaxed);
-        *lock(&self.state_since) = self.totals.snapshot();
+        *lock(&self.cold.state_since) = self.totals.snapshot();
     }
 
     /// The open (or bounded half-open) period of `generation` is over.

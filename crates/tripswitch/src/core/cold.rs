@@ -1,0 +1,49 @@
+//! The part of a breaker that only a breaker that leaves its first state
+//! needs, allocated once, together, on first use (see [`Cold`]).
+
+use super::PeriodWakers;
+use super::freeze::FreezeSlot;
+use super::probe_tally::ProbeTally;
+use crate::loom::{AtomicU64, Mutex, OnceLock};
+use crate::metrics::Counts;
+use crate::waiters::Waiters;
+
+/// What a breaker needs only once it has left its first state, queued a
+/// call or frozen: one allocation, made by the first transition (or the
+/// first call that waits) and kept afterwards. A breaker that stays closed
+/// keeps a 16-byte cell for all of it (a [`Lazy`](crate::loom::Lazy)); one
+/// cell per value, as before, cost 16 bytes each.
+///
+/// The trade-off: the first transition allocates all of it at once (the
+/// half-open account and the wakers' cells included, whether this breaker
+/// uses them or not), and every access to it is one pointer load more than
+/// a field of [`Core`](super::Core): all of them are on cold paths
+/// (transitions, waiting, freezes, metrics reads), none on the closed path.
+#[derive(Default)]
+pub(super) struct Cold {
+    /// The queue of waiting calls.
+    pub(super) waiters: Waiters,
+    /// The current period's freeze slot.
+    pub(super) freeze: Mutex<Option<FreezeSlot>>,
+    /// The totals when the current state was entered. Before this block
+    /// exists the state is the first one, and the counts since it are the
+    /// totals.
+    pub(super) state_since: Mutex<Counts>,
+    /// The half-open state's account of its calls, for a budget or a rate
+    /// judge (see `probe_tally.rs`); untouched by other breakers. A lock:
+    /// the half-open state is the cold path, and the account's fields
+    /// change together.
+    pub(super) probe_tally: Mutex<ProbeTally>,
+    /// The wakers a period hands to its futures (see [`PeriodWakers`]),
+    /// made the first time a period needs one.
+    pub(super) wakers: OnceLock<PeriodWakers>,
+    /// The open period a shared store asked for (nanoseconds), read when a
+    /// transition with [`TransitionReason::Shared`](crate::TransitionReason::Shared)
+    /// opens the breaker: stored (Release) before that transition is
+    /// applied, loaded (Acquire) by the thread that applied it.
+    pub(super) shared_open_for: AtomicU64,
+    /// The half-open lease a shared store granted (nanoseconds), read when
+    /// a transition with `TransitionReason::Shared` half-opens it; same
+    /// orderings as `shared_open_for`.
+    pub(super) shared_half_open_for: AtomicU64,
+}
