@@ -678,7 +678,6 @@ impl Builder {
             own_listeners = 1;
         }
         let settings = Settings {
-            name: self.name,
             clock: self
                 .clock
                 .map_or_else(ClockReader::of_default, ClockReader::of),
@@ -704,7 +703,7 @@ impl Builder {
             .boxed(),
             eager_transitions: self.eager_transitions,
         };
-        CircuitBreaker::from_core(Core::new(settings, policies))
+        CircuitBreaker::from_core(Core::new(settings, self.name, policies))
     }
 }
 

@@ -111,7 +111,7 @@ impl Core {
                     }
                 }
                 State::HalfOpen => {
-                    let until = self.half_open_until.load(Ordering::Acquire);
+                    let until = self.cold.half_open_until.load(Ordering::Acquire);
                     if until.is_some_and(|until| until.has_come(self.now())) {
                         return Check::Expired(State::HalfOpen, generation);
                     }
@@ -323,7 +323,7 @@ impl Core {
             Block::HalfOpenFull => (
                 State::HalfOpen,
                 RejectReason::HalfOpenFull,
-                self.half_open_until.load(Ordering::Acquire),
+                self.cold.half_open_until.load(Ordering::Acquire),
             ),
             Block::Forced => (State::ForcedOpen, RejectReason::ForcedOpen, None),
         };

@@ -2,9 +2,10 @@
 //! needs, allocated once, together, on first use (see [`Cold`]).
 
 use super::PeriodWakers;
+use super::deadline::AtomicDeadline;
 use super::freeze::FreezeSlot;
 use super::probe_tally::ProbeTally;
-use crate::loom::{AtomicU64, Mutex, OnceLock};
+use crate::loom::{AtomicU32, AtomicU64, Mutex, OnceLock};
 use crate::metrics::Counts;
 use crate::waiters::Waiters;
 
@@ -46,4 +47,22 @@ pub(super) struct Cold {
     /// a transition with `TransitionReason::Shared` half-opens it; same
     /// orderings as `shared_open_for`.
     pub(super) shared_half_open_for: AtomicU64,
+    /// When a bounded half-open state gives up (`HalfOpen::max_duration`);
+    /// none otherwise. Same orderings as `Core::open_until`.
+    pub(super) half_open_until: AtomicDeadline,
+    /// Successful probes in the current half-open state. Reset (Release)
+    /// when the state is entered; counted (AcqRel) by probes that found
+    /// their own generation current, and the close it may lead to is
+    /// applied in that generation only (`Core::apply` refuses a stale one).
+    pub(super) half_open_successes: AtomicU32,
+    /// Openings since the breaker was last closed (drives backoff).
+    /// Written only by the thread that performed the transition (the CAS
+    /// on `word` makes it the only one), so `Relaxed` suffices.
+    pub(super) openings: AtomicU32,
+    /// When an async freeze must be over at the latest (`max_freeze` after
+    /// it started), in nanoseconds on the clock; none when no
+    /// async freeze runs. Read by waiting calls to set their alarms (see
+    /// [`period_deadline`](Core::period_deadline)); Release/Acquire, a hint
+    /// that the freeze slot's lock confirms.
+    pub(super) freeze_bound: AtomicDeadline,
 }

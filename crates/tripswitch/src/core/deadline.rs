@@ -67,6 +67,12 @@ pub(crate) struct AtomicDeadline(AtomicU64);
 /// No deadline.
 const NONE: u64 = u64::MAX;
 
+impl Default for AtomicDeadline {
+    fn default() -> Self {
+        Self::none()
+    }
+}
+
 impl AtomicDeadline {
     /// No deadline yet.
     pub(crate) fn none() -> Self {

@@ -34,7 +34,7 @@ impl Core {
             TransitionReason::OpenPeriodEnded if from == State::Open => {
                 self.open_until.load(Ordering::Acquire)
             }
-            TransitionReason::HalfOpenTimedOut => self.half_open_until.load(Ordering::Acquire),
+            TransitionReason::HalfOpenTimedOut => self.cold.half_open_until.load(Ordering::Acquire),
             _ => None,
         }
         .map(Moment::as_duration)
@@ -42,10 +42,10 @@ impl Core {
         .unwrap_or(now);
         if from == State::Open {
             self.open_until.store(None, Ordering::Release);
-            self.freeze_bound.store(None, Ordering::Release);
+            self.cold.freeze_bound.store(None, Ordering::Release);
         }
         if from == State::HalfOpen {
-            self.half_open_until.store(None, Ordering::Release);
+            self.cold.half_open_until.store(None, Ordering::Release);
         }
         self.clear_freeze(|slot| slot < generation);
         *lock(&self.cold.state_since) = self.totals.snapshot();
@@ -76,7 +76,7 @@ impl Core {
         match to {
             State::Open => self.opened(from, word, reason, error, now, took_effect),
             State::HalfOpen => {
-                self.half_open_successes.store(0, Ordering::Release);
+                self.cold.half_open_successes.store(0, Ordering::Release);
                 self.open_probe_tally(generation);
                 let max = match reason {
                     TransitionReason::Shared => {
@@ -97,7 +97,9 @@ impl Core {
                     // stamped: the periods that follow agree with the stamps.
                     let until = Moment::after(took_effect, max);
                     let remaining = until.remaining(now);
-                    self.half_open_until.store(Some(until), Ordering::Release);
+                    self.cold
+                        .half_open_until
+                        .store(Some(until), Ordering::Release);
                     if !self.settings.fail_fast || self.settings.eager_transitions {
                         self.install_freeze(generation, Some(until), None);
                         due |= self.arm_backup(generation, remaining);
@@ -121,7 +123,7 @@ impl Core {
                     }
                 }
                 if to == State::Closed {
-                    self.openings.store(0, Ordering::Relaxed);
+                    self.cold.openings.store(0, Ordering::Relaxed);
                 }
                 self.emit_transition(from, to, reason, took_effect);
                 let kind = match to {
@@ -158,11 +160,11 @@ impl Core {
     ) {
         let generation = word.generation();
         let openings = match from {
-            State::HalfOpen => self.openings.fetch_add(1, Ordering::Relaxed),
+            State::HalfOpen => self.cold.openings.fetch_add(1, Ordering::Relaxed),
             // A shared store moved the deadline: the same opening.
-            State::Open => self.openings.load(Ordering::Relaxed).saturating_sub(1),
+            State::Open => self.cold.openings.load(Ordering::Relaxed).saturating_sub(1),
             _ => {
-                self.openings.store(1, Ordering::Relaxed);
+                self.cold.openings.store(1, Ordering::Relaxed);
                 0
             }
         };
@@ -190,7 +192,7 @@ impl Core {
                 let until = Moment::after(took_effect, duration);
                 let remaining = until.remaining(now);
                 self.period_due.store(false, Ordering::Release);
-                self.freeze_bound.store(None, Ordering::Release);
+                self.cold.freeze_bound.store(None, Ordering::Release);
                 self.open_until.store(Some(until), Ordering::Release);
                 self.install_freeze(generation, Some(until), None);
                 let mut due = self.arm_backup(generation, remaining);
@@ -214,7 +216,7 @@ impl Core {
                 // The freeze ends when its future does, and at the latest
                 // `max_freeze` from now, whoever polls it (or nobody).
                 let bound = Moment::after(now, self.settings.max_freeze);
-                self.freeze_bound.store(Some(bound), Ordering::Release);
+                self.cold.freeze_bound.store(Some(bound), Ordering::Release);
                 self.install_freeze(generation, Some(bound), Some(future));
                 self.arm_backup(generation, self.settings.max_freeze);
                 self.emit_transition(from, State::Open, reason, took_effect);

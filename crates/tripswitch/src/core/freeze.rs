@@ -268,8 +268,8 @@ impl Core {
             State::Open => self
                 .open_until
                 .load(Ordering::Acquire)
-                .or_else(|| self.freeze_bound.load(Ordering::Acquire)),
-            State::HalfOpen => self.half_open_until.load(Ordering::Acquire),
+                .or_else(|| self.cold.freeze_bound.load(Ordering::Acquire)),
+            State::HalfOpen => self.cold.half_open_until.load(Ordering::Acquire),
             _ => None,
         }
     }

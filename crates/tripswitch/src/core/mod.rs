@@ -33,7 +33,7 @@ use crate::clock::{ClockAnchor, ClockKind, ClockReader, nanos};
 use crate::error::RejectSource;
 use crate::events::{ErrorCallback, Listener};
 use crate::half_open::HalfOpen;
-use crate::loom::{AtomicBool, AtomicU32, AtomicU64, Lazy, Ordering, Weak};
+use crate::loom::{AtomicBool, AtomicU64, Lazy, Ordering, Weak};
 use crate::metrics::Totals;
 use crate::open_period::OpenPeriod;
 use crate::policy::TripPolicy;
@@ -63,7 +63,6 @@ pub(crate) struct ErrorRule {
 
 /// Everything the builder decided.
 pub(crate) struct Settings {
-    pub(crate) name: Option<Arc<str>>,
     /// The breaker's clock, as the reader that reads it in place (see
     /// [`ClockReader`]).
     pub(crate) clock: ClockReader,
@@ -158,18 +157,6 @@ pub(crate) struct Core {
     /// time), never let through early. Loaded with Acquire, pairing with
     /// the store.
     open_until: AtomicDeadline,
-    /// When a bounded half-open state gives up (`HalfOpen::max_duration`);
-    /// none otherwise. Same orderings as `open_until`.
-    half_open_until: AtomicDeadline,
-    /// Successful probes in the current half-open state. Reset (Release)
-    /// when the state is entered; counted (AcqRel) by probes that found
-    /// their own generation current, and the close it may lead to is
-    /// applied in that generation only (`Core::apply` refuses a stale one).
-    half_open_successes: AtomicU32,
-    /// Openings since the breaker was last closed (drives backoff).
-    /// Written only by the thread that performed the transition (the CAS
-    /// on `word` makes it the only one), so `Relaxed` suffices.
-    openings: AtomicU32,
     /// Read the clock when a run starts (slow-call detection).
     times_calls: bool,
     /// Read the clock when a run ends (time windows, events).
@@ -185,12 +172,6 @@ pub(crate) struct Core {
     /// shared store's periods: allocated together on first use (see
     /// [`Cold`]).
     cold: Lazy<Cold>,
-    /// When an async freeze must be over at the latest (`max_freeze` after
-    /// it started), in nanoseconds on the clock; none when no
-    /// async freeze runs. Read by waiting calls to set their alarms (see
-    /// [`period_deadline`](Core::period_deadline)); Release/Acquire, a hint
-    /// that the freeze slot's lock confirms.
-    freeze_bound: AtomicDeadline,
     /// Set when the async freeze's waker fired: a waiting call must poll
     /// the freeze. `SeqCst`, for a store-then-load pair on each side: the
     /// call that polled the freeze puts the future back in its slot, then
@@ -209,13 +190,20 @@ pub(crate) struct Core {
     me: Weak<Core>,
     /// How rejections carry the open period's deadline.
     anchor: ClockAnchor,
-    /// What rejections carry of the breaker (name, custom clock), if anything.
+    /// What rejections carry of the breaker (name, custom clock), if
+    /// anything; the breaker's name is kept here only.
     reject_source: Option<Arc<RejectSource>>,
     totals: Totals,
 }
 
 impl Core {
-    pub(crate) fn new(settings: Settings, policies: Vec<Box<dyn TripPolicy>>) -> Arc<Core> {
+    /// `name` is kept once, in what rejections carry (see
+    /// [`name`](Core::name)).
+    pub(crate) fn new(
+        settings: Settings,
+        name: Option<Arc<str>>,
+        policies: Vec<Box<dyn TripPolicy>>,
+    ) -> Arc<Core> {
         let times_calls = settings.slow_after.is_some();
         let needs_time = times_calls
             || !settings.listeners().is_empty()
@@ -228,9 +216,9 @@ impl Core {
         } else {
             None
         };
-        let reject_source = (settings.name.is_some() || custom_clock.is_some()).then(|| {
+        let reject_source = (name.is_some() || custom_clock.is_some()).then(|| {
             Arc::new(RejectSource {
-                name: settings.name.clone(),
+                name,
                 clock: custom_clock,
             })
         });
@@ -241,16 +229,12 @@ impl Core {
             policies: policies.into(),
             word: AtomicU64::new(Word::INITIAL.0),
             open_until: AtomicDeadline::none(),
-            half_open_until: AtomicDeadline::none(),
-            half_open_successes: AtomicU32::new(0),
-            openings: AtomicU32::new(0),
             times_calls,
             needs_time,
             slow_probe_fails,
             keeps_probe_tally,
             success_path,
             cold: Lazy::new(),
-            freeze_bound: AtomicDeadline::none(),
             freeze_woken: AtomicBool::new(false),
             period_due: AtomicBool::new(false),
             anchor,
@@ -329,7 +313,9 @@ impl Core {
     }
 
     pub(crate) fn name(&self) -> Option<&str> {
-        self.settings.name.as_deref()
+        self.reject_source
+            .as_ref()
+            .and_then(|source| source.name.as_deref())
     }
 
     #[inline]
@@ -374,7 +360,7 @@ pub(super) struct PeriodWakers {
 impl fmt::Debug for Core {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
-            .field("name", &self.settings.name)
+            .field("name", &self.name())
             .field("state", &self.load().state())
             .field("waiting", &self.waiting())
             .finish_non_exhaustive()

@@ -12,6 +12,7 @@ use crate::waiters::{Grant, Locked};
 impl Core {
     pub(super) fn probe_succeeded(&self, generation: u64) {
         let successes = self
+            .cold
             .half_open_successes
             .fetch_add(1, Ordering::AcqRel)
             .saturating_add(1);

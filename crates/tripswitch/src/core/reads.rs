@@ -30,7 +30,7 @@ impl Core {
                     Some(_) => return,
                 },
                 State::HalfOpen => {
-                    let until = self.half_open_until.load(Ordering::Acquire);
+                    let until = self.cold.half_open_until.load(Ordering::Acquire);
                     if until.is_some_and(|until| until.has_come(self.now())) {
                         self.period_elapsed(State::HalfOpen, word.generation());
                     } else {

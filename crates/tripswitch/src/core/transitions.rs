@@ -84,7 +84,7 @@ impl Core {
         for policy in self.policies.iter() {
             policy.reset();
         }
-        self.openings.store(0, Ordering::Relaxed);
+        self.cold.openings.store(0, Ordering::Relaxed);
         *lock(&self.cold.state_since) = self.totals.snapshot();
     }
 
@@ -106,7 +106,9 @@ impl Core {
                     // than reopen without having probed. (A fleet's
                     // half-open lease ends it all the same.)
                     let until = super::deadline::Moment::after(self.now(), max);
-                    self.half_open_until.store(Some(until), Ordering::Release);
+                    self.cold
+                        .half_open_until
+                        .store(Some(until), Ordering::Release);
                     if self.settings.eager_transitions {
                         self.arm_alarm(generation, max);
                     }
