@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::CircuitBreaker;
 use crate::clock::{Clock, ClockReader};
-use crate::core::{Core, ErrorRule, Hooks, Settings};
+use crate::core::{Core, ErrorRule, Hooks, OptionalU64, Settings};
 use crate::error::ConfigError;
 use crate::events::{ErrorCallback, Event, Listener};
 use crate::half_open::HalfOpen;
@@ -682,9 +682,9 @@ impl Builder {
                 .clock
                 .map_or_else(ClockReader::of_default, ClockReader::of),
             fail_fast: self.fail_fast,
-            max_wait: self.max_wait,
-            max_waiters: self.max_waiters,
-            max_freeze: self.max_freeze,
+            max_wait: OptionalU64::of_duration(self.max_wait),
+            max_waiters: OptionalU64::of_count(self.max_waiters),
+            max_freeze: OptionalU64::of_duration(Some(self.max_freeze)),
             open_period: match self.open_period {
                 OpenPeriod::Backoff(backoff) => OpenPeriod::Backoff(Box::new(backoff.clamped())),
                 other => other,
@@ -692,7 +692,7 @@ impl Builder {
             half_open: self.half_open.clamped(),
             retry_after_freeze: self.retry_after_freeze && !self.fail_fast,
             seed_accounting: self.seed_accounting,
-            slow_after,
+            slow_after: OptionalU64::of_duration(slow_after),
             hooks: Hooks {
                 error_rules: self.error_rules.into(),
                 on_error: self.on_error,

@@ -265,7 +265,7 @@ impl Core {
                     if wait_for == WaitFor::Call
                         && self
                             .settings
-                            .max_waiters
+                            .max_waiters()
                             .is_some_and(|max| queue.calls() >= max)
                     {
                         drop(queue);

@@ -215,10 +215,10 @@ impl Core {
             Ok(PeriodEnd::Future(future)) => {
                 // The freeze ends when its future does, and at the latest
                 // `max_freeze` from now, whoever polls it (or nobody).
-                let bound = Moment::after(now, self.settings.max_freeze);
+                let bound = Moment::after(now, self.settings.max_freeze());
                 self.cold.freeze_bound.store(Some(bound), Ordering::Release);
                 self.install_freeze(generation, Some(bound), Some(future));
-                self.arm_backup(generation, self.settings.max_freeze);
+                self.arm_backup(generation, self.settings.max_freeze());
                 self.emit_transition(from, State::Open, reason, took_effect);
                 // Start the freeze at once, so that a freeze function's side
                 // effects happen when the breaker trips, as in the seed.

@@ -210,7 +210,7 @@ impl Core {
         if deadline.is_some_and(|d| d.has_come(self.now())) {
             tracing::warn!(
                 breaker = self.name().unwrap_or(""),
-                max_freeze = ?self.settings.max_freeze,
+                max_freeze = ?self.settings.max_freeze(),
                 "tripswitch: the freeze function's future did not finish within max_freeze; the open period ends"
             );
             self.clear_freeze(|g| g == generation);

@@ -20,24 +20,20 @@ mod probes;
 mod reads;
 mod recording;
 mod rules;
+mod settings;
 mod success_path;
 mod transitions;
 
-use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
 
-use crate::clock::{ClockAnchor, ClockKind, ClockReader, nanos};
+use crate::clock::{ClockAnchor, ClockKind, nanos};
 use crate::error::RejectSource;
-use crate::events::{ErrorCallback, Listener};
-use crate::half_open::HalfOpen;
 use crate::loom::{AtomicBool, AtomicU64, Lazy, Ordering, Weak};
 use crate::metrics::Totals;
-use crate::open_period::OpenPeriod;
 use crate::policy::TripPolicy;
-use crate::shared::hook::SharedState;
 use crate::state::Word;
 use crate::ticket::{NOT_TIMED, Ticket, TicketKind};
 use crate::waiters::Waiters;
@@ -49,94 +45,8 @@ pub(crate) use deadline::Moment;
 use freeze::{FreezeWake, PeriodDue, PeriodOver};
 pub(crate) use recording::Verdict;
 pub(crate) use rules::Move;
+pub(crate) use settings::{ErrorRule, Hooks, OptionalU64, Settings};
 use success_path::SuccessPath;
-
-/// A predicate over a type-erased error.
-pub(crate) type ErasedPredicate = Arc<dyn Fn(&dyn Any) -> bool + Send + Sync>;
-
-/// An error-type rule from [`Builder::ignore_errors`](crate::Builder::ignore_errors).
-#[derive(Clone)]
-pub(crate) struct ErrorRule {
-    pub(crate) type_id: TypeId,
-    pub(crate) ignore: ErasedPredicate,
-}
-
-/// Everything the builder decided.
-pub(crate) struct Settings {
-    /// The breaker's clock, as the reader that reads it in place (see
-    /// [`ClockReader`]).
-    pub(crate) clock: ClockReader,
-    pub(crate) fail_fast: bool,
-    pub(crate) max_wait: Option<Duration>,
-    pub(crate) max_waiters: Option<usize>,
-    pub(crate) open_period: OpenPeriod,
-    /// The longest an async freeze may last before the period ends anyway.
-    pub(crate) max_freeze: Duration,
-    pub(crate) half_open: HalfOpen,
-    pub(crate) retry_after_freeze: bool,
-    pub(crate) seed_accounting: bool,
-    pub(crate) slow_after: Option<Duration>,
-    /// The callbacks, rules and store, `None` when none is set (see
-    /// [`Hooks::boxed`]).
-    pub(crate) hooks: Option<Box<Hooks>>,
-    /// Timed periods end on time, from their alarm, not when a call or a
-    /// read next looks (`Builder::eager_transitions`).
-    pub(crate) eager_transitions: bool,
-}
-
-/// The settings most breakers leave empty, kept together behind one
-/// pointer: a breaker without them pays one word (not 72 bytes) for them,
-/// one that has them one more pointer load on its cold paths (failures,
-/// events, transitions), never on the closed path's successes.
-#[derive(Default)]
-pub(crate) struct Hooks {
-    pub(crate) error_rules: Box<[ErrorRule]>,
-    /// `None`: the default, a `tracing` debug line naming the breaker
-    /// ([`log_error`](crate::events::log_error)), which needs no allocation
-    /// of its own.
-    pub(crate) on_error: Option<ErrorCallback>,
-    pub(crate) listeners: Box<[Listener]>,
-    /// How many of `listeners`, first, are the crate's own (the metrics
-    /// exporter): they never call back into the breaker, so they see every
-    /// event, those raised inside the breaker's callbacks included.
-    pub(crate) own_listeners: usize,
-    pub(crate) shared: Option<Arc<dyn SharedState>>,
-}
-
-impl Hooks {
-    /// `None` when every hook is empty.
-    pub(crate) fn boxed(self) -> Option<Box<Hooks>> {
-        let empty = self.error_rules.is_empty()
-            && self.on_error.is_none()
-            && self.listeners.is_empty()
-            && self.shared.is_none();
-        (!empty).then(|| Box::new(self))
-    }
-}
-
-impl Settings {
-    pub(crate) fn error_rules(&self) -> &[ErrorRule] {
-        self.hooks.as_ref().map_or(&[], |hooks| &hooks.error_rules)
-    }
-
-    pub(crate) fn on_error(&self) -> Option<&ErrorCallback> {
-        self.hooks
-            .as_ref()
-            .and_then(|hooks| hooks.on_error.as_ref())
-    }
-
-    pub(crate) fn listeners(&self) -> &[Listener] {
-        self.hooks.as_ref().map_or(&[], |hooks| &hooks.listeners)
-    }
-
-    pub(crate) fn own_listeners(&self) -> usize {
-        self.hooks.as_ref().map_or(0, |hooks| hooks.own_listeners)
-    }
-
-    pub(crate) fn shared(&self) -> Option<&Arc<dyn SharedState>> {
-        self.hooks.as_ref().and_then(|hooks| hooks.shared.as_ref())
-    }
-}
 
 pub(crate) struct Core {
     settings: Settings,
@@ -204,7 +114,7 @@ impl Core {
         name: Option<Arc<str>>,
         policies: Vec<Box<dyn TripPolicy>>,
     ) -> Arc<Core> {
-        let times_calls = settings.slow_after.is_some();
+        let times_calls = settings.slow_after().is_some();
         let needs_time = times_calls
             || !settings.listeners().is_empty()
             || policies.iter().any(|policy| policy.needs_time());
@@ -289,7 +199,7 @@ impl Core {
 
     /// How long a call waits at most before it is rejected.
     pub(crate) fn max_wait(&self) -> Option<Duration> {
-        self.settings.max_wait
+        self.settings.max_wait()
     }
 
     /// The probe limit of the half-open state (`None`: everybody is let through).

@@ -1,6 +1,7 @@
 //! Recording a run's outcome: totals, `on_error` and listeners, the trip
 //! policies in the run's generation, and a probe's verdict.
 
+use std::any::TypeId;
 use std::fmt;
 use std::time::Duration;
 
@@ -43,8 +44,8 @@ impl Core {
             }
         };
         let measured = !matches!(verdict, Verdict::Cancelled | Verdict::Ignored(_));
-        let slow =
-            measured && matches!((elapsed, self.settings.slow_after), (Some(e), Some(t)) if e > t);
+        let slow = measured
+            && matches!((elapsed, self.settings.slow_after()), (Some(e), Some(t)) if e > t);
 
         self.count_outcome(
             ticket,
@@ -222,7 +223,7 @@ impl Core {
             Verdict::Cancelled => return,
         };
         self.emit(kind, at);
-        if slow && let (Some(elapsed), Some(threshold)) = (elapsed, self.settings.slow_after) {
+        if slow && let (Some(elapsed), Some(threshold)) = (elapsed, self.settings.slow_after()) {
             self.emit(EventKind::Slow { elapsed, threshold }, at);
         }
     }
