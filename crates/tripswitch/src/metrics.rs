@@ -119,7 +119,7 @@ pub(crate) const OWNED_STRIPES: usize = 8;
 /// the stripes.
 ///
 /// Memory: the first thread that counts gets `first`, one stripe on a line
-/// of its own (128 bytes); the stripes of every other index (another
+/// of its own (64 bytes, see [`FirstStripe`]); the stripes of every other index (another
 /// `(OWNED_STRIPES + 1) × 128` bytes) are allocated the first time a second
 /// thread counts. A breaker used from one thread, or only ever tripped by
 /// hand, never pays for them; the trade-off is one allocation, on the first
@@ -128,7 +128,7 @@ pub(crate) const OWNED_STRIPES: usize = 8;
 #[derive(Debug)]
 pub(crate) struct Totals {
     /// The counters of the index in `first_owner`.
-    first: Box<Stripe>,
+    first: Box<FirstStripe>,
     /// The thread index ([`STRIPE`]'s value) whose counters are `first`,
     /// or [`NO_OWNER`] before the first count. Invariant: set once, from
     /// [`NO_OWNER`], by a compare-and-swap, to an owned index; afterwards
@@ -157,13 +157,31 @@ impl Default for Totals {
     }
 }
 
+/// One thread index's counters.
 #[derive(Debug, Default)]
-#[repr(align(128))]
-struct Stripe {
+struct Counters {
     counts: [AtomicU64; COUNTERS],
 }
 
-impl Stripe {
+/// The counters of an index other than the first, on a pair of cache lines
+/// of their own (128 bytes: x86's adjacent-line prefetcher moves lines in
+/// pairs), so that threads counting on the same breaker never share one.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe(Counters);
+
+/// The first counting thread's counters, on one cache line of their own
+/// (64 bytes, not 128: every breaker has this one, and a registry of a
+/// hundred thousand pays for it a hundred thousand times). The trade-off:
+/// two breakers' first stripes, counted by two threads, may sit on the two
+/// lines of one pair; they never share a line, so each owner's increment
+/// stays a plain store to its own line, and no count is ever lost (each
+/// line still has one writer).
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct FirstStripe(Counters);
+
+impl Counters {
     /// One more in `tally`, by this stripe's only writer.
     #[inline(always)]
     fn bump(&self, tally: Tally) {
@@ -181,7 +199,7 @@ impl Totals {
     #[inline(always)]
     pub(crate) fn add(&self, tally: Tally) {
         if u32::from(STRIPE.with(Cell::get)) == self.first_owner.load(Ordering::Relaxed) {
-            self.first.bump(tally);
+            self.first.0.bump(tally);
         } else {
             self.add_elsewhere(tally);
         }
@@ -194,7 +212,7 @@ impl Totals {
     fn add_elsewhere(&self, tally: Tally) {
         let Some(index) = owned_stripe() else {
             if let Some(shared) = self.more().last() {
-                shared.counts[tally as usize].fetch_add(1, Ordering::Relaxed);
+                shared.0.counts[tally as usize].fetch_add(1, Ordering::Relaxed);
             }
             return;
         };
@@ -206,9 +224,9 @@ impl Totals {
                     .compare_exchange(NO_OWNER, index as u32, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
         {
-            self.first.bump(tally);
+            self.first.0.bump(tally);
         } else if let Some(stripe) = self.more().get(index) {
-            stripe.bump(tally);
+            stripe.0.bump(tally);
         }
     }
 
@@ -220,7 +238,7 @@ impl Totals {
     pub(crate) fn snapshot(&self) -> Counts {
         let mut sums = [0u64; COUNTERS];
         let more = self.more.get().map_or(&[][..], |more| &more[..]);
-        for stripe in std::iter::once(&*self.first).chain(more) {
+        for stripe in std::iter::once(&self.first.0).chain(more.iter().map(|stripe| &stripe.0)) {
             for (sum, counter) in sums.iter_mut().zip(stripe.counts.iter()) {
                 *sum += counter.load(Ordering::Relaxed);
             }

@@ -75,6 +75,9 @@ pub(crate) struct Core {
     slow_probe_fails: bool,
     /// The half-open state keeps its account (`HalfOpen::keeps_tally`).
     keeps_probe_tally: bool,
+    /// Listeners are set (a copy of the settings' answer, read on every
+    /// event without going through the boxed hooks).
+    has_listeners: bool,
     /// How a counted success is recorded (decided once, from the settings).
     success_path: SuccessPath,
     /// The queue of waiting calls, the freeze slot, the counts at the last
@@ -120,6 +123,7 @@ impl Core {
             || policies.iter().any(|policy| policy.needs_time());
         let slow_probe_fails = policies.iter().any(|policy| policy.judges_slow_calls());
         let keeps_probe_tally = settings.half_open.keeps_tally();
+        let has_listeners = !settings.listeners().is_empty();
         let anchor = ClockAnchor::of(&settings.clock);
         let custom_clock = if anchor.kind() == ClockKind::Custom {
             settings.clock.as_custom()
@@ -143,6 +147,7 @@ impl Core {
             needs_time,
             slow_probe_fails,
             keeps_probe_tally,
+            has_listeners,
             success_path,
             cold: Lazy::new(),
             freeze_woken: AtomicBool::new(false),

@@ -208,7 +208,7 @@ impl Core {
                 });
             });
         }
-        if self.settings.listeners().is_empty() {
+        if !self.has_listeners {
             return;
         }
         let kind = match verdict {
@@ -239,7 +239,7 @@ impl Core {
 
     /// Whether anybody listens to events.
     pub(crate) fn listening(&self) -> bool {
-        !self.settings.listeners().is_empty()
+        self.has_listeners
     }
 
     /// A waiting call was let through after `waited`.
@@ -249,7 +249,7 @@ impl Core {
 
     #[inline]
     pub(super) fn emit(&self, kind: EventKind<'_>, at: Option<Duration>) {
-        if !self.settings.listeners().is_empty() {
+        if self.has_listeners {
             self.emit_to_listeners(kind, at);
         }
     }

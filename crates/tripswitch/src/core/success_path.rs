@@ -30,7 +30,9 @@ pub(super) struct SuccessPath {
     /// A consecutive-failures policy and one window (same conditions), as
     /// in failsafe's default policy: the window's short path above while no
     /// failure is counted.
-    paired: Option<(Arc<ConsecutiveState>, Companion)>,
+    /// Boxed: 8 bytes in every breaker instead of 24, for one pointer load
+    /// more on this shape's successes.
+    paired: Option<Box<(Arc<ConsecutiveState>, Companion)>>,
     /// Every policy has a fast path (consecutive counts, count windows and
     /// time windows): no event, at most one clock read, and a rate judged
     /// only when a window asks for it (the rates among them, by
@@ -83,7 +85,7 @@ impl SuccessPath {
             }
             [FastKind::Consecutive(consecutive), FastKind::Rate(rate)]
             | [FastKind::Rate(rate), FastKind::Consecutive(consecutive)] => {
-                path.paired = Companion::of(rate).map(|c| (Arc::clone(consecutive), c));
+                path.paired = Companion::of(rate).map(|c| Box::new((Arc::clone(consecutive), c)));
             }
             _ => {}
         }
@@ -147,7 +149,8 @@ impl Core {
         } else if let Some(buckets) = &self.success_path.buckets {
             self.count_success::<MAY_BE_LATE>(ticket);
             self.success_to_own_buckets(buckets, ticket);
-        } else if let Some((consecutive, companion)) = &self.success_path.paired {
+        } else if let Some(paired) = &self.success_path.paired {
+            let (consecutive, companion) = &**paired;
             self.count_success::<MAY_BE_LATE>(ticket);
             if consecutive.current() != 0 {
                 // The success resets the count: the general path.
