@@ -55,3 +55,36 @@ def test_the_package_itself_type_checks(tmp_path: Path) -> None:
         ["-p", "tripswitch", "--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache")]
     )
     assert status == 0, out + err
+
+
+def test_pyright_checks_user_code(tmp_path: Path) -> None:
+    # The same promise for pyright (the stubs are read by both checkers).
+    # .ci/python installs pyright and sets TRIPSWITCH_REQUIRE_PYRIGHT, so
+    # that a missing checker fails there instead of skipping.
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    pyright = shutil.which("pyright") or str(Path(sys.executable).with_name("pyright"))
+    if not Path(pyright).exists():
+        if os.environ.get("TRIPSWITCH_REQUIRE_PYRIGHT"):
+            pytest.fail("pyright is required here (TRIPSWITCH_REQUIRE_PYRIGHT) but not installed")
+        pytest.skip("pyright is not installed")
+    source = tmp_path / "user.py"
+    source.write_text(USER_CODE)
+    run = subprocess.run(
+        [pyright, "--pythonpath", sys.executable, str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    errors = sorted(
+        int(line.split(":")[1])
+        for line in run.stdout.splitlines()
+        if " - error: " in line and line.strip().startswith(str(source))
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert errors == [19, 20, 21, 22], run.stdout
