@@ -31,6 +31,48 @@ pub(crate) struct Built {
     pub(crate) builder: Builder,
     /// `Some` when the open period is a Python freeze function's.
     pub(crate) freezes: Option<FreezeSlot>,
+    /// The listeners' dispatcher, shared with the breaker's event hook.
+    pub(crate) listener: Arc<ListenerSlot>,
+}
+
+/// The Python dispatcher of a breaker's events, where the breaker's hook
+/// (inside the Rust breaker, invisible to Python's garbage collector) and
+/// the `Core` object that owns the breaker both reach it. `Core` reports
+/// it to the collector (`__traverse__`) and empties it (`__clear__`), so
+/// that a listener that refers back to its breaker makes a cycle the
+/// collector can break: once cleared, the hook delivers nothing.
+#[derive(Default)]
+pub(crate) struct ListenerSlot(std::sync::Mutex<Option<Py<PyAny>>>);
+
+impl ListenerSlot {
+    /// The dispatcher, if any. Taken out of the lock before it is called:
+    /// a call may run the collector, which reads this slot.
+    fn get(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        let held = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.as_ref().map(|listener| listener.clone_ref(py))
+    }
+
+    /// Reports the dispatcher to the collector. `try_lock`: never waits in
+    /// the collector (the lock is only held, with the GIL, for a clone).
+    pub(crate) fn traverse(&self, visit: &pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        if let Ok(held) = self.0.try_lock()
+            && let Some(listener) = held.as_ref()
+        {
+            visit.call(listener)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the dispatcher (the collector breaking a cycle).
+    pub(crate) fn clear(&self) -> Option<Py<PyAny>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
 }
 
 fn seconds(value: f64, setting: &str) -> PyResult<Duration> {
@@ -174,20 +216,33 @@ pub(crate) fn builder(config: &Bound<'_, PyDict>) -> PyResult<Built> {
     if let Some(retry) = get::<bool>(config, "retry_after_freeze")? {
         builder = builder.retry_after_freeze(retry);
     }
+    let slot = Arc::new(ListenerSlot::default());
     if let Some(listener) = config.get_item("listener")?
         && !listener.is_none()
     {
-        let listener = listener.unbind();
-        builder = builder.on_event(move |event| deliver(&listener, event));
+        *slot
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(listener.unbind());
+        let hook = Arc::clone(&slot);
+        builder = builder.on_event(move |event| deliver(&hook, event));
     }
-    Ok(Built { builder, freezes })
+    Ok(Built {
+        builder,
+        freezes,
+        listener: slot,
+    })
 }
 
 /// Hands an event to the Python dispatcher (which calls the listeners and
 /// logs what they raise): `(kind, breaker, fields)`.
-fn deliver(listener: &Py<PyAny>, event: &Event<'_>) {
+fn deliver(slot: &ListenerSlot, event: &Event<'_>) {
     // `None` while the interpreter shuts down: nobody listens any more.
     let _ = Python::try_attach(|py| {
+        // None once the collector cleared it: the breaker is being collected.
+        let Some(listener) = slot.get(py) else {
+            return;
+        };
         let fields = PyDict::new(py);
         let kind = match fill(&fields, event.kind()) {
             Ok(kind) => kind,

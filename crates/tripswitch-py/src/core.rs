@@ -10,7 +10,7 @@ use pyo3::types::PyDict;
 use tripswitch::{CircuitBreaker, Counts, OwnedPermit, Rejected};
 
 use crate::bridge::{Output, Pending, Signal, Task, Waiter, lock};
-use crate::config::{self, FreezeSlot, TOLD, snake};
+use crate::config::{self, FreezeSlot, ListenerSlot, TOLD, snake};
 
 /// `tripswitch.CircuitOpenError`, registered by the package at import.
 static OPEN_ERROR: OnceLock<Py<PyAny>> = OnceLock::new();
@@ -64,15 +64,23 @@ pub(crate) struct Core {
     /// The freeze a Python freeze function is to run (seed mode).
     freezes: Option<FreezeSlot>,
     fails_fast: bool,
+    /// The listeners' dispatcher the breaker's event hook calls; reported
+    /// to Python's garbage collector from here (see [`ListenerSlot`]).
+    listener: Arc<ListenerSlot>,
 }
 
 impl Core {
-    pub(crate) fn new(breaker: CircuitBreaker, freezes: Option<FreezeSlot>) -> Self {
+    pub(crate) fn new(
+        breaker: CircuitBreaker,
+        freezes: Option<FreezeSlot>,
+        listener: Arc<ListenerSlot>,
+    ) -> Self {
         let fails_fast = breaker.__fails_fast();
         Self {
             breaker,
             freezes,
             fails_fast,
+            listener,
         }
     }
 }
@@ -94,7 +102,19 @@ impl Core {
             .builder
             .try_build()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(Self::new(breaker, built.freezes))
+        Ok(Self::new(breaker, built.freezes, built.listener))
+    }
+
+    /// The Python objects the breaker keeps (its listeners' dispatcher), for
+    /// the garbage collector: a listener that refers back to its breaker is
+    /// a cycle it can collect.
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        self.listener.traverse(&visit)
+    }
+
+    /// Breaks the cycle: the breaker delivers no more events.
+    fn __clear__(&self) {
+        drop(self.listener.clear());
     }
 
     /// Admission now: a permit, `None` when the call must wait (wait mode),

@@ -104,6 +104,7 @@ impl Fleet {
     /// Attaches a breaker named `name`, built from the package's settings dict.
     fn breaker(&self, py: Python<'_>, name: String, config: &Bound<'_, PyDict>) -> PyResult<Core> {
         let built = config::builder(config)?;
+        let listener = built.listener;
         if built.freezes.is_some() {
             return Err(PyValueError::new_err(
                 "a fleet breaker's open period is timed (open_for=...): a Python freeze function cannot run in the other replicas",
@@ -119,7 +120,7 @@ impl Fleet {
                 })
             })
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(Core::new(breaker, None))
+        Ok(Core::new(breaker, None, listener))
     }
 
     /// This replica's id in the fleet.

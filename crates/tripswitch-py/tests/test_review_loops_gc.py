@@ -263,9 +263,39 @@ async def test_review20_ten_thousand_failing_tasks_one_freeze_at_a_time():
 
 # --- garbage collection ---
 
-# test_review20_breaker_with_listener_cycle_is_collected is left out: the native
-# core does not take part in Python's cycle collection (no __traverse__), so a
-# breaker whose listener refers back to it is kept alive. Known gap.
+def test_review20_breaker_with_listener_cycle_is_collected():
+    """A service object that owns a breaker and listens to it: a plain cycle
+    (through the Rust breaker, which reports its listeners to the collector)."""
+
+    class Service:
+        def __init__(self):
+            self.breaker = CircuitBreaker(listeners=[self.on_event], freeze_function=partial(asyncio.sleep, 0.01))
+
+        def on_event(self, event):
+            self.breaker.metrics()
+
+    svc = Service()
+    ref = weakref.ref(svc.breaker)
+    svc_ref = weakref.ref(svc)
+    del svc
+    for _ in range(3):
+        gc.collect()
+    assert svc_ref() is None and ref() is None, "a breaker whose listener refers to it leaks (cycle through Rust)"
+
+
+async def test_a_collected_cycle_leaves_listeners_of_live_breakers_alone():
+    """Clearing is for cycles only: a live breaker's listeners still hear
+    every event after a collection."""
+    seen = []
+    cb = CircuitBreaker(listeners=[seen.append], preset="standard", consecutive_failures=1, fail_fast=True)
+    gc.collect()
+
+    async def boom():
+        raise OSError
+
+    with pytest.raises(OSError):
+        await cb.execute(boom)
+    assert any(event.kind == "transition" for event in seen), seen
 
 def test_review20_breaker_with_self_referencing_attributes_is_collected():
     cb = CircuitBreaker()
