@@ -314,7 +314,9 @@ impl RegistryConfig {
             match settings.builder().map(named).and_then(Builder::try_build) {
                 Ok(breaker) => breaker,
                 Err(error) => {
-                    tracing::error!(%error, key = key.as_str(), "tripswitch: a configured breaker did not build");
+                    crate::events::trace(
+                        || tracing::error!(%error, key = key.as_str(), "tripswitch: a configured breaker did not build"),
+                    );
                     CircuitBreaker::standard().name(key.as_str()).build()
                 }
             }

@@ -182,10 +182,12 @@ pub(crate) struct OperationPanicked;
 /// Runs a user callback, containing a panic so that it cannot wedge the breaker.
 pub(crate) fn call_guarded(what: &str, breaker: Option<&str>, callback: impl FnOnce()) {
     if catch_unwind(AssertUnwindSafe(callback)).is_err() {
-        tracing::error!(
-            breaker = breaker.unwrap_or(""),
-            "tripswitch: {what} panicked; the panic was contained and the breaker keeps working"
-        );
+        crate::events::trace(|| {
+            tracing::error!(
+                breaker = breaker.unwrap_or(""),
+                "tripswitch: {what} panicked; the panic was contained and the breaker keeps working"
+            )
+        });
     }
 }
 
@@ -237,9 +239,20 @@ pub(crate) fn unless_reentered(breaker: usize, deliver: impl FnOnce()) -> bool {
 pub(crate) fn log_error(name: Option<&str>, error: &dyn fmt::Debug) {
     // DEBUG: one failure is routine (a gateway sees dozens a second);
     // state changes are what an operator wants at INFO and above.
-    tracing::debug!(
-        breaker = name.unwrap_or(""),
-        error = ?error,
-        "tripswitch: guarded call failed"
-    );
+    crate::events::trace(|| {
+        tracing::debug!(
+            breaker = name.unwrap_or(""),
+            error = ?error,
+            "tripswitch: guarded call failed"
+        )
+    });
+}
+
+/// Writes a `tracing` line, containing a panic of the subscriber (user code
+/// the breaker runs): a subscriber that panics loses its line, never the
+/// breaker's state, a transition half made, or the caller's call. The panic
+/// is not reported: the report would go to the same subscriber.
+#[inline]
+pub(crate) fn trace(line: impl FnOnce()) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(line));
 }

@@ -195,10 +195,12 @@ fn state_label(state: State) -> &'static str {
 fn unnamed_label() -> Arc<str> {
     static UNNAMED: AtomicU64 = AtomicU64::new(0);
     let label = format!("unnamed-{}", UNNAMED.fetch_add(1, Ordering::Relaxed) + 1);
-    tracing::warn!(
-        breaker = label.as_str(),
-        "tripswitch: a circuit breaker without a name exports its metrics as breaker=\"{label}\"; give it .name(..) for a stable label"
-    );
+    crate::events::trace(|| {
+        tracing::warn!(
+            breaker = label.as_str(),
+            "tripswitch: a circuit breaker without a name exports its metrics as breaker=\"{label}\"; give it .name(..) for a stable label"
+        )
+    });
     label.into()
 }
 
@@ -265,11 +267,13 @@ fn move_breaker(handles: &Handles, current: &AtomicU8, starts: bool, to: Option<
         warn
     };
     if warn {
-        tracing::warn!(
-            breaker = &*handles.name,
-            "tripswitch: two live circuit breakers export metrics as breaker=\"{}\": their counters add up and tripswitch_state counts both; give each breaker its own name (expected only while a registry replaces an evicted breaker that calls still hold)",
-            handles.name
-        );
+        crate::events::trace(|| {
+            tracing::warn!(
+                breaker = &*handles.name,
+                "tripswitch: two live circuit breakers export metrics as breaker=\"{}\": their counters add up and tripswitch_state counts both; give each breaker its own name (expected only while a registry replaces an evicted breaker that calls still hold)",
+                handles.name
+            )
+        });
     }
 }
 

@@ -41,14 +41,16 @@ impl BoundedWaits {
             return ask(breaker);
         }
         if !self.warned.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                breaker = breaker.name().unwrap_or(""),
-                "circuit breaker {:?} makes calls wait without bound while it is open; \
+            crate::events::trace(|| {
+                tracing::warn!(
+                    breaker = breaker.name().unwrap_or(""),
+                    "circuit breaker {:?} makes calls wait without bound while it is open; \
                  {integration} fails them fast instead, so that no request stalls for a whole \
                  open period. Give the breaker .fail_fast() or .max_wait(..), or use \
                  tripswitch::http::client_preset()",
-                breaker.name().unwrap_or("(unnamed)"),
-            );
+                    breaker.name().unwrap_or("(unnamed)"),
+                )
+            });
         }
         Admission::Now(breaker.try_acquire_owned())
     }

@@ -169,11 +169,13 @@ impl Builder {
     /// message [`try_build`](Self::try_build) would have returned.
     pub fn build(self) -> CircuitBreaker {
         if let Err(error) = self.check() {
-            tracing::error!(
-                breaker = self.name.as_deref().unwrap_or(""),
-                setting = error.setting(),
-                "{error}; built with the value clamped into range (use try_build to refuse it)"
-            );
+            crate::events::trace(|| {
+                tracing::error!(
+                    breaker = self.name.as_deref().unwrap_or(""),
+                    setting = error.setting(),
+                    "{error}; built with the value clamped into range (use try_build to refuse it)"
+                )
+            });
         }
         self.finish()
     }

@@ -80,10 +80,10 @@ fn timer() -> Option<&'static Timer> {
         {
             Ok(_) => Some(timer),
             Err(error) => {
-                tracing::error!(
+                crate::events::trace(|| tracing::error!(
                     %error,
                     "tripswitch: could not start the timer thread; StdClock sleeps will not end by themselves"
-                );
+                ));
                 None
             }
         }

@@ -348,7 +348,12 @@ impl Core {
         deadline: Option<Moment>,
     ) -> Rejected {
         self.totals.add(Tally::Rejected);
-        tracing::debug!(breaker = self.name().unwrap_or(""), %state, %reason, "tripswitch: call rejected");
+        // The level is asked first, and the line written out of line: the
+        // guard against a panicking subscriber costs a call, which a
+        // rejection pays only when DEBUG lines are wanted.
+        if tracing::level_enabled!(tracing::Level::DEBUG) {
+            self.trace_rejection(state, reason);
+        }
         self.emit(EventKind::Rejected { reason }, None);
         Rejected {
             deadline: deadline.map_or(0, |until| self.anchor.anchor(until.nanos())),
@@ -359,5 +364,13 @@ impl Core {
                 None => ClockKind::Unknown,
             },
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn trace_rejection(&self, state: State, reason: RejectReason) {
+        crate::events::trace(
+            || tracing::debug!(breaker = self.name().unwrap_or(""), %state, %reason, "tripswitch: call rejected"),
+        );
     }
 }

@@ -5,7 +5,7 @@ use super::PeriodWakers;
 use super::deadline::AtomicDeadline;
 use super::freeze::FreezeSlot;
 use super::probe_tally::ProbeTally;
-use crate::loom::{AtomicU32, AtomicU64, Mutex, OnceLock};
+use crate::loom::{AtomicBool, AtomicU32, AtomicU64, Mutex, OnceLock};
 use crate::metrics::Counts;
 use crate::waiters::Waiters;
 
@@ -47,6 +47,11 @@ pub(super) struct Cold {
     /// a transition with `TransitionReason::Shared` half-opens it; same
     /// orderings as `shared_open_for`.
     pub(super) shared_half_open_for: AtomicU64,
+    /// The current half-open state is a shared store's lease (entered with
+    /// `TransitionReason::Shared`): when its bound passes it ends, idle or
+    /// not. Stored (Release) by the transition's thread before the state's
+    /// deadline, loaded (Acquire) when the deadline has passed.
+    pub(super) half_open_leased: AtomicBool,
     /// When a bounded half-open state gives up (`HalfOpen::max_duration`);
     /// none otherwise. Same orderings as `Core::open_until`.
     pub(super) half_open_until: AtomicDeadline,

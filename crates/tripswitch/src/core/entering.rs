@@ -51,21 +51,25 @@ impl Core {
         *lock(&self.cold.state_since) = self.totals.snapshot();
         // Opening is news an operator acts on (WARN); the rest is INFO.
         if to.is_open() {
-            tracing::warn!(
-                breaker = self.name().unwrap_or(""),
-                %from,
-                %to,
-                %reason,
-                "tripswitch: state changed"
-            );
+            crate::events::trace(|| {
+                tracing::warn!(
+                    breaker = self.name().unwrap_or(""),
+                    %from,
+                    %to,
+                    %reason,
+                    "tripswitch: state changed"
+                )
+            });
         } else {
-            tracing::info!(
-                breaker = self.name().unwrap_or(""),
-                %from,
-                %to,
-                %reason,
-                "tripswitch: state changed"
-            );
+            crate::events::trace(|| {
+                tracing::info!(
+                    breaker = self.name().unwrap_or(""),
+                    %from,
+                    %to,
+                    %reason,
+                    "tripswitch: state changed"
+                )
+            });
         }
         if let Some(shared) = self.settings.shared() {
             call_guarded("the shared state's transition hook", self.name(), || {
@@ -77,6 +81,9 @@ impl Core {
             State::Open => self.opened(from, word, reason, error, now, took_effect),
             State::HalfOpen => {
                 self.cold.half_open_successes.store(0, Ordering::Release);
+                self.cold
+                    .half_open_leased
+                    .store(reason == TransitionReason::Shared, Ordering::Release);
                 self.open_probe_tally(generation);
                 let max = match reason {
                     TransitionReason::Shared => {
@@ -225,10 +232,12 @@ impl Core {
                 self.drive_freeze();
             }
             Err(_) => {
-                tracing::error!(
-                    breaker = self.name().unwrap_or(""),
-                    "tripswitch: the freeze function panicked; the open period ends at once"
-                );
+                crate::events::trace(|| {
+                    tracing::error!(
+                        breaker = self.name().unwrap_or(""),
+                        "tripswitch: the freeze function panicked; the open period ends at once"
+                    )
+                });
                 self.emit_transition(from, State::Open, reason, took_effect);
                 self.end_open(generation);
                 return;

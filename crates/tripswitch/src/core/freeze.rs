@@ -208,11 +208,13 @@ impl Core {
         };
 
         if deadline.is_some_and(|d| d.has_come(self.now())) {
-            tracing::warn!(
-                breaker = self.name().unwrap_or(""),
-                max_freeze = ?self.settings.max_freeze(),
-                "tripswitch: the freeze function's future did not finish within max_freeze; the open period ends"
-            );
+            crate::events::trace(|| {
+                tracing::warn!(
+                    breaker = self.name().unwrap_or(""),
+                    max_freeze = ?self.settings.max_freeze(),
+                    "tripswitch: the freeze function's future did not finish within max_freeze; the open period ends"
+                )
+            });
             self.clear_freeze(|g| g == generation);
             drop(future);
             self.period_elapsed(state, generation);
@@ -247,10 +249,12 @@ impl Core {
                 true
             }
             Err(_) => {
-                tracing::error!(
-                    breaker = self.name().unwrap_or(""),
-                    "tripswitch: the freeze future panicked; the open period ends here"
-                );
+                crate::events::trace(|| {
+                    tracing::error!(
+                        breaker = self.name().unwrap_or(""),
+                        "tripswitch: the freeze future panicked; the open period ends here"
+                    )
+                });
                 self.clear_freeze(|g| g == generation);
                 self.period_elapsed(state, generation);
                 true

@@ -122,15 +122,18 @@ impl Settings {
 /// An optional `u64` (nanoseconds, or a count) in 8 bytes instead of the 16
 /// of an `Option<Duration>` or `Option<usize>`: `u64::MAX` is none, and
 /// values saturate one below it (about 584 years; more calls than a
-/// process can hold), which no setting tells from "longer" or "more".
+/// process can hold). A saturated duration reads back as `Duration::MAX`:
+/// longer than any reading of a clock (which counts nanoseconds in a
+/// `u64`), so a threshold or a bound set that high is never reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OptionalU64(u64);
 
 impl OptionalU64 {
     const NONE: u64 = u64::MAX;
+    const SATURATED: u64 = u64::MAX - 1;
 
     fn some(value: u64) -> Self {
-        Self(value.min(Self::NONE - 1))
+        Self(value.min(Self::SATURATED))
     }
 
     pub(crate) fn of_duration(duration: Option<Duration>) -> Self {
@@ -145,7 +148,11 @@ impl OptionalU64 {
 
     #[inline]
     pub(crate) fn duration(self) -> Option<Duration> {
-        (self.0 != Self::NONE).then(|| Duration::from_nanos(self.0))
+        match self.0 {
+            Self::NONE => None,
+            Self::SATURATED => Some(Duration::MAX),
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
     }
 
     pub(crate) fn count(self) -> Option<usize> {
@@ -174,7 +181,16 @@ mod tests {
         assert_eq!(OptionalU64::of_count(Some(7)).count(), Some(7));
         // Saturated, never turned into "none".
         let longest = OptionalU64::of_duration(Some(Duration::MAX)).duration();
-        assert_eq!(longest, Some(Duration::from_nanos(u64::MAX - 1)));
+        assert_eq!(
+            longest,
+            Some(Duration::MAX),
+            "longer than any clock reading"
+        );
+        let just_below = Duration::from_nanos(u64::MAX - 2);
+        assert_eq!(
+            OptionalU64::of_duration(Some(just_below)).duration(),
+            Some(just_below)
+        );
         assert!(OptionalU64::of_count(Some(usize::MAX)).count().is_some());
     }
 }

@@ -97,6 +97,7 @@ impl Core {
                 if word.generation() == generation
                     && word.probes() == 0
                     && self.settings.shared().is_none()
+                    && !self.cold.half_open_leased.load(Ordering::Acquire)
                     && let Some(max) = self.settings.half_open.max_duration
                 {
                     // Nothing is stuck: no probe is in flight. The bound
@@ -104,7 +105,8 @@ impl Core {
                     // half-open state waits for its first call (as
                     // gobreaker's does), its bound renewed from now, rather
                     // than reopen without having probed. (A fleet's
-                    // half-open lease ends it all the same.)
+                    // half-open lease, or one granted through
+                    // `SharedControl` without a store, ends it all the same.)
                     let until = super::deadline::Moment::after(self.now(), max);
                     self.cold
                         .half_open_until
