@@ -138,7 +138,24 @@ impl Inner {
     }
 
     pub(crate) fn emit(&self, event: FleetEvent) {
-        match &event {
+        // A `tracing` subscriber is user code: one that panics loses its
+        // line, never the sync task (which would leave every breaker on its
+        // local state for good). Nothing reports the panic: the report
+        // would go to the same subscriber.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.log(&event)));
+        if let Some(listener) = &self.listener {
+            let call = std::panic::AssertUnwindSafe(|| listener(&event));
+            if std::panic::catch_unwind(call).is_err() {
+                let _ = std::panic::catch_unwind(|| {
+                    tracing::error!("tripswitch-redis: the fleet event listener panicked");
+                });
+            }
+        }
+    }
+
+    /// The `tracing` line of a fleet event.
+    fn log(&self, event: &FleetEvent) {
+        match event {
             FleetEvent::Unreachable { error } => tracing::warn!(
                 replica = %self.replica,
                 %error,
@@ -204,12 +221,6 @@ impl Inner {
                 breaker = %breaker,
                 "tripswitch-redis: {what}; it was put back from this replica's copy"
             ),
-        }
-        if let Some(listener) = &self.listener {
-            let call = std::panic::AssertUnwindSafe(|| listener(&event));
-            if std::panic::catch_unwind(call).is_err() {
-                tracing::error!("tripswitch-redis: the fleet event listener panicked");
-            }
         }
     }
 }
