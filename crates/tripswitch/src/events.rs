@@ -182,7 +182,7 @@ pub(crate) struct OperationPanicked;
 /// Runs a user callback, containing a panic so that it cannot wedge the breaker.
 pub(crate) fn call_guarded(what: &str, breaker: Option<&str>, callback: impl FnOnce()) {
     if catch_unwind(AssertUnwindSafe(callback)).is_err() {
-        crate::events::trace(|| {
+        trace(|| {
             tracing::error!(
                 breaker = breaker.unwrap_or(""),
                 "tripswitch: {what} panicked; the panic was contained and the breaker keeps working"
@@ -233,19 +233,19 @@ pub(crate) fn unless_reentered(breaker: usize, deliver: impl FnOnce()) -> bool {
     true
 }
 
-/// The `on_error` a breaker has unless given another: a `tracing` warning.
-/// Called with the breaker's name when a failure is reported, so that no
-/// breaker keeps a closure (and a copy of its name) for it.
+/// The `on_error` a breaker has unless given another: a `tracing` debug
+/// line. Called with the breaker's name when a failure is reported, so that
+/// no breaker keeps a closure (and a copy of its name) for it. Called under
+/// [`call_guarded`], as a user's `on_error` is: a subscriber that panics on
+/// it is contained there.
 pub(crate) fn log_error(name: Option<&str>, error: &dyn fmt::Debug) {
     // DEBUG: one failure is routine (a gateway sees dozens a second);
     // state changes are what an operator wants at INFO and above.
-    crate::events::trace(|| {
-        tracing::debug!(
-            breaker = name.unwrap_or(""),
-            error = ?error,
-            "tripswitch: guarded call failed"
-        )
-    });
+    tracing::debug!(
+        breaker = name.unwrap_or(""),
+        error = ?error,
+        "tripswitch: guarded call failed"
+    );
 }
 
 /// Writes a `tracing` line, containing a panic of the subscriber (user code

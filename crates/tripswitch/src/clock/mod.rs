@@ -166,7 +166,7 @@ impl ClockReader {
     pub(crate) fn sleep(&self, duration: Duration) -> Sleep {
         match self {
             #[cfg(feature = "tokio")]
-            ClockReader::Instants { on_tokio: true, .. } => TokioClock::new().sleep(duration),
+            ClockReader::Instants { on_tokio: true, .. } => tokio_clock::tokio_sleep(duration),
             ClockReader::Instants { .. } => thread_sleep(duration),
             #[cfg(feature = "quanta")]
             ClockReader::Tsc(tsc) => tsc.sleep(duration),

@@ -40,11 +40,16 @@ impl Clock for TokioClock {
     /// runtime, a sleep on the process-wide timer thread of
     /// [`StdClock`](super::StdClock) instead (tokio's would panic there).
     fn sleep(&self, duration: Duration) -> Sleep {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return super::std_clock::thread_sleep(duration);
-        }
-        Box::pin(tokio::time::sleep(duration))
+        tokio_sleep(duration)
     }
+}
+
+/// [`TokioClock::sleep`], which needs no clock (its origin plays no part).
+pub(crate) fn tokio_sleep(duration: Duration) -> Sleep {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return super::std_clock::thread_sleep(duration);
+    }
+    Box::pin(tokio::time::sleep(duration))
 }
 
 /// Time on tokio's clock since `origin` (zero if tokio's paused clock was
