@@ -136,16 +136,21 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if let StageProj::Start = this.stage.as_mut().project() {
-            let Some(ticket) = this.core.admit_fast() else {
-                if this.core.fails_fast()
-                    && let Some(until) = this.core.reject_while_open()
-                {
-                    // An outage's common case, inlined too; the rejection is
-                    // built where the result goes.
-                    this.stage.set(Stage::Done);
-                    return Poll::Ready(Err(Error::Rejected(this.core.rejected_while_open(until))));
+            let ticket = match this.core.admit_fast_or_word() {
+                Ok(ticket) => ticket,
+                Err(word) => {
+                    if this.core.fails_fast()
+                        && let Some(until) = this.core.reject_while_open(word)
+                    {
+                        // An outage's common case, inlined too; the rejection
+                        // is built where the result goes.
+                        this.stage.set(Stage::Done);
+                        return Poll::Ready(Err(Error::Rejected(
+                            this.core.rejected_while_open(until),
+                        )));
+                    }
+                    return poll_slow(this, cx);
                 }
-                return poll_slow(this, cx);
             };
             let future = call_operation(this.operation, this.core, ticket);
             this.stage.set(Stage::Running {

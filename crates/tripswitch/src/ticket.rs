@@ -2,7 +2,7 @@
 
 use std::num::NonZeroU64;
 
-use crate::state::GEN_SHIFT;
+use crate::state::{GEN_SHIFT, State, Word};
 
 /// How a call's run is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,20 @@ impl Ticket {
         }
     }
 
+    /// The ticket of a counted, untimed call admitted by the closed state
+    /// word `word`: the same as `Ticket::new(word.generation(), Counted,
+    /// NOT_TIMED)`, made with one instruction. A closed word is its
+    /// generation and nothing else (state bits 0, and no probes: only
+    /// half-open words carry probes, `Word::with_probes`).
+    #[inline(always)]
+    pub(crate) fn counted_in_closed(word: Word) -> Ticket {
+        debug_assert!(word.is(State::Closed) && word.probes() == 0);
+        Ticket {
+            tag: NonZeroU64::new(word.0 | COUNTED).unwrap_or(NonZeroU64::MIN),
+            started: NOT_TIMED,
+        }
+    }
+
     /// When the run started (nanoseconds on the clock), or [`NOT_TIMED`].
     #[inline]
     pub(crate) fn started(self) -> u64 {
@@ -113,7 +127,6 @@ pub(crate) const NOT_TIMED: u64 = u64::MAX;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{State, Word};
 
     /// `closed_word` equals the state word only for a counted ticket of a
     /// breaker still closed in the ticket's generation: never for another
@@ -159,6 +172,31 @@ mod tests {
                 }
                 word = entered;
             }
+        }
+    }
+
+    /// The closed-word shortcut makes the same ticket as `Ticket::new`, in
+    /// every generation (the largest and the wrapped one included).
+    #[test]
+    fn a_closed_words_ticket_is_the_counted_ticket_of_its_generation() {
+        let largest = u64::MAX >> GEN_SHIFT;
+        let mut words = vec![Word::INITIAL];
+        let mut word = Word::INITIAL;
+        for _ in 0..5 {
+            word = word.next(State::Open).next(State::Closed);
+            words.push(word);
+        }
+        let last = Word(largest << GEN_SHIFT);
+        words.push(last);
+        words.push(last.next(State::Closed));
+        for word in words {
+            assert!(word.is(State::Closed));
+            let shortcut = Ticket::counted_in_closed(word);
+            let full = Ticket::new(word.generation(), TicketKind::Counted, NOT_TIMED);
+            assert_eq!(shortcut.tag, full.tag, "{word:?}");
+            assert_eq!(shortcut.started(), NOT_TIMED);
+            assert_eq!(shortcut.kind(), TicketKind::Counted);
+            assert_eq!(shortcut.closed_word(), word.0);
         }
     }
 }

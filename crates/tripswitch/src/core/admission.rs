@@ -13,7 +13,7 @@ use crate::error::{RejectReason, Rejected, Why};
 use crate::events::EventKind;
 use crate::loom::Ordering;
 use crate::metrics::Tally;
-use crate::state::State;
+use crate::state::{State, Word};
 use crate::ticket::{Ticket, TicketKind};
 use crate::waiters::{Grant, WaitFor};
 
@@ -80,11 +80,22 @@ impl Core {
     /// Always inlined: it is most of a call's admission.
     #[inline(always)]
     pub(crate) fn admit_fast(&self) -> Option<Ticket> {
+        self.admit_fast_or_word().ok()
+    }
+
+    /// [`admit_fast`](Self::admit_fast), returning the state word that
+    /// refused the call, so that the next check need not load it again.
+    #[inline(always)]
+    pub(crate) fn admit_fast_or_word(&self) -> Result<Ticket, Word> {
         let word = self.load();
         if word.is(State::Closed) {
-            Some(self.ticket(word.generation(), TicketKind::Counted))
+            Ok(if self.times_calls {
+                self.timed_ticket(word.generation(), TicketKind::Counted)
+            } else {
+                Ticket::counted_in_closed(word)
+            })
         } else {
-            None
+            Err(word)
         }
     }
 
@@ -147,9 +158,11 @@ impl Core {
     /// its timer has not fired: the common case of an outage, kept short (no
     /// clock read, no admission loop). Returns the open period's deadline;
     /// `None` means: take the full path.
+    ///
+    /// `word`: the state word, as the admission just loaded it.
     #[inline]
-    pub(crate) fn reject_while_open(&self) -> Option<Moment> {
-        if !self.load().is(State::Open) {
+    pub(crate) fn reject_while_open(&self, word: Word) -> Option<Moment> {
+        if !word.is(State::Open) {
             return None;
         }
         let until = self.open_until.load(Ordering::Acquire)?;
@@ -173,23 +186,27 @@ impl Core {
     /// out of line, so that the permit path costs no more than `execute`'s.
     #[inline(always)]
     pub(crate) fn try_admit_now(&self) -> Result<Ticket, Rejected> {
-        match self.admit_fast() {
-            Some(ticket) => Ok(ticket),
-            None => self.try_admit_not_closed(),
+        match self.admit_fast_or_word() {
+            Ok(ticket) => Ok(ticket),
+            Err(word) => {
+                if self.settings.fail_fast
+                    && let Some(until) = self.reject_while_open(word)
+                {
+                    return Err(self.rejected_while_open(until));
+                }
+                self.try_admit_not_closed()
+            }
         }
     }
 
-    /// [`try_admit_now`](Self::try_admit_now) on a breaker that is not
-    /// closed: a fail-fast breaker's outage is refused by the short path (no
-    /// clock read unless its timer fired or the sample says so), anything
-    /// else takes [`try_admit`](Self::try_admit).
+    /// [`try_admit_now`](Self::try_admit_now) when neither the closed
+    /// admission nor the short path of a fail-fast outage answered: the
+    /// full admission. It must not ask the short path again: that would
+    /// draw another clock sample, and a sampled rejection (the one that
+    /// lets a breaker whose timer never fires notice the end of its period)
+    /// would be refused by the second draw.
     #[inline(never)]
     fn try_admit_not_closed(&self) -> Result<Ticket, Rejected> {
-        if self.settings.fail_fast
-            && let Some(until) = self.reject_while_open()
-        {
-            return Err(self.rejected_while_open(until));
-        }
         self.try_admit().map_err(|block| self.reject(block))
     }
 
@@ -354,7 +371,9 @@ impl Core {
         if tracing::level_enabled!(tracing::Level::DEBUG) {
             self.trace_rejection(state, reason);
         }
-        self.emit(EventKind::Rejected { reason }, None);
+        if self.has_listeners {
+            self.emit_rejection(reason);
+        }
         Rejected {
             deadline: deadline.map_or(0, |until| self.anchor.anchor(until.nanos())),
             source: self.reject_source.clone(),
@@ -364,6 +383,13 @@ impl Core {
                 None => ClockKind::Unknown,
             },
         }
+    }
+
+    /// The rejection's event, out of line: the event is built only when
+    /// someone listens.
+    #[inline(never)]
+    fn emit_rejection(&self, reason: RejectReason) {
+        self.emit_to_listeners(EventKind::Rejected { reason }, None);
     }
 
     #[cold]

@@ -257,7 +257,7 @@ impl Core {
 
     /// [`ticket`](Self::ticket) for a run that is timed: reads the clock.
     #[inline(never)]
-    fn timed_ticket(&self, generation: u64, kind: TicketKind) -> Ticket {
+    pub(super) fn timed_ticket(&self, generation: u64, kind: TicketKind) -> Ticket {
         Ticket::new(generation, kind, nanos(self.now()))
     }
 }

@@ -135,21 +135,35 @@ impl Core {
 
     /// The success paths proper, for a counted ticket. `MAY_BE_LATE`: the
     /// caller has not ruled out a late result.
+    ///
+    /// The three one-policy paths are inlined into the caller (a time
+    /// window's up to its clock read, which is out of line); the others are
+    /// one call out of line.
     #[inline(always)]
     fn success_by_path<const MAY_BE_LATE: bool>(&self, ticket: Ticket) {
-        if let Some(ring) = &self.success_path.ring {
-            self.count_success::<MAY_BE_LATE>(ticket);
-            self.success_to_own_ring(ring, ticket);
-        } else if let Some(consecutive) = &self.success_path.consecutive {
+        if let Some(consecutive) = &self.success_path.consecutive {
             self.count_success::<MAY_BE_LATE>(ticket);
             if consecutive.current() != 0 {
                 // A success that resets the count (in its generation).
                 self.success_to_windows(ticket);
             }
+        } else if let Some(ring) = &self.success_path.ring {
+            self.count_success::<MAY_BE_LATE>(ticket);
+            self.success_to_own_ring(ring, ticket);
         } else if let Some(buckets) = &self.success_path.buckets {
             self.count_success::<MAY_BE_LATE>(ticket);
             self.success_to_own_buckets(buckets, ticket);
-        } else if let Some(paired) = &self.success_path.paired {
+        } else {
+            self.success_by_other_path::<MAY_BE_LATE>(ticket);
+        }
+    }
+
+    /// [`success_by_path`](Self::success_by_path) for the other shapes: a
+    /// consecutive count paired with a window, several windows, or a policy
+    /// without a fast path.
+    #[inline(never)]
+    fn success_by_other_path<const MAY_BE_LATE: bool>(&self, ticket: Ticket) {
+        if let Some(paired) = &self.success_path.paired {
             let (consecutive, companion) = &**paired;
             self.count_success::<MAY_BE_LATE>(ticket);
             if consecutive.current() != 0 {
@@ -279,8 +293,7 @@ impl Core {
     }
 
     /// [`success_to_own_buckets`](Self::success_to_own_buckets) on a custom
-    /// clock. Kept out of line (as is the next one) so that the count-only paths
-    /// above stay small enough to inline.
+    /// clock, out of line: the reading is a call through the clock anyway.
     #[inline(never)]
     pub(super) fn success_to_buckets(&self, buckets: &TimeBuckets) -> bool {
         buckets.record_success(self.now())
