@@ -149,10 +149,10 @@ impl Core {
             }
         } else if let Some(ring) = &self.success_path.ring {
             self.count_success::<MAY_BE_LATE>(ticket);
-            self.success_to_own_ring(ring, ticket);
+            self.success_to_own_ring::<MAY_BE_LATE>(ring, ticket);
         } else if let Some(buckets) = &self.success_path.buckets {
             self.count_success::<MAY_BE_LATE>(ticket);
-            self.success_to_own_buckets(buckets, ticket);
+            self.success_to_own_buckets::<MAY_BE_LATE>(buckets, ticket);
         } else {
             self.success_by_other_path::<MAY_BE_LATE>(ticket);
         }
@@ -171,8 +171,12 @@ impl Core {
                 self.success_to_windows(ticket);
             } else {
                 match companion {
-                    Companion::Ring(ring) => self.success_to_own_ring(ring, ticket),
-                    Companion::Buckets(buckets) => self.success_to_own_buckets(buckets, ticket),
+                    Companion::Ring(ring) => {
+                        self.success_to_own_ring::<MAY_BE_LATE>(ring, ticket);
+                    }
+                    Companion::Buckets(buckets) => {
+                        self.success_to_own_buckets::<MAY_BE_LATE>(buckets, ticket);
+                    }
                 }
             }
         } else if !self.success_path.windows.is_empty() {
@@ -264,11 +268,17 @@ impl Core {
     /// A success in a breaker's only count window (beside a consecutive
     /// count, if any). A full ring without failures needs nothing, in any
     /// generation; otherwise only in the call's own generation (the breaker
-    /// is still in the state that admitted the call).
+    /// is still in the state that admitted the call). `MAY_BE_LATE`: the
+    /// caller has not checked the generation ([`record_success`](Self::record_success)
+    /// has, when it is false).
     #[inline(always)]
-    pub(super) fn success_to_own_ring(&self, ring: &CountRing, ticket: Ticket) {
+    pub(super) fn success_to_own_ring<const MAY_BE_LATE: bool>(
+        &self,
+        ring: &CountRing,
+        ticket: Ticket,
+    ) {
         if !ring.success_is_a_no_op()
-            && self.load().generation() == ticket.generation()
+            && (!MAY_BE_LATE || self.load().generation() == ticket.generation())
             && ring.record_untimed_success()
         {
             self.judge_after_success(ticket);
@@ -276,10 +286,15 @@ impl Core {
     }
 
     /// A success in a breaker's only time window (beside a consecutive
-    /// count, if any), in the call's generation.
+    /// count, if any), in the call's generation. `MAY_BE_LATE` as for
+    /// [`success_to_own_ring`](Self::success_to_own_ring).
     #[inline(always)]
-    pub(super) fn success_to_own_buckets(&self, buckets: &TimeBuckets, ticket: Ticket) {
-        if self.load().generation() != ticket.generation() {
+    pub(super) fn success_to_own_buckets<const MAY_BE_LATE: bool>(
+        &self,
+        buckets: &TimeBuckets,
+        ticket: Ticket,
+    ) {
+        if MAY_BE_LATE && self.load().generation() != ticket.generation() {
             return;
         }
         let judge = if self.settings.clock.is_built_in() {

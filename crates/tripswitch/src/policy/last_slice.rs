@@ -39,8 +39,6 @@ pub(crate) struct Remembered<P> {
     /// The slice's span on the breaker's clock: `start <= now < end`.
     pub(crate) start: P,
     pub(crate) end: P,
-    /// The stripe row the cell belongs to (the thread's own).
-    pub(crate) row: u32,
     /// The cell, by its bucket's index in the row.
     pub(crate) cell: u32,
     /// The tag the cell held then (window epoch and slice).
@@ -97,13 +95,18 @@ impl Reading for u64 {
     }
 }
 
-/// The cell and tag of `window`'s slice holding `now`, if this thread
-/// remembers it.
+/// The cell (in this thread's own row: a thread keeps its stripe, and so
+/// its row, for life) and tag of `window`'s slice holding `now`, if this
+/// thread remembers it.
 #[inline]
-pub(crate) fn recall<P: Reading>(window: u64, now: P) -> Option<Remembered<P>> {
+pub(crate) fn recall<P: Reading>(window: u64, now: P) -> Option<(u32, u64)> {
     P::memory().with(|ways| {
         let last = ways[way(window)].get()?;
-        (last.window == window && last.start <= now && now < last.end).then_some(last)
+        if last.window == window && last.start <= now && now < last.end {
+            Some((last.cell, last.tag))
+        } else {
+            None
+        }
     })
 }
 
@@ -133,11 +136,10 @@ mod tests {
             window: 7,
             start: at(100),
             end: at(200),
-            row: 0,
             cell: 3,
             tag: 42,
         });
-        assert_eq!(recall(7, at(100)).map(|r| (r.cell, r.tag)), Some((3, 42)));
+        assert_eq!(recall(7, at(100)), Some((3, 42)));
         assert!(recall(7, at(199)).is_some());
         assert!(recall(7, at(99)).is_none(), "before the span");
         assert!(
@@ -153,7 +155,6 @@ mod tests {
             window: 8,
             start: at(0),
             end: at(1_000),
-            row: 0,
             cell: 0,
             tag: 1,
         });
@@ -171,14 +172,13 @@ mod tests {
                 window,
                 start: origin,
                 end,
-                row: 0,
                 cell: window as u32,
                 tag: 1,
             });
         }
         for window in 1_000..1_016_u64 {
             assert_eq!(
-                recall(window, origin).map(|r| r.cell),
+                recall(window, origin).map(|(cell, _)| cell),
                 Some(window as u32),
                 "window {window}"
             );
@@ -192,7 +192,6 @@ mod tests {
             window: 21,
             start: origin,
             end: origin + Duration::from_nanos(100),
-            row: 0,
             cell: 1,
             tag: 5,
         });
@@ -200,15 +199,14 @@ mod tests {
             window: 21,
             start: 1_000_u64,
             end: 2_000,
-            row: 0,
             cell: 2,
             tag: 6,
         });
-        assert_eq!(recall(21, 1_500_u64).map(|r| (r.cell, r.tag)), Some((2, 6)));
+        assert_eq!(recall(21, 1_500_u64), Some((2, 6)));
         assert!(recall(21, 2_000_u64).is_none(), "the span's end");
         assert!(recall(21, 999_u64).is_none(), "before the span");
         assert_eq!(
-            recall(21, origin + Duration::from_nanos(50)).map(|r| r.cell),
+            recall(21, origin + Duration::from_nanos(50)).map(|(cell, _)| cell),
             Some(1),
             "the instants' memory of the same window is untouched"
         );

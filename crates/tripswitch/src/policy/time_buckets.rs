@@ -149,25 +149,23 @@ impl TimeBuckets {
         let Some(row) = owned_stripe() else {
             return self.record_success(Duration::from_nanos(now.nanos_since(origin)));
         };
-        if let Some(last) = last_slice::recall(self.id, now)
-            && last.row as usize == row
-            && striped.add_again(row, last.cell as usize, last.tag)
+        if let Some((cell, tag)) = last_slice::recall(self.id, now)
+            && striped.add_again(row, cell as usize, tag)
         {
             return self.may_hold_failures();
         }
         let (slice, index) = self.slot_at_nanos(now.nanos_since(origin));
         match striped.add_at(row, slice, index) {
             Some((cell, tag)) => {
-                // Rows are at most `OWNED_STRIPES`, cells at most
-                // `MAX_STRIPED_BUCKETS` per row: both fit in a `u32`.
+                // Cells are at most `MAX_STRIPED_BUCKETS` per row: the
+                // index fits in a `u32`.
                 if let Some((start, end)) = self.span(origin, slice)
-                    && let (Ok(row), Ok(cell)) = (u32::try_from(row), u32::try_from(cell))
+                    && let Ok(cell) = u32::try_from(cell)
                 {
                     last_slice::remember(last_slice::Remembered {
                         window: self.id,
                         start,
                         end,
-                        row,
                         cell,
                         tag,
                     });
