@@ -183,17 +183,36 @@ where
                     }
                     return Poll::Ready(Ok(value));
                 }
-                Poll::Ready(Err(error)) => {
-                    let ticket = ticket.take();
-                    this.stage.set(Stage::Done);
-                    if let Poll::Ready(done) = finish_run(&mut this, ticket, false, Err(error)) {
-                        return Poll::Ready(done);
-                    }
-                }
+                Poll::Ready(Err(error)) => return poll_failed(this, cx, error),
             }
         }
         poll_slow(this, cx)
     }
+}
+
+/// A first run that failed, out of line, whole: only the error crosses
+/// from the inlined happy path (the ticket is still in the stage).
+#[inline(never)]
+fn poll_failed<F, Fut, T, E, C>(
+    mut this: ExecuteProj<'_, '_, F, Fut, E, C>,
+    cx: &mut Context<'_>,
+    error: E,
+) -> Poll<Result<T, Error<E>>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: fmt::Debug + 'static,
+    C: Classification<T, E>,
+{
+    let ticket = match this.stage.as_mut().project() {
+        StageProj::Running { ticket, .. } => ticket.take(),
+        _ => None,
+    };
+    this.stage.set(Stage::Done);
+    if let Poll::Ready(done) = finish_run(&mut this, ticket, false, Err(error)) {
+        return Poll::Ready(done);
+    }
+    poll_slow(this, cx)
 }
 
 /// Records a panic as the run's failure if the operation's poll unwinds.

@@ -196,9 +196,14 @@ impl Core {
         slow: bool,
         at: Option<Duration>,
     ) {
-        if let Verdict::Failure(error) = verdict {
-            // The default (none set) is a `tracing` line, under the same
-            // guard: a subscriber is user code too.
+        if let Verdict::Failure(error) = verdict
+            && (self.settings.on_error().is_some()
+                || tracing::level_enabled!(tracing::Level::DEBUG))
+        {
+            // The default (none set) is a `tracing` line at DEBUG, under the
+            // same guard: a subscriber is user code too. When DEBUG lines
+            // are off, the default has nothing to write, and the guards
+            // (a thread-local stack and an unwind boundary) are skipped.
             unless_reentered(self.id(), || {
                 call_guarded("the on_error callback", self.name(), || {
                     match self.settings.on_error() {

@@ -96,16 +96,19 @@ impl Settings {
         self.slow_after.duration()
     }
 
+    #[inline]
     pub(crate) fn error_rules(&self) -> &[ErrorRule] {
         self.hooks.as_ref().map_or(&[], |hooks| &hooks.error_rules)
     }
 
+    #[inline]
     pub(crate) fn on_error(&self) -> Option<&ErrorCallback> {
         self.hooks
             .as_ref()
             .and_then(|hooks| hooks.on_error.as_ref())
     }
 
+    #[inline]
     pub(crate) fn listeners(&self) -> &[Listener] {
         self.hooks.as_ref().map_or(&[], |hooks| &hooks.listeners)
     }

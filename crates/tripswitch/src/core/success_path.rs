@@ -144,8 +144,7 @@ impl Core {
         if let Some(consecutive) = &self.success_path.consecutive {
             self.count_success::<MAY_BE_LATE>(ticket);
             if consecutive.current() != 0 {
-                // A success that resets the count (in its generation).
-                self.success_to_windows(ticket);
+                self.success_resets_the_count(consecutive, ticket);
             }
         } else if let Some(ring) = &self.success_path.ring {
             self.count_success::<MAY_BE_LATE>(ticket);
@@ -184,6 +183,17 @@ impl Core {
             self.success_to_windows(ticket);
         } else {
             self.record(ticket, Verdict::Success);
+        }
+    }
+
+    /// A success that resets a lone consecutive count, in its generation
+    /// (as [`success_to_windows`](Self::success_to_windows) would, without
+    /// the walk over the policy kinds).
+    #[cold]
+    #[inline(never)]
+    fn success_resets_the_count(&self, consecutive: &ConsecutiveState, ticket: Ticket) {
+        if self.load().generation() == ticket.generation() {
+            consecutive.record(false);
         }
     }
 
