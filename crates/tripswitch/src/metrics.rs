@@ -205,6 +205,18 @@ impl Totals {
         }
     }
 
+    /// This thread's count of `tally` so far, if this thread owns `first`
+    /// (the common case, cheap: the same test as [`add`](Self::add)'s);
+    /// `None` on any other thread.
+    #[inline(always)]
+    pub(crate) fn own_first_count(&self, tally: Tally) -> Option<u64> {
+        if u32::from(STRIPE.with(Cell::get)) == self.first_owner.load(Ordering::Relaxed) {
+            Some(self.first.0.counts[tally as usize].load(Ordering::Relaxed))
+        } else {
+            None
+        }
+    }
+
     /// [`add`](Self::add) from any thread but `first`'s owner (or the very
     /// first count). Out of line: most breakers are counted by one thread.
     #[cold]

@@ -48,18 +48,48 @@ pub(crate) enum Enqueued {
 /// Open → HalfOpen → Open without end inside one call.
 pub(super) const TRANSITIONS_PER_LOOK: usize = 8;
 
-/// Whether this fail-fast rejection should read the clock although the
-/// period's timer has not fired: one in 1024 per thread does, so that a timer
-/// that never fires (its runtime shut down) cannot keep the breaker open.
-#[inline]
-fn sample_the_clock() -> bool {
+/// One fail-fast rejection in this many, per breaker and thread, reads the
+/// clock although the period's timer has not fired (see
+/// [`Core::sample_the_clock`]).
+const SAMPLE_EVERY: u32 = 1024;
+
+/// Breakers whose rejections a thread counts at once (direct-mapped by the
+/// breaker's address).
+const SAMPLE_WAYS: usize = 16;
+
+/// [`Core::sample_the_clock`] on a thread that does not own the breaker's
+/// first counter stripe: a count per breaker in a small table of the
+/// thread's (direct-mapped by the breaker's address). A breaker whose way
+/// another breaker holds takes the way over and reads the clock at once,
+/// so two breakers that share a way and are called in turn read it on
+/// every rejection: slower, never stuck. An address reused by a new
+/// breaker inherits a count below the bound, which keeps the bound.
+#[cold]
+#[inline(never)]
+fn sample_the_clock_elsewhere(breaker: usize) -> bool {
     thread_local! {
-        static REJECTIONS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        static REJECTIONS: [std::cell::Cell<(usize, u32)>; SAMPLE_WAYS] =
+            const { [const { std::cell::Cell::new((0, 0)) }; SAMPLE_WAYS] };
     }
-    REJECTIONS.with(|count| {
-        let next = count.get().wrapping_add(1);
-        count.set(next);
-        next.is_multiple_of(1024)
+    // The address's bits, mixed, pick the way (the top four of the product).
+    let way = ((breaker as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize;
+    REJECTIONS.with(|ways| {
+        let Some(slot) = ways.get(way) else {
+            return true;
+        };
+        let (owner, count) = slot.get();
+        let next = if owner == breaker {
+            count + 1
+        } else {
+            SAMPLE_EVERY
+        };
+        if next >= SAMPLE_EVERY {
+            slot.set((breaker, 0));
+            true
+        } else {
+            slot.set((breaker, next));
+            false
+        }
     })
 }
 
@@ -166,10 +196,33 @@ impl Core {
             return None;
         }
         let until = self.open_until.load(Ordering::Acquire)?;
-        if self.period_due.load(Ordering::Acquire) || sample_the_clock() {
+        if self.period_due.load(Ordering::Acquire) || self.sample_the_clock() {
             return None;
         }
         Some(until)
+    }
+
+    /// Whether this fail-fast rejection should read the clock although the
+    /// period's timer has not fired, so that a timer that never fires (its
+    /// runtime shut down) cannot keep the breaker open: at least every
+    /// [`SAMPLE_EVERY`]th rejection of this breaker on this thread does.
+    ///
+    /// The count is per breaker and thread. It was once per thread only,
+    /// and a thread that called two open breakers in turn drew every
+    /// 1,024th sample on the same one: the other never read the clock
+    /// (found by an adversarial review). On the thread that owns the
+    /// breaker's first counter stripe, the count is that stripe's rejection
+    /// count, which the rejection is about to increment (the same loads):
+    /// the rejection that will make it a multiple of [`SAMPLE_EVERY`]
+    /// reads the clock. Rejections counted elsewhere while the breaker is
+    /// open (by the full path, which reads the clock itself) only move the
+    /// count along, so the bound holds.
+    #[inline(always)]
+    fn sample_the_clock(&self) -> bool {
+        match self.totals.own_first_count(Tally::Rejected) {
+            Some(rejected) => (rejected + 1).is_multiple_of(u64::from(SAMPLE_EVERY)),
+            None => sample_the_clock_elsewhere(self.id()),
+        }
     }
 
     /// The rejection [`reject_while_open`](Self::reject_while_open) decided

@@ -175,6 +175,7 @@ impl Core {
     }
 
     /// The breaker's identity for the re-entrancy guard of its callbacks.
+    #[inline]
     pub(super) fn id(&self) -> usize {
         std::ptr::from_ref(self) as usize
     }
