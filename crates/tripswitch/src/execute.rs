@@ -140,13 +140,13 @@ where
                 Ok(ticket) => ticket,
                 Err(word) => {
                     if this.core.fails_fast()
-                        && let Some(until) = this.core.reject_while_open(word)
+                        && let Some(open) = this.core.reject_while_open(word)
                     {
                         // An outage's common case, inlined too; the rejection
                         // is built where the result goes.
                         this.stage.set(Stage::Done);
                         return Poll::Ready(Err(Error::Rejected(
-                            this.core.rejected_while_open(until),
+                            this.core.rejected_while_open(open),
                         )));
                     }
                     return poll_slow(this, cx);

@@ -217,6 +217,14 @@ impl Totals {
         }
     }
 
+    /// [`add`](Self::add) on the thread that [`own_first_count`](Self::own_first_count)
+    /// just answered for: `first` is this thread's (an owner keeps it for
+    /// life), so the owner test need not be made again.
+    #[inline(always)]
+    pub(crate) fn add_to_own_first(&self, tally: Tally) {
+        self.first.0.bump(tally);
+    }
+
     /// [`add`](Self::add) from any thread but `first`'s owner (or the very
     /// first count). Out of line: most breakers are counted by one thread.
     #[cold]

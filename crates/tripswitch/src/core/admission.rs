@@ -50,14 +50,32 @@ pub(super) const TRANSITIONS_PER_LOOK: usize = 8;
 
 /// One fail-fast rejection in this many, per breaker and thread, reads the
 /// clock although the period's timer has not fired (see
-/// [`Core::sample_the_clock`]).
+/// [`Core::reject_while_open`]).
 const SAMPLE_EVERY: u32 = 1024;
 
 /// Breakers whose rejections a thread counts at once (direct-mapped by the
 /// breaker's address).
 const SAMPLE_WAYS: usize = 16;
 
-/// [`Core::sample_the_clock`] on a thread that does not own the breaker's
+/// Whether the fail-fast rejection that follows `rejected` earlier ones of
+/// this breaker on this thread (counted on the breaker's first stripe,
+/// which this thread owns) reads the clock: the one that makes the count a
+/// multiple of [`SAMPLE_EVERY`] does.
+#[inline(always)]
+fn sampled_on_own_stripe(rejected: u64) -> bool {
+    (rejected + 1).is_multiple_of(u64::from(SAMPLE_EVERY))
+}
+
+/// A fail-fast rejection decided by [`Core::reject_while_open`]: the open
+/// period's deadline, and whether the thread owns the first stripe, where
+/// the rejection is then counted without testing again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OpenRejection {
+    until: Moment,
+    on_own_first_stripe: bool,
+}
+
+/// The clock sample of [`Core::reject_while_open`] on a thread that does not own the breaker's
 /// first counter stripe: a count per breaker in a small table of the
 /// thread's (direct-mapped by the breaker's address). A breaker whose way
 /// another breaker holds takes the way over and reads the clock at once,
@@ -186,50 +204,64 @@ impl Core {
 
     /// Whether a fail-fast call is refused because the breaker is open and
     /// its timer has not fired: the common case of an outage, kept short (no
-    /// clock read, no admission loop). Returns the open period's deadline;
-    /// `None` means: take the full path.
+    /// clock read, no admission loop). Returns the open period's deadline
+    /// and where the rejection is counted; `None` means: take the full path.
     ///
     /// `word`: the state word, as the admission just loaded it.
     #[inline]
-    pub(crate) fn reject_while_open(&self, word: Word) -> Option<Moment> {
+    pub(crate) fn reject_while_open(&self, word: Word) -> Option<OpenRejection> {
         if !word.is(State::Open) {
             return None;
         }
         let until = self.open_until.load(Ordering::Acquire)?;
-        if self.period_due.load(Ordering::Acquire) || self.sample_the_clock() {
+        if self.period_due.load(Ordering::Acquire) {
             return None;
         }
-        Some(until)
-    }
-
-    /// Whether this fail-fast rejection should read the clock although the
-    /// period's timer has not fired, so that a timer that never fires (its
-    /// runtime shut down) cannot keep the breaker open: at least every
-    /// [`SAMPLE_EVERY`]th rejection of this breaker on this thread does.
-    ///
-    /// The count is per breaker and thread. It was once per thread only,
-    /// and a thread that called two open breakers in turn drew every
-    /// 1,024th sample on the same one: the other never read the clock
-    /// (found by an adversarial review). On the thread that owns the
-    /// breaker's first counter stripe, the count is that stripe's rejection
-    /// count, which the rejection is about to increment (the same loads):
-    /// the rejection that will make it a multiple of [`SAMPLE_EVERY`]
-    /// reads the clock. Rejections counted elsewhere while the breaker is
-    /// open (by the full path, which reads the clock itself) only move the
-    /// count along, so the bound holds.
-    #[inline(always)]
-    fn sample_the_clock(&self) -> bool {
-        match self.totals.own_first_count(Tally::Rejected) {
-            Some(rejected) => (rejected + 1).is_multiple_of(u64::from(SAMPLE_EVERY)),
-            None => sample_the_clock_elsewhere(self.id()),
-        }
+        // The clock sample: at least every `SAMPLE_EVERY`th rejection of
+        // this breaker on this thread takes the full path, which reads the
+        // clock, so that a timer that never fires (its runtime shut down)
+        // cannot keep the breaker open. The count is per breaker and
+        // thread; it was once per thread only, and a thread that called two
+        // open breakers in turn drew every 1,024th sample on the same one:
+        // the other never read the clock (found by an adversarial review).
+        // On the thread that owns the breaker's first counter stripe, the
+        // count is that stripe's rejection count, which the rejection then
+        // increments (`rejected_while_open`, without testing the owner
+        // again). Rejections counted elsewhere while the breaker is open
+        // (by the full path, which reads the clock itself) only move the
+        // count along, so the bound holds.
+        let on_own_first_stripe = match self.totals.own_first_count(Tally::Rejected) {
+            Some(rejected) => {
+                if sampled_on_own_stripe(rejected) {
+                    return None;
+                }
+                true
+            }
+            None => {
+                if sample_the_clock_elsewhere(self.id()) {
+                    return None;
+                }
+                false
+            }
+        };
+        Some(OpenRejection {
+            until,
+            on_own_first_stripe,
+        })
     }
 
     /// The rejection [`reject_while_open`](Self::reject_while_open) decided
     /// on, built where the caller's result goes.
     #[inline]
-    pub(crate) fn rejected_while_open(&self, until: Moment) -> Rejected {
-        self.rejected(State::Open, RejectReason::Open, Some(until))
+    pub(crate) fn rejected_while_open(&self, open: OpenRejection) -> Rejected {
+        if open.on_own_first_stripe {
+            // The owner test was made a moment ago, on this thread: the
+            // first stripe is still this thread's (an owner keeps it for life).
+            self.totals.add_to_own_first(Tally::Rejected);
+        } else {
+            self.totals.add(Tally::Rejected);
+        }
+        self.rejected_counted(State::Open, RejectReason::Open, Some(open.until))
     }
 
     /// Admission for a caller that will not wait (`try_acquire`), with the
@@ -243,9 +275,9 @@ impl Core {
             Ok(ticket) => Ok(ticket),
             Err(word) => {
                 if self.settings.fail_fast
-                    && let Some(until) = self.reject_while_open(word)
+                    && let Some(open) = self.reject_while_open(word)
                 {
-                    return Err(self.rejected_while_open(until));
+                    return Err(self.rejected_while_open(open));
                 }
                 self.try_admit_not_closed()
             }
@@ -418,6 +450,17 @@ impl Core {
         deadline: Option<Moment>,
     ) -> Rejected {
         self.totals.add(Tally::Rejected);
+        self.rejected_counted(state, reason, deadline)
+    }
+
+    /// [`rejected`](Self::rejected), the rejection counted already.
+    #[inline(always)]
+    fn rejected_counted(
+        &self,
+        state: State,
+        reason: RejectReason,
+        deadline: Option<Moment>,
+    ) -> Rejected {
         // The level is asked first, and the line written out of line: the
         // guard against a panicking subscriber costs a call, which a
         // rejection pays only when DEBUG lines are wanted.
