@@ -234,9 +234,11 @@ async fn the_seed_retry_can_be_turned_off() {
 }
 
 /// A named classifier: the crate's one `Classify` trait.
+#[cfg(feature = "tower")]
 #[derive(Clone, Copy)]
 struct FiveHundreds;
 
+#[cfg(feature = "tower")]
 impl<E> tripswitch::Classify<u16, E> for FiveHundreds {
     fn classify(&self, result: &Result<u16, E>) -> Outcome {
         match result {
@@ -247,6 +249,7 @@ impl<E> tripswitch::Classify<u16, E> for FiveHundreds {
     }
 }
 
+#[cfg(feature = "tower")]
 #[tokio::test(start_paused = true)]
 async fn one_classify_trait_serves_execute_classified_and_the_tower_layer() {
     use tower::{Service, ServiceExt};
