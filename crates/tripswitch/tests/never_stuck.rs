@@ -9,14 +9,14 @@ mod common;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use common::{Boom, Recorder};
+use common::{Boom, DeafClock, Recorder};
 use futures::FutureExt;
-use tripswitch::clock::{Clock, FakeClock, Sleep, StdClock};
+use tripswitch::clock::{Clock, FakeClock, StdClock};
 use tripswitch::events::TransitionReason;
 use tripswitch::{CircuitBreaker, Error, HalfOpen, Registry, RejectReason, State};
 
@@ -55,26 +55,6 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
     result
         .recv_timeout(limit)
         .expect("did not finish: stuck or deadlocked")
-}
-
-/// A clock whose time is set by hand and whose sleeps never end: the
-/// harshest case of a timer that never fires (its runtime idle or gone).
-#[derive(Debug, Clone, Default)]
-struct SilentClock(Arc<AtomicU64>);
-
-impl SilentClock {
-    fn advance(&self, by: Duration) {
-        self.0.fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for SilentClock {
-    fn now(&self) -> Duration {
-        Duration::from_nanos(self.0.load(Ordering::SeqCst))
-    }
-    fn sleep(&self, _: Duration) -> Sleep {
-        Box::pin(std::future::pending())
-    }
 }
 
 // ----- 1. a panicking operation closure --------------------------------------
@@ -339,7 +319,7 @@ fn the_default_max_freeze_is_five_minutes() {
 
 // ----- 3. a fail-fast breaker leaves Open with no timer -------------------------
 
-fn silent_fail_fast(clock: &SilentClock) -> CircuitBreaker {
+fn silent_fail_fast(clock: &DeafClock) -> CircuitBreaker {
     CircuitBreaker::builder()
         .clock(clock.clone())
         .consecutive_failures(1)
@@ -355,7 +335,7 @@ const CALLS_BOUND: usize = 1_025;
 
 #[test]
 fn execute_leaves_open_within_a_bounded_number_of_calls_when_no_timer_fires() {
-    let clock = SilentClock::default();
+    let clock = DeafClock::default();
     let breaker = silent_fail_fast(&clock);
     let _ = common::fail(&breaker).now_or_never();
     clock.advance(Duration::from_millis(150));
@@ -372,7 +352,7 @@ fn execute_leaves_open_within_a_bounded_number_of_calls_when_no_timer_fires() {
 
 #[test]
 fn try_acquire_leaves_open_within_a_bounded_number_of_calls_when_no_timer_fires() {
-    let clock = SilentClock::default();
+    let clock = DeafClock::default();
     let breaker = silent_fail_fast(&clock);
     let _ = common::fail(&breaker).now_or_never();
     clock.advance(Duration::from_millis(150));
@@ -383,7 +363,7 @@ fn try_acquire_leaves_open_within_a_bounded_number_of_calls_when_no_timer_fires(
 
 #[test]
 fn acquire_leaves_open_at_once_after_the_deadline_when_no_timer_fires() {
-    let clock = SilentClock::default();
+    let clock = DeafClock::default();
     let breaker = silent_fail_fast(&clock);
     let _ = common::fail(&breaker).now_or_never();
     clock.advance(Duration::from_millis(150));
@@ -395,7 +375,7 @@ fn acquire_leaves_open_at_once_after_the_deadline_when_no_timer_fires() {
 #[test]
 fn the_tower_layer_leaves_open_at_once_after_the_deadline_when_no_timer_fires() {
     use tower::{Layer, Service, ServiceExt};
-    let clock = SilentClock::default();
+    let clock = DeafClock::default();
     let breaker = silent_fail_fast(&clock);
     let _ = common::fail(&breaker).now_or_never();
     clock.advance(Duration::from_millis(150));
@@ -415,7 +395,7 @@ async fn the_reqwest_middleware_leaves_open_at_once_after_the_deadline_when_no_t
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let clock = SilentClock::default();
+    let clock = DeafClock::default();
     let breaker = silent_fail_fast(&clock);
     let _ = common::fail(&breaker).await;
     clock.advance(Duration::from_millis(150));

@@ -1,32 +1,14 @@
 //! Review 17: metrics current vs totals, calls in window, clocks at their
 //! extremes and clocks whose timers never fire.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tripswitch::clock::{Clock, FakeClock, Sleep};
+use tripswitch::clock::FakeClock;
 use tripswitch::policy::{FailureRate, Window};
 use tripswitch::{Backoff, CircuitBreaker, HalfOpen, RejectReason, State};
 
-/// A clock whose time is set by hand and whose sleeps never end.
-#[derive(Debug, Clone, Default)]
-struct DeafClock(Arc<AtomicU64>);
-
-impl DeafClock {
-    fn advance(&self, by: Duration) {
-        self.0.fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for DeafClock {
-    fn now(&self) -> Duration {
-        Duration::from_nanos(self.0.load(Ordering::SeqCst))
-    }
-    fn sleep(&self, _duration: Duration) -> Sleep {
-        Box::pin(std::future::pending())
-    }
-}
+mod common;
+use common::DeafClock;
 
 #[test]
 fn current_excludes_late_results_totals_include_them() {

@@ -2,33 +2,17 @@
 //! "reject while open" shortcut, its clock sample, the rejection's event and
 //! counts) across open / half-open / closed and the manual states.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
-use tripswitch::clock::{Clock, FakeClock, Sleep};
+use tripswitch::clock::FakeClock;
 use tripswitch::events::EventKind;
 use tripswitch::{CircuitBreaker, HalfOpen, RejectReason, State};
 
-/// A clock moved by hand whose sleeps never finish: no timer ever fires.
-#[derive(Debug, Clone, Default)]
-struct DeafClock(Arc<AtomicU64>);
-
-impl DeafClock {
-    fn advance(&self, by: Duration) {
-        self.0.fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for DeafClock {
-    fn now(&self) -> Duration {
-        Duration::from_nanos(self.0.load(Ordering::SeqCst))
-    }
-    fn sleep(&self, _: Duration) -> Sleep {
-        Box::pin(std::future::pending())
-    }
-}
+mod common;
+use common::DeafClock;
 
 /// Counts the rejection events a breaker's listener sees.
 fn rejection_counter() -> (

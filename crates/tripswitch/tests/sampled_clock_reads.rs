@@ -11,24 +11,8 @@ use std::time::Duration;
 use tripswitch::CircuitBreaker;
 use tripswitch::clock::{Clock, Sleep};
 
-/// A clock moved by hand whose sleeps never finish: no timer ever fires.
-#[derive(Debug, Clone, Default)]
-struct DeafClock(Arc<AtomicU64>);
-
-impl DeafClock {
-    fn advance(&self, by: Duration) {
-        self.0.fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for DeafClock {
-    fn now(&self) -> Duration {
-        Duration::from_nanos(self.0.load(Ordering::SeqCst))
-    }
-    fn sleep(&self, _: Duration) -> Sleep {
-        Box::pin(std::future::pending())
-    }
-}
+mod common;
+use common::DeafClock;
 
 fn tripped(clock: &DeafClock, open: Duration) -> CircuitBreaker {
     let breaker = CircuitBreaker::standard()

@@ -1,8 +1,11 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use tripswitch::clock::{Clock, Sleep};
 use tripswitch::events::{Event, EventKind, TransitionReason};
 use tripswitch::{CircuitBreaker, Error, State};
 
@@ -74,5 +77,27 @@ impl Recorder {
             .iter()
             .filter(|s| s.starts_with(prefix))
             .count()
+    }
+}
+
+/// A clock whose time is set by hand and whose sleeps never end: the
+/// harshest case of a timer that never fires (its runtime idle or gone).
+/// Clones share the time.
+#[derive(Debug, Clone, Default)]
+pub struct DeafClock(Arc<AtomicU64>);
+
+impl DeafClock {
+    /// Moves the time on by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for DeafClock {
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.0.load(Ordering::SeqCst))
+    }
+    fn sleep(&self, _: Duration) -> Sleep {
+        Box::pin(std::future::pending())
     }
 }
