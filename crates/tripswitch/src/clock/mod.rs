@@ -101,20 +101,6 @@ pub(crate) enum ClockReader {
     Other(Arc<dyn Clock>),
 }
 
-/// A built-in clock's reading, in the form its time window's last-slice
-/// memory compares (see `policy::last_slice`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Reading {
-    /// Tokio's or `std`'s clock: the instant read and the clock's origin.
-    Instant {
-        now: std::time::Instant,
-        origin: std::time::Instant,
-    },
-    /// Nanoseconds since the clock's origin (the time-stamp-counter clock).
-    #[cfg(feature = "quanta")]
-    Nanos(u64),
-}
-
 impl ClockReader {
     /// The only place that tells the built-in clocks from the others.
     ///
@@ -192,24 +178,33 @@ impl ClockReader {
         matches!(self, ClockReader::Instants { on_tokio: true, .. })
     }
 
-    /// Whether [`reading`](Self::reading) gives readings (a built-in clock).
-    #[inline]
-    pub(crate) fn is_built_in(&self) -> bool {
-        !matches!(self, ClockReader::Other(_))
+    /// For tokio's clock `Some(true)`, for `std`'s `Some(false)`: the
+    /// clocks whose readings are instants ([`instant_now`]), which a time
+    /// window's last-slice memory compares (see `policy::last_slice`).
+    /// `None` for the others.
+    #[inline(always)]
+    pub(crate) fn reads_instants(&self) -> Option<bool> {
+        match self {
+            ClockReader::Instants { on_tokio, .. } => Some(*on_tokio),
+            _ => None,
+        }
     }
 
-    /// A built-in clock's reading, which is what [`now`](Self::now) returns
-    /// in another form.
-    #[inline]
-    pub(crate) fn reading(&self) -> Option<Reading> {
+    /// The time-stamp-counter clock, if this is it.
+    #[cfg(feature = "quanta")]
+    pub(crate) fn tsc(&self) -> Option<&TscClock> {
         match self {
-            ClockReader::Instants { origin, on_tokio } => Some(Reading::Instant {
-                now: instant_now(*on_tokio),
-                origin: *origin,
-            }),
-            #[cfg(feature = "quanta")]
-            ClockReader::Tsc(tsc) => Some(Reading::Nanos(tsc.nanos())),
-            ClockReader::Other(_) => None,
+            ClockReader::Tsc(tsc) => Some(tsc),
+            _ => None,
+        }
+    }
+
+    /// The origin of tokio's or `std`'s clock, whose readings are
+    /// instants; `None` for the other clocks.
+    pub(crate) fn instant_origin(&self) -> Option<std::time::Instant> {
+        match self {
+            ClockReader::Instants { origin, .. } => Some(*origin),
+            _ => None,
         }
     }
 
@@ -228,8 +223,8 @@ impl ClockReader {
 }
 
 /// Tokio's instant (which follows its paused clock) or `std`'s.
-#[inline]
-fn instant_now(on_tokio: bool) -> std::time::Instant {
+#[inline(always)]
+pub(crate) fn instant_now(on_tokio: bool) -> std::time::Instant {
     #[cfg(feature = "tokio")]
     if on_tokio {
         return tokio::time::Instant::now().into_std();

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use super::rules::Move;
 use super::*;
-use crate::clock::Reading;
 use crate::loom::lock;
 use crate::metrics::Tally;
 use crate::policy::{ConsecutiveState, CountRing, FastKind, RateState, TimeBuckets, TripPolicy};
@@ -307,31 +306,53 @@ impl Core {
         if MAY_BE_LATE && self.load().generation() != ticket.generation() {
             return;
         }
-        let judge = if self.settings.clock.is_built_in() {
-            self.success_to_buckets_on_built_in_clock(buckets)
-        } else {
-            self.success_to_buckets(buckets)
-        };
-        if judge {
+        if self.success_to_buckets(buckets) {
             self.judge_after_success(ticket);
         }
     }
 
-    /// [`success_to_own_buckets`](Self::success_to_own_buckets) on a custom
-    /// clock, out of line: the reading is a call through the clock anyway.
-    #[inline(never)]
+    /// A success counted in `buckets` at the clock's time. On tokio's or
+    /// `std`'s clock the thread's last slice is reused (see
+    /// `policy::last_slice`), inlined up to the
+    /// clock read (a call), so that a success in the thread's last slice
+    /// costs no other call. The first success in a slice goes the long
+    /// way, and the other clocks their own, out of line.
+    #[inline(always)]
     pub(super) fn success_to_buckets(&self, buckets: &TimeBuckets) -> bool {
+        let Some(on_tokio) = self.settings.clock.reads_instants() else {
+            return self.success_on_another_clock(buckets);
+        };
+        let now = crate::clock::instant_now(on_tokio);
+        match buckets.record_success_again(now) {
+            Some(judge) => judge,
+            None => self.success_in_a_new_slice(buckets, now),
+        }
+    }
+
+    /// [`success_to_buckets`](Self::success_to_buckets)
+    /// on the time-stamp-counter clock (its last slice reused too) or a
+    /// custom one.
+    #[inline(never)]
+    fn success_on_another_clock(&self, buckets: &TimeBuckets) -> bool {
+        #[cfg(feature = "quanta")]
+        if let Some(tsc) = self.settings.clock.tsc() {
+            let now = tsc.nanos();
+            return match buckets.record_success_again(now) {
+                Some(judge) => judge,
+                None => buckets.record_success_at(now, 0),
+            };
+        }
         buckets.record_success(self.now())
     }
 
-    /// [`success_to_buckets`](Self::success_to_buckets) on a built-in
-    /// clock, whose readings let the thread's last slice be reused.
+    /// The long way of [`success_to_buckets`](Self::success_to_buckets)
+    /// on tokio's or `std`'s clock. The origin is loaded here rather than
+    /// by the caller: the short path never needs it.
     #[inline(never)]
-    pub(super) fn success_to_buckets_on_built_in_clock(&self, buckets: &TimeBuckets) -> bool {
-        match self.settings.clock.reading() {
-            Some(Reading::Instant { now, origin }) => buckets.record_success_at(now, origin),
-            #[cfg(feature = "quanta")]
-            Some(Reading::Nanos(now)) => buckets.record_success_at(now, 0),
+    fn success_in_a_new_slice(&self, buckets: &TimeBuckets, now: std::time::Instant) -> bool {
+        match self.settings.clock.instant_origin() {
+            Some(origin) => buckets.record_success_at(now, origin),
+            // Instants come from tokio's and `std`'s clocks only.
             None => buckets.record_success(self.now()),
         }
     }

@@ -80,6 +80,7 @@ impl StripedSuccesses {
     }
 
     /// Bucket `index`'s cell in `row`, if the row exists.
+    #[inline(always)]
     fn cell(&self, row: usize, index: usize) -> Option<&Cell> {
         let line = self.rows.get(row)?.get()?.get(index / CELLS_PER_LINE)?;
         line.0.get(index % CELLS_PER_LINE)
@@ -133,16 +134,17 @@ impl StripedSuccesses {
 
     /// Counts one more success in bucket `index`'s cell of `row` (the
     /// calling thread's own, as [`add_at`](Self::add_at) returned it), if
-    /// it still holds `tag` in the window's current epoch. False when
-    /// anything moved: then go the long way.
-    #[inline]
+    /// it still holds `tag`. False when it moved on: then go the long way.
+    ///
+    /// The epoch is not checked: the caller vouches that `tag` is of the
+    /// current one (a window renews its id at each reset, and a thread's
+    /// memory of an older id is never used: see `TimeBuckets::id`).
+    #[inline(always)]
     pub(crate) fn add_again(&self, row: usize, index: usize, tag: u64) -> bool {
         let Some(cell) = self.cell(row, index) else {
             return false;
         };
-        tag >> SLICE_BITS == self.epoch.load(Ordering::Relaxed)
-            && cell.tag.load(Ordering::Relaxed) == tag
-            && increment(cell)
+        cell.tag.load(Ordering::Relaxed) == tag && increment(cell)
     }
 
     /// Successes counted in cells for `slice` (bucket `index`), every row.
@@ -169,7 +171,7 @@ impl StripedSuccesses {
 }
 
 /// One more success in a cell whose tag is right, by its only writer.
-#[inline]
+#[inline(always)]
 fn increment(cell: &Cell) -> bool {
     let count = cell.count.load(Ordering::Relaxed);
     if count == u64::MAX {

@@ -7,7 +7,7 @@ use super::striped_successes::StripedSuccesses;
 use super::window::{MAX_BUCKETS, WindowCounts};
 use crate::clock::nanos;
 use crate::loom::{AtomicU32, AtomicU64, Ordering};
-use crate::metrics::{OWNED_STRIPES, owned_stripe};
+use crate::metrics::{OWNED_STRIPES, claimed_stripe, owned_stripe};
 
 /// Calls in the last `length`, bucketed; each bucket knows which slice of time it holds.
 #[derive(Debug)]
@@ -24,8 +24,17 @@ pub(crate) struct TimeBuckets {
     /// locked instruction (`None` for windows of many buckets).
     striped: Option<StripedSuccesses>,
     /// Names this window in threads' memory of their last slice (see
-    /// `last_slice`); never reused.
-    id: u64,
+    /// `last_slice`); never reused, and renewed by [`reset`](Self::reset),
+    /// so that a thread's memory of a slice from before a reset is never
+    /// used after it. Invariant: a memory that names the current id holds a
+    /// tag of the current epoch of `striped` (or of a reset in progress).
+    /// Why the orderings suffice: `reset` bumps the epoch, then stores the
+    /// new id with `Release`; the long way loads the id with `Acquire`
+    /// before it reads the epoch for its tag, so a memory naming the new id
+    /// holds the new epoch's tag. The short path loads it `Relaxed`: an old
+    /// id there only matches memories made before the reset, whose counts
+    /// the reset then takes, as it would have a moment earlier.
+    id: AtomicU64,
     /// Failures and slow calls ever counted here. While it differs from
     /// `clean_upto`, the window may hold one, and every success is judged
     /// (old successes leaving the window can raise the rate, and calls can
@@ -41,6 +50,10 @@ pub(crate) struct TimeBuckets {
 /// The next [`TimeBuckets::id`]. A plain `std` atomic even under loom: it
 /// only names windows, it orders nothing.
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Bits of [`TimeBuckets::current`] that hold the bucket index (enough for `MAX_BUCKETS`).
 const INDEX_BITS: u32 = 17;
@@ -69,7 +82,7 @@ impl TimeBuckets {
                 .collect(),
             current: AtomicU64::new(0),
             striped: StripedSuccesses::new(buckets as usize, OWNED_STRIPES),
-            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            id: AtomicU64::new(next_id()),
             dirty: AtomicU64::new(0),
             clean_upto: AtomicU64::new(0),
         }
@@ -137,11 +150,26 @@ impl TimeBuckets {
         self.may_hold_failures()
     }
 
-    /// [`record_success`](Self::record_success) on a built-in clock: `now`
-    /// is the clock's reading, `origin` its start. A thread's second and
+    /// The short path of [`record_success`](Self::record_success) on a
+    /// built-in clock (`now` is the clock's reading): a thread's second and
     /// later successes in the same slice go straight to its cell (see
-    /// `last_slice`); the first one finds the slice and remembers its span.
-    #[inline]
+    /// `last_slice`). `None` when the success must go the long way,
+    /// [`record_success_at`](Self::record_success_at).
+    #[inline(always)]
+    pub(crate) fn record_success_again<P: Reading>(&self, now: P) -> Option<bool> {
+        let striped = self.striped.as_ref()?;
+        // The long way claims the thread's stripe if it has none yet.
+        let row = claimed_stripe()?;
+        let (cell, tag) = last_slice::recall(self.id.load(Ordering::Relaxed), now)?;
+        striped
+            .add_again(row, cell as usize, tag)
+            .then(|| self.may_hold_failures())
+    }
+
+    /// [`record_success`](Self::record_success) on a built-in clock: `now`
+    /// is the clock's reading, `origin` its start. Finds the slice and
+    /// remembers its span, for [`record_success_again`](Self::record_success_again).
+    #[inline(never)]
     pub(crate) fn record_success_at<P: Reading>(&self, now: P, origin: P) -> bool {
         let Some(striped) = &self.striped else {
             return self.record_success(Duration::from_nanos(now.nanos_since(origin)));
@@ -149,22 +177,18 @@ impl TimeBuckets {
         let Some(row) = owned_stripe() else {
             return self.record_success(Duration::from_nanos(now.nanos_since(origin)));
         };
-        if let Some((cell, tag)) = last_slice::recall(self.id, now)
-            && striped.add_again(row, cell as usize, tag)
-        {
-            return self.may_hold_failures();
-        }
+        // Before the epoch is read for the cell's tag (see `id`).
+        let id = self.id.load(Ordering::Acquire);
         let (slice, index) = self.slot_at_nanos(now.nanos_since(origin));
         match striped.add_at(row, slice, index) {
             Some((cell, tag)) => {
                 // Cells are at most `MAX_STRIPED_BUCKETS` per row: the
                 // index fits in a `u32`.
-                if let Some((start, end)) = self.span(origin, slice)
+                if let Some(end) = self.span_end(origin, slice)
                     && let Ok(cell) = u32::try_from(cell)
                 {
                     last_slice::remember(last_slice::Remembered {
-                        window: self.id,
-                        start,
+                        window: id,
                         end,
                         cell,
                         tag,
@@ -176,11 +200,10 @@ impl TimeBuckets {
         self.may_hold_failures()
     }
 
-    /// Slice `slice`'s span of readings, for a clock that started at `origin`.
-    fn span<P: Reading>(&self, origin: P, slice: u64) -> Option<(P, P)> {
-        let from = slice.checked_sub(1)?.checked_mul(self.bucket_nanos)?;
-        let to = slice.checked_mul(self.bucket_nanos)?;
-        Some((origin.after(from)?, origin.after(to)?))
+    /// The end of slice `slice`'s span of readings (the next slice's
+    /// first), for a clock that started at `origin`.
+    fn span_end<P: Reading>(&self, origin: P, slice: u64) -> Option<P> {
+        origin.after(slice.checked_mul(self.bucket_nanos)?)
     }
 
     pub(super) fn record(&self, failed: bool, slow: bool, at: Duration) -> WindowCounts {
@@ -249,6 +272,8 @@ impl TimeBuckets {
         if let Some(striped) = &self.striped {
             striped.reset();
         }
+        // After the epoch (see `id`).
+        self.id.store(next_id(), Ordering::Release);
         self.current.store(0, Ordering::Relaxed);
         for bucket in self.buckets.iter() {
             bucket.slice.store(0, Ordering::Release);
