@@ -12,7 +12,7 @@ use crate::half_open::ProbeJudge;
 use crate::loom::lock;
 use crate::metrics::Tally;
 use crate::open_period::AnyDebug;
-use crate::policy::{CallRecord, RatePolicy, RateState};
+use crate::policy::{CallRecord, ConsecutiveState, RatePolicy, RateState};
 use crate::state::State;
 use crate::ticket::{Ticket, TicketKind};
 
@@ -29,6 +29,12 @@ impl Core {
     /// Records how a run ended. Returns whether the breaker is open after it
     /// (because this run tripped it, or because it already was).
     pub(crate) fn record(&self, ticket: Ticket, verdict: Verdict<'_>) -> bool {
+        if let Verdict::Failure(error) = verdict
+            && let Some(consecutive) = self.lone_consecutive_count()
+            && self.load().0 == ticket.closed_word()
+        {
+            return self.failure_to_lone_count(consecutive, ticket, error);
+        }
         if ticket.kind() == TicketKind::PassThrough {
             return false;
         }
@@ -152,6 +158,34 @@ impl Core {
                 base.add(Tally::Slow);
             }
         }
+    }
+
+    /// [`record`](Self::record) for a failure counted in its own closed
+    /// generation, in a breaker whose only policy is a consecutive count
+    /// and which neither times runs nor has listeners (the same condition
+    /// as the success's short path, `SuccessPath`): what the general path
+    /// does for it, without the steps that cannot apply (no elapsed time,
+    /// no slow call, no event, no rate to announce, no policy to walk).
+    #[inline(never)]
+    fn failure_to_lone_count(
+        &self,
+        consecutive: &ConsecutiveState,
+        ticket: Ticket,
+        error: &dyn AnyDebug,
+    ) -> bool {
+        self.totals.add(Tally::Failure);
+        self.report(Verdict::Failure(error), None, false, None);
+        // `on_error` may have moved the breaker: as in the general path,
+        // the failure then counts in the totals only.
+        let word = self.load();
+        if word.generation() != ticket.generation() {
+            return word.state().is_open();
+        }
+        if consecutive.record(true) && word.state() == State::Closed {
+            let tripped = self.apply(Move::Trip, Some(word.generation()), Some(error));
+            return tripped || self.load().state().is_open();
+        }
+        false
     }
 
     /// Raises [`EventKind::RateExceeded`] for the rate policies among

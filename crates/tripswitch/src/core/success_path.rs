@@ -114,6 +114,14 @@ impl Core {
         }
     }
 
+    /// The consecutive count of a breaker whose only policy it is, when
+    /// successes take its short path (no timing, no listeners): failures
+    /// can take one too (`Core::record`).
+    #[inline(always)]
+    pub(super) fn lone_consecutive_count(&self) -> Option<&ConsecutiveState> {
+        self.success_path.consecutive.as_deref()
+    }
+
     /// A success that is not a counted one in its own closed generation.
     #[inline(never)]
     fn success_elsewhere(&self, ticket: Ticket) {
