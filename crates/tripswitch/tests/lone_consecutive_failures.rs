@@ -49,7 +49,7 @@ fn breaker(threshold: u32, on_error: OnError, listener: bool) -> Probe {
         builder = builder.on_event(|_| {});
     }
     let breaker = builder.build();
-    me.set(breaker.clone()).ok().expect("set once");
+    assert!(me.set(breaker.clone()).is_ok(), "set once");
     Probe { breaker, errors }
 }
 

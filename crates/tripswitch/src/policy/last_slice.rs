@@ -1,20 +1,19 @@
 //! Each thread remembers where its last success in a time window went: the
-//! end of that success's slice and the per-thread cell that counts it. The
-//! next success in the same window before that end goes straight to that
-//! cell: one comparison of clock readings instead of the clock arithmetic
-//! (an `Instant` subtraction, a conversion to nanoseconds, the slice
-//! lookup) that finds the slice from scratch.
+//! span of time of that success's slice and the per-thread cell that counts
+//! it. The next success in the same window and the same span goes straight
+//! to that cell: two comparisons of clock readings instead of the clock
+//! arithmetic (an `Instant` subtraction, a conversion to nanoseconds, the
+//! slice lookup) that finds the slice from scratch.
 //!
-//! Slice `s` of a window whose clock started at `origin` is
-//! `[origin + (s - 1) * bucket, origin + s * bucket)`. The success that
-//! found the slice was read in it, and a breaker's clock never goes
-//! backwards, so a later reading of the same thread before the end is in
-//! the same slice, whatever clock it came from (tokio's paused clock
-//! included: the reading compared is the one the breaker's clock just
-//! gave). A clock that broke that rule (tokio's paused time read inside
-//! and outside its runtime in turn, say) would have a success counted in
-//! the thread's last slice rather than an earlier one: in the window a
-//! little longer, never lost.
+//! The span is exact: slice `s` of a window whose clock started at `origin`
+//! is `[origin + (s - 1) * bucket, origin + s * bucket)`, so a reading in
+//! the remembered span is in the remembered slice, whatever clock it came
+//! from. Both ends are compared: tokio's clock can step back on one thread
+//! (a thread that leaves a paused runtime that was advanced, or enters
+//! another runtime), and a success read before the span must not be
+//! counted in the later slice, which is outside the window at the time it
+//! was read (review 23; the end alone was compared in one commit of the
+//! eleventh session).
 //!
 //! Readings are of two kinds, each with its own memory: `Instant`s (tokio's
 //! and `std`'s clocks) and nanoseconds since the clock's origin (the
@@ -32,8 +31,8 @@ use crate::clock::nanos;
 /// four, a thread calling eight windows in turn forgot every one of them
 /// before its next call (416 instructions a call against 240 for one
 /// window, the `eight-time-windows` case). The memory is per thread, static
-/// thread-local storage: 16 × 40 bytes of `Instant` spans and 16 × 40 of
-/// nanosecond spans (1,280 bytes a thread, checked at compile time below).
+/// thread-local storage: 16 × 56 bytes of `Instant` spans and 16 × 48 of
+/// nanosecond spans (1,664 bytes a thread, checked at compile time below).
 const WAYS: usize = 16;
 
 /// Where a thread's last success in one window went.
@@ -41,10 +40,8 @@ const WAYS: usize = 16;
 pub(crate) struct Remembered<P> {
     /// The window's id (`TimeBuckets::id`, never reused).
     pub(crate) window: u64,
-    /// The end of the slice's span on the breaker's clock. Its start is
-    /// not kept: the success that found the slice was read in it, and a
-    /// breaker's clock never goes backwards (`Clock::now`), so every later
-    /// reading of this thread is at or after the start.
+    /// The slice's span on the breaker's clock: `start <= now < end`.
+    pub(crate) start: P,
     pub(crate) end: P,
     /// The cell, by its bucket's index in the row.
     pub(crate) cell: u32,
@@ -109,7 +106,7 @@ impl Reading for u64 {
 pub(crate) fn recall<P: Reading>(window: u64, now: P) -> Option<(u32, u64)> {
     P::memory().with(|ways| {
         let last = ways[way(window)].get()?;
-        if last.window == window && now < last.end {
+        if last.window == window && last.start <= now && now < last.end {
             Some((last.cell, last.tag))
         } else {
             None
@@ -126,9 +123,9 @@ fn way(window: u64) -> usize {
     (window % WAYS as u64) as usize
 }
 
-// The thread-local memory the docs state: 16 × 40 + 16 × 40 bytes.
-const _: () = assert!(std::mem::size_of::<Option<Remembered<Instant>>>() == 40);
-const _: () = assert!(std::mem::size_of::<Option<Remembered<u64>>>() == 40);
+// The thread-local memory the docs state: 16 × 56 + 16 × 48 bytes.
+const _: () = assert!(std::mem::size_of::<Option<Remembered<Instant>>>() == 56);
+const _: () = assert!(std::mem::size_of::<Option<Remembered<u64>>>() == 48);
 
 #[cfg(test)]
 mod tests {
@@ -141,12 +138,14 @@ mod tests {
         let at = |nanos| origin + Duration::from_nanos(nanos);
         remember(Remembered {
             window: 7,
+            start: at(100),
             end: at(200),
             cell: 3,
             tag: 42,
         });
         assert_eq!(recall(7, at(100)), Some((3, 42)));
         assert!(recall(7, at(199)).is_some());
+        assert!(recall(7, at(99)).is_none(), "before the span");
         assert!(
             recall(7, at(200)).is_none(),
             "the span's end is the next slice"
@@ -158,6 +157,7 @@ mod tests {
         // Another window in another way leaves the first one remembered.
         remember(Remembered {
             window: 8,
+            start: at(0),
             end: at(1_000),
             cell: 0,
             tag: 1,
@@ -174,6 +174,7 @@ mod tests {
         for window in 1_000..1_016_u64 {
             remember(Remembered {
                 window,
+                start: origin,
                 end,
                 cell: window as u32,
                 tag: 1,
@@ -193,18 +194,21 @@ mod tests {
         let origin = Instant::now();
         remember(Remembered {
             window: 21,
+            start: origin,
             end: origin + Duration::from_nanos(100),
             cell: 1,
             tag: 5,
         });
         remember(Remembered {
             window: 21,
+            start: 1_000_u64,
             end: 2_000,
             cell: 2,
             tag: 6,
         });
         assert_eq!(recall(21, 1_500_u64), Some((2, 6)));
         assert!(recall(21, 2_000_u64).is_none(), "the span's end");
+        assert!(recall(21, 999_u64).is_none(), "before the span");
         assert_eq!(
             recall(21, origin + Duration::from_nanos(50)).map(|(cell, _)| cell),
             Some(1),

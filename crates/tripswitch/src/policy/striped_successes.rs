@@ -30,6 +30,9 @@ pub(crate) const MAX_STRIPED_BUCKETS: usize = 64;
 /// Slices must fit under the epoch in a tag.
 const SLICE_BITS: u32 = 40;
 
+/// The bits of an epoch that a tag holds (24).
+const EPOCH_MASK: u64 = (1 << (u64::BITS - SLICE_BITS)) - 1;
+
 /// One bucket's successes, as counted by one thread.
 #[derive(Debug, Default)]
 struct Cell {
@@ -158,10 +161,31 @@ impl StripedSuccesses {
             .sum()
     }
 
-    /// Forgets every count (without writing to the cells, which their owners
-    /// may be writing right now).
+    /// Forgets every count, by a new epoch: cells of an older one count
+    /// nothing (their owners may be writing them right now, so they are
+    /// left alone).
+    ///
+    /// A tag holds the epoch's low 24 bits: every 2^24th reset they go
+    /// round, and a cell left from 2^24 resets ago would count again. That
+    /// reset also clears every cell's tag (review 23). A success counted at
+    /// that moment may be lost with them, as it may be by any reset it
+    /// races with.
     pub(crate) fn reset(&self) {
-        self.epoch.fetch_add(1, Ordering::Relaxed);
+        let epoch = self.epoch.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        if epoch & EPOCH_MASK == 0 {
+            self.clear_every_tag();
+        }
+    }
+
+    /// Sets every allocated cell's tag to 0 (a cell that counts nothing).
+    #[cold]
+    #[inline(never)]
+    fn clear_every_tag(&self) {
+        for row in self.rows.iter().filter_map(OnceLock::get) {
+            for cell in row.iter().flat_map(|line| line.0.iter()) {
+                cell.tag.store(0, Ordering::Release);
+            }
+        }
     }
 
     /// How many buckets this covers.
@@ -220,6 +244,24 @@ mod tests {
         assert_eq!(cells.count(1, 1), 0);
         assert!(cells.add(0, 11, 1));
         assert_eq!(cells.count(11, 1), 1);
+    }
+
+    #[test]
+    fn a_cell_from_before_the_epoch_went_round_counts_nothing() {
+        let cells = StripedSuccesses::new(2, 2).expect("2 buckets");
+        for _ in 0..5 {
+            assert!(cells.add(0, 1, 1));
+        }
+        assert!(cells.add(1, 1, 0));
+        for reset in 1..=(EPOCH_MASK + 1) {
+            cells.reset();
+            if reset % (1 << 22) == 0 || reset >= EPOCH_MASK {
+                assert_eq!(cells.count(1, 1), 0, "after {reset} resets");
+                assert_eq!(cells.count(1, 0), 0, "after {reset} resets");
+            }
+        }
+        assert!(cells.add(0, 1, 1));
+        assert_eq!(cells.count(1, 1), 1);
     }
 
     #[test]

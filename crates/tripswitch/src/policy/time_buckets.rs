@@ -184,11 +184,12 @@ impl TimeBuckets {
             Some((cell, tag)) => {
                 // Cells are at most `MAX_STRIPED_BUCKETS` per row: the
                 // index fits in a `u32`.
-                if let Some(end) = self.span_end(origin, slice)
+                if let Some((start, end)) = self.span(origin, slice)
                     && let Ok(cell) = u32::try_from(cell)
                 {
                     last_slice::remember(last_slice::Remembered {
                         window: id,
+                        start,
                         end,
                         cell,
                         tag,
@@ -200,10 +201,11 @@ impl TimeBuckets {
         self.may_hold_failures()
     }
 
-    /// The end of slice `slice`'s span of readings (the next slice's
-    /// first), for a clock that started at `origin`.
-    fn span_end<P: Reading>(&self, origin: P, slice: u64) -> Option<P> {
-        origin.after(slice.checked_mul(self.bucket_nanos)?)
+    /// Slice `slice`'s span of readings, for a clock that started at `origin`.
+    fn span<P: Reading>(&self, origin: P, slice: u64) -> Option<(P, P)> {
+        let from = slice.checked_sub(1)?.checked_mul(self.bucket_nanos)?;
+        let to = slice.checked_mul(self.bucket_nanos)?;
+        Some((origin.after(from)?, origin.after(to)?))
     }
 
     pub(super) fn record(&self, failed: bool, slow: bool, at: Duration) -> WindowCounts {
