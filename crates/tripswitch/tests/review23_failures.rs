@@ -223,10 +223,13 @@ fn nested_failure_trips_and_the_outer_one_is_late() {
     same(&l, &g, "nested trip");
 }
 
+/// A named manual move of a breaker.
+type Move = (&'static str, fn(&CircuitBreaker));
+
 /// Results of runs admitted before a transition count in the totals only.
 #[test]
 fn late_failures_do_not_count_in_the_new_state() {
-    let moves: [(&str, fn(&CircuitBreaker)); 4] = [
+    let moves: [Move; 4] = [
         ("reset", |b| b.reset()),
         ("force_open + resume", |b| {
             b.force_open();
