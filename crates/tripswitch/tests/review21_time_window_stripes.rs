@@ -5,6 +5,8 @@
 //! thread-local destructors while a thread exits, and tokio's paused time
 //! across runtimes and threads. Every count must stay exact.
 
+mod common;
+
 use std::cell::RefCell;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -216,25 +218,17 @@ fn successes_from_exiting_threads_count_exactly() {
     }
 }
 
-fn paused_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
-
 /// Tokio's paused time, several runtimes one after the other on one thread,
 /// a breaker on the default clock (tokio's) made in the first: counts in a
 /// one-hour window stay exact whichever runtime's paused clock is read.
 #[test]
 fn paused_time_across_runtimes_on_one_thread_counts_exactly() {
-    let rt = paused_runtime();
+    let rt = common::paused_runtime();
     let breaker = rt.block_on(async { window_breaker(Window::last(Duration::from_secs(3_600))) });
     let mut expected = 0;
     for round in 0..4u64 {
         if round > 0 {
-            let rt = paused_runtime();
+            let rt = common::paused_runtime();
             rt.block_on(async {
                 tokio::time::advance(Duration::from_secs(round * 7)).await;
                 for _ in 0..100 {
@@ -258,7 +252,7 @@ fn paused_time_across_runtimes_on_one_thread_counts_exactly() {
     }
     // Read inside a paused runtime whose clock is at most a few minutes past
     // the breaker's origin: every success is within the hour.
-    let rt = paused_runtime();
+    let rt = common::paused_runtime();
     let m = rt.block_on(async { breaker.metrics() });
     assert_eq!(m.calls_in_window, Some(expected), "{m:?}");
 }
@@ -268,7 +262,7 @@ fn paused_time_across_runtimes_on_one_thread_counts_exactly() {
 /// as the window says, whatever each thread remembers of its last slice.
 #[test]
 fn paused_time_many_threads_slices_expire_exactly() {
-    let rt = paused_runtime();
+    let rt = common::paused_runtime();
     let handle = rt.handle().clone();
     let breaker =
         Arc::new(rt.block_on(async {

@@ -2,6 +2,8 @@
 //! bits above 40 bits of slice. Whether a reset still forgets after the
 //! epoch has gone round (2^24 window resets; a breaker reset is two).
 
+mod common;
+
 use std::time::Duration;
 
 use tripswitch::CircuitBreaker;
@@ -9,11 +11,7 @@ use tripswitch::policy::{FailureRate, Window};
 
 #[test]
 fn a_reset_forgets_after_the_epoch_goes_round() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = common::paused_runtime();
     rt.block_on(async {
         let breaker = CircuitBreaker::standard()
             .failure_rate(FailureRate::new(

@@ -3,6 +3,8 @@
 //! on that path ("lone") and on one forced onto the general path by a
 //! listener ("general"), and compares what they report.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -276,11 +278,7 @@ fn late_failures_do_not_count_in_the_new_state() {
 /// the breaker closed again through half-open.
 #[test]
 fn late_failures_across_a_trip_and_a_close() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = common::paused_runtime();
     rt.block_on(async {
         let (l, g) = pair(2);
         let mut held = Vec::new();
@@ -327,11 +325,7 @@ fn late_failures_across_a_trip_and_a_close() {
 /// through `execute`, in paused time.
 #[test]
 fn execute_with_the_seeds_retry_matches_the_general_path() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = common::paused_runtime();
     rt.block_on(async {
         for n in [1u32, 2, 3] {
             let l = make(n, false, true);
@@ -359,11 +353,7 @@ fn execute_with_the_seeds_retry_matches_the_general_path() {
 /// manual moves, time and `on_error` behaviours.
 #[test]
 fn random_walk_matches_the_general_path() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = common::paused_runtime();
     rt.block_on(async {
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
         let mut next = move || {

@@ -4,6 +4,8 @@
 //! the same breaker forced onto the general path by a listener ("reference"),
 //! or with exact expected counts.
 
+mod common;
+
 use std::sync::{Arc, Barrier, mpsc};
 use std::time::Duration;
 
@@ -52,14 +54,6 @@ fn in_window(breaker: &CircuitBreaker) -> u64 {
     breaker.metrics().calls_in_window.unwrap_or(0)
 }
 
-fn paused() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
-
 fn same(a: &CircuitBreaker, b: &CircuitBreaker, what: &str) {
     let (x, y) = (a.metrics(), b.metrics());
     assert_eq!(x.state, y.state, "state: {what}");
@@ -80,7 +74,7 @@ fn same(a: &CircuitBreaker, b: &CircuitBreaker, what: &str) {
 fn successes_after_a_paused_runtime_are_in_the_window_now() {
     let policy = rate(0.5, Window::last_in_buckets(Duration::from_secs(1), 10), 1);
     let (f, r) = (fast(policy), reference(policy));
-    let rt = paused();
+    let rt = common::paused_runtime();
     rt.block_on(async {
         tokio::time::advance(Duration::from_millis(60_250)).await;
         succeed(&f);
@@ -105,14 +99,14 @@ fn successes_after_a_paused_runtime_are_in_the_window_now() {
 fn a_second_paused_runtime_does_not_trip_below_the_threshold() {
     let policy = rate(0.5, Window::last_in_buckets(Duration::from_secs(1), 10), 2);
     let (f, r) = (fast(policy), reference(policy));
-    let a = paused();
+    let a = common::paused_runtime();
     a.block_on(async {
         tokio::time::advance(Duration::from_millis(60_250)).await;
         succeed(&f);
         succeed(&r);
     });
     drop(a);
-    let b = paused();
+    let b = common::paused_runtime();
     b.block_on(async {
         for breaker in [&f, &r] {
             for _ in 0..3 {
@@ -135,14 +129,14 @@ fn a_second_paused_runtime_does_not_trip_below_the_threshold() {
 fn successes_in_a_later_runtime_stay_out_of_the_window_for_the_whole_gap() {
     let policy = rate(0.5, Window::last_in_buckets(Duration::from_secs(1), 10), 1);
     let (f, r) = (fast(policy), reference(policy));
-    let a = paused();
+    let a = common::paused_runtime();
     a.block_on(async {
         tokio::time::advance(Duration::from_millis(60_250)).await;
         succeed(&f);
         succeed(&r);
     });
     drop(a);
-    let b = paused();
+    let b = common::paused_runtime();
     b.block_on(async {
         // One success every 100 ms (one slice each): the window of ten
         // slices holds min(step + 1, 10) of them. (The reference, whose
@@ -167,9 +161,9 @@ fn successes_in_a_later_runtime_stay_out_of_the_window_for_the_whole_gap() {
 fn two_runtimes_entered_in_turn_on_one_thread() {
     let policy = rate(0.5, Window::last_in_buckets(Duration::from_secs(1), 10), 1);
     let (f, r) = (fast(policy), reference(policy));
-    let ahead = paused();
+    let ahead = common::paused_runtime();
     ahead.block_on(tokio::time::advance(Duration::from_millis(60_250)));
-    let behind = paused();
+    let behind = common::paused_runtime();
     for round in 0..5 {
         {
             let _in = ahead.enter();
@@ -190,7 +184,7 @@ fn two_runtimes_entered_in_turn_on_one_thread() {
 /// the earlier successes, for a thread that keeps calling in one slice.
 #[test]
 fn every_reset_forgets_successes_of_a_thread_in_the_same_slice() {
-    let rt = paused();
+    let rt = common::paused_runtime();
     rt.block_on(async {
         // One bucket of an hour: the slice never changes in this test.
         let policy = rate(
@@ -248,7 +242,7 @@ fn every_reset_forgets_successes_of_a_thread_in_the_same_slice() {
 /// holds only what came after the close.
 #[test]
 fn closing_after_a_trip_forgets_the_earlier_successes() {
-    let rt = paused();
+    let rt = common::paused_runtime();
     rt.block_on(async {
         let policy = rate(
             0.5,
@@ -328,7 +322,7 @@ fn a_reset_on_another_thread_is_seen_by_a_thread_in_the_same_slice() {
 /// with resets of some in between.
 #[test]
 fn many_breakers_on_one_thread_count_exactly() {
-    let rt = paused();
+    let rt = common::paused_runtime();
     rt.block_on(async {
         let policy = rate(0.5, Window::last_in_buckets(Duration::from_secs(10), 10), 1);
         let breakers: Vec<_> = (0..40).map(|_| fast(policy)).collect();
@@ -438,7 +432,7 @@ fn threads_exiting_and_more_threads_than_stripes_count_exactly() {
 /// Slices expire exactly as paused time moves, at every bucket edge.
 #[test]
 fn slices_expire_exactly_with_paused_time() {
-    let rt = paused();
+    let rt = common::paused_runtime();
     rt.block_on(async {
         let ms = Duration::from_millis;
         let policy = rate(0.5, Window::last_in_buckets(ms(1000), 10), 1);
@@ -494,7 +488,7 @@ fn slices_expire_exactly_with_paused_time() {
 /// and 65, a window of the largest length, a breaker made long ago.
 #[test]
 fn window_shapes_at_the_edges_count_like_the_general_path() {
-    let rt = paused();
+    let rt = common::paused_runtime();
     rt.block_on(async {
         let shapes = [
             Window::last_in_buckets(Duration::from_secs(1), 1),
@@ -546,7 +540,7 @@ fn window_shapes_at_the_edges_count_like_the_general_path() {
 /// A breaker made long before its first call (paused time moved years).
 #[test]
 fn a_breaker_made_long_ago() {
-    let rt = paused();
+    let rt = common::paused_runtime();
     rt.block_on(async {
         let policy = rate(0.5, Window::last_in_buckets(Duration::from_secs(10), 10), 1);
         let (f, r) = (fast(policy), reference(policy));
@@ -571,7 +565,7 @@ fn a_breaker_made_long_ago() {
 /// several window shapes: the short path counts as the general path.
 #[test]
 fn random_walk_matches_the_general_path() {
-    let rt = paused();
+    let rt = common::paused_runtime();
     rt.block_on(async {
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = move || {
@@ -634,7 +628,7 @@ fn random_walk_matches_the_general_path() {
 /// the shapes that share the window's short path, against the general path.
 #[test]
 fn paired_and_multi_window_shapes_match_the_general_path() {
-    let rt = paused();
+    let rt = common::paused_runtime();
     rt.block_on(async {
         let mut seed = 0xD1B5_4A32_D192_ED03u64;
         let mut next = move || {

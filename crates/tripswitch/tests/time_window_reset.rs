@@ -5,6 +5,8 @@
 //! the window renews its id at each reset so that no memory from before it
 //! is used after it).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,14 +20,6 @@ fn on_std_clock() -> CircuitBreaker {
         .clock(StdClock::new())
         .failure_rate(FailureRate::new(0.9, Window::last(Duration::from_secs(3_600))).min_calls(1))
         .build()
-}
-
-fn paused_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
 }
 
 fn succeed(breaker: &CircuitBreaker, times: u64) {
@@ -54,7 +48,7 @@ fn successes_after_a_reset_in_the_same_slice_count_in_the_new_window() {
 
 #[test]
 fn the_same_on_tokio_paused_clock_with_time_standing_still() {
-    let rt = paused_runtime();
+    let rt = common::paused_runtime();
     rt.block_on(async {
         let breaker = CircuitBreaker::standard()
             .failure_rate(

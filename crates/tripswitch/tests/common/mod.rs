@@ -101,3 +101,12 @@ impl Clock for DeafClock {
         Box::pin(std::future::pending())
     }
 }
+
+/// A current-thread tokio runtime with its timer, started with time paused.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a paused current-thread runtime")
+}
